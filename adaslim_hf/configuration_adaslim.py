@@ -1,0 +1,227 @@
+"""Configuration of the adaptive-slimming DEMUCS (arXiv 2507.04879).
+
+Every architectural number lives here. Backbone fields keep the names of facebookresearch/denoiser's
+``Demucs`` (``hidden``, ``depth``, ``kernel_size``, ``stride``, ``resample``, ``growth``, ``causal``,
+``glu``, ``normalize``, ``floor``, ``rescale``), so a denoiser recipe reads the same here.
+
+This file imports only the standard library and transformers: it travels to the Hub as remote code.
+"""
+
+import math
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+
+@strict
+class AdaSlimConfig(PreTrainedConfig):
+    r"""
+    Slimmable causal DEMUCS plus a per-frame utilization router.
+
+    Backbone (denoiser's ``Demucs`` names and meaning):
+        chin / chout (`int`, defaults to 1): input / output audio channels of the network.
+        hidden (`int`, defaults to 32): channels of the first encoder block (the paper's H).
+        depth (`int`, defaults to 5): number of encoder (and decoder) blocks.
+        kernel_size / stride (`int`, defaults to 8 / 4): every block's conv; ``kernel_size`` must be a
+            multiple of ``stride`` (the fast path writes a strided conv as ``kernel_size // stride`` matmuls).
+        causal (`bool`, defaults to True): unidirectional recurrent parts (bottleneck and router).
+        resample (`int`, 1, 2 or 4): sinc up-sampling factor before the encoder.
+        growth (`float`, defaults to 2): channel growth per block; ``max_hidden`` caps it.
+        normalize (`bool`): divide the input by its standard deviation + ``floor``, undo at the output.
+        glu (`bool`): GLU after each 1x1 conv (``False``: ReLU and no channel doubling).
+        rescale (`float`): DEMUCS weight rescaling reference at initialisation (0 disables).
+        sample_rate (`int`, defaults to 16000): the rate the model was built and trained for.
+
+    Slimming:
+        utilization_factors (`tuple[float]`, defaults to (0.125, 0.25, 0.5, 1.0)): the widths a block may
+            run at, strictly increasing in (0, 1]. A block at factor u keeps the first ``floor(C * u)``
+            channels of its internal feature space; inputs, outputs and skips stay full width.
+
+    Bottleneck:
+        bottleneck (`str`): ``"gru"`` (the paper's split -> GRU per group -> concatenate) or ``"lstm"``
+            (exact DEMUCS, used to convert denoiser checkpoints).
+        bottleneck_groups (`int`, defaults to 4): channel groups of the grouped GRU.
+        bottleneck_layers (`int`, optional): recurrent layers; defaults to 1 for ``"gru"``, 2 for ``"lstm"``.
+
+    Router (Conv1d -> ReLU -> diagonal GRU -> pointwise Conv1d):
+        router_channels (`int`, defaults to 8): output channels of the router's front-end conv.
+        router_hidden (`int`, defaults to 8): units of the diagonal GRU.
+        router_stride (`int`, defaults to 1): bottleneck frames per router decision. One bottleneck frame is
+            ``total_stride`` input samples (256 = 16 ms at 16 kHz for the defaults).
+        gumbel_temperature (`float`, defaults to 1.0): straight-through Gumbel-softmax temperature (training).
+
+    Losses (stage 2: L_SE + efficiency_weight * L_Eff + balance_weight * L_Bal):
+        target_utilization (`float`, defaults to 0.25): mean utilization the router is trained towards.
+        efficiency_weight / balance_weight (`float`, defaults to 1.0 / 0.1): the paper's beta and gamma.
+        stft_sc_factor / stft_mag_factor (`float`, defaults to 0.1): weights of the multi-resolution STFT
+            loss terms (denoiser's causal VoiceBank recipe); 0 for both disables the STFT loss.
+    """
+
+    model_type = "adaslim"
+
+    # DEMUCS backbone
+    chin: int = 1
+    chout: int = 1
+    hidden: int = 32
+    depth: int = 5
+    kernel_size: int = 8
+    stride: int = 4
+    causal: bool = True
+    resample: int = 4
+    growth: int | float = 2
+    max_hidden: int = 10_000
+    normalize: bool = True
+    glu: bool = True
+    rescale: float = 0.1
+    floor: float = 1e-3
+    sample_rate: int = 16_000
+    # slimming
+    utilization_factors: list[float] | tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
+    # bottleneck
+    bottleneck: str = "gru"
+    bottleneck_groups: int = 4
+    bottleneck_layers: int | None = None
+    # router
+    router_channels: int = 8
+    router_hidden: int = 8
+    router_stride: int = 1
+    gumbel_temperature: float = 1.0
+    # losses
+    target_utilization: float = 0.25
+    efficiency_weight: float = 1.0
+    balance_weight: float = 0.1
+    stft_sc_factor: float = 0.1
+    stft_mag_factor: float = 0.1
+
+    def __post_init__(self, **kwargs):
+        self.utilization_factors = [float(u) for u in self.utilization_factors]
+        if self.bottleneck_layers is None:
+            self.bottleneck_layers = 2 if self.bottleneck == "lstm" else 1
+        self._check_values()
+        super().__post_init__(**kwargs)
+
+    def _check_values(self):
+        """Reject values the model cannot be built with: a ValueError saying what is allowed."""
+
+        def require(condition: bool, message: str):
+            if not condition:
+                raise ValueError(f"AdaSlimConfig: {message}")
+
+        for name in ("chin", "chout", "hidden", "depth", "kernel_size", "stride", "sample_rate",
+                     "bottleneck_groups", "router_channels", "router_hidden", "router_stride", "max_hidden"):
+            value = getattr(self, name)
+            require(value >= 1, f"`{name}` must be a positive integer, got {value}.")
+        require(self.resample in (1, 2, 4), f"`resample` must be 1, 2 or 4, got {self.resample}.")
+        require(
+            self.kernel_size % self.stride == 0,
+            f"`kernel_size` must be a multiple of `stride`, got kernel_size={self.kernel_size}, stride={self.stride}.",
+        )
+        require(self.growth >= 1, f"`growth` must be >= 1, got {self.growth}.")
+        require(self.floor > 0, f"`floor` must be > 0, got {self.floor}.")
+        require(self.rescale >= 0, f"`rescale` must be >= 0 (0 disables it), got {self.rescale}.")
+        require(
+            self.bottleneck in ("gru", "lstm"), f"`bottleneck` must be 'gru' or 'lstm', got {self.bottleneck!r}."
+        )
+        require(self.bottleneck_layers >= 1, f"`bottleneck_layers` must be >= 1, got {self.bottleneck_layers}.")
+        if self.bottleneck == "gru":
+            require(
+                self.channels[-1] % self.bottleneck_groups == 0,
+                f"`bottleneck_groups`={self.bottleneck_groups} must divide the bottleneck width {self.channels[-1]}.",
+            )
+        factors = self.utilization_factors
+        require(len(factors) >= 1, "`utilization_factors` must hold at least one factor.")
+        require(
+            all(0 < u <= 1 for u in factors) and all(a < b for a, b in zip(factors, factors[1:])),
+            f"`utilization_factors` must be strictly increasing values in (0, 1], got {factors}.",
+        )
+        require(
+            math.floor(self.channels[0] * factors[0]) >= 1,
+            f"the smallest factor {factors[0]} leaves no channel of the first block (hidden={self.hidden}); "
+            f"use a factor >= {1 / self.channels[0]:.4g}.",
+        )
+        require(
+            factors[0] <= self.target_utilization <= factors[-1],
+            f"`target_utilization` must lie in [{factors[0]}, {factors[-1]}] (the configured factors), "
+            f"got {self.target_utilization}.",
+        )
+        require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
+        for name in ("efficiency_weight", "balance_weight", "stft_sc_factor", "stft_mag_factor"):
+            require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
+
+    # ---- derived geometry (computed from the fields above, never stored) ----
+
+    @property
+    def sampling_rate(self) -> int:
+        """Alias of ``sample_rate`` under the name transformers' audio classes use."""
+        return self.sample_rate
+
+    @property
+    def channels(self) -> list[int]:
+        """Output channels C_1..C_depth of the encoder blocks (denoiser's growth rule)."""
+        channels, width = [], self.hidden
+        for _ in range(self.depth):
+            channels.append(width)
+            width = min(int(self.growth * width), self.max_hidden)
+        return channels
+
+    @property
+    def in_channels(self) -> list[int]:
+        """Input channels C_0..C_{depth-1} of the encoder blocks."""
+        return [self.chin] + self.channels[:-1]
+
+    @property
+    def total_stride(self) -> int:
+        """Input samples per bottleneck frame: stride**depth / resample (256 for the defaults)."""
+        return self.stride**self.depth // self.resample
+
+    @property
+    def router_hop(self) -> int:
+        """Input samples per router frame (one decision): ``router_stride * total_stride``."""
+        return self.router_stride * self.total_stride
+
+    @property
+    def num_factors(self) -> int:
+        return len(self.utilization_factors)
+
+    def slim_width(self, layer: int, factor_index: int) -> int:
+        """Internal channels of encoder/decoder block ``layer`` (0-based) at factor ``factor_index``."""
+        return math.floor(self.channels[layer] * self.utilization_factors[factor_index])
+
+    def factor_index(self, utilization: float) -> int:
+        """Index of ``utilization`` in ``utilization_factors``; ValueError listing the allowed ones."""
+        for index, factor in enumerate(self.utilization_factors):
+            if abs(factor - float(utilization)) < 1e-9:
+                return index
+        raise ValueError(
+            f"utilization {utilization!r} is not one of the configured factors {self.utilization_factors}."
+        )
+
+    def valid_length(self, length: int) -> int:
+        """Smallest input length >= ``length`` for which every conv and transposed conv fits exactly.
+
+        DEMUCS pads the input on the right to this length so the decoder output aligns with the input
+        (denoiser's ``Demucs.valid_length``): up-sample, apply the strided convs, then the transposed convs.
+        """
+        length = math.ceil(length * self.resample)
+        for _ in range(self.depth):
+            length = max(math.ceil((length - self.kernel_size) / self.stride) + 1, 1)
+        for _ in range(self.depth):
+            length = (length - 1) * self.stride + self.kernel_size
+        return int(math.ceil(length / self.resample))
+
+    def frames_per_layer(self, length: int) -> list[int]:
+        """Frames N_1..N_depth of each encoder block's output for an input of ``length`` samples
+        (after right-padding to ``valid_length``). Decoder block mirroring encoder block l runs on N_l frames."""
+        frames = self.valid_length(length) * self.resample
+        result = []
+        for _ in range(self.depth):
+            frames = (frames - self.kernel_size) // self.stride + 1
+            result.append(frames)
+        return result
+
+    def num_router_frames(self, length: int) -> int:
+        """Router decisions for an input of ``length`` samples (one per ``router_stride`` bottleneck frames)."""
+        return math.ceil(self.frames_per_layer(length)[-1] / self.router_stride)
+
+
+__all__ = ["AdaSlimConfig"]

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything this repository needs on a fresh machine, idempotently:
+#   - FFmpeg's shared libraries through apt (torchcodec decodes with them), when missing;
+#   - a virtual environment in .venv (reused when present);
+#   - the package and its pinned dependencies (constraints.txt) from PyPI with plain pip;
+#   - with --dev: the test extras and the reference DEMUCS (denoiser, installed without its deps).
+# Usage: bash scripts/bootstrap.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+log() { echo "[bootstrap] $*" >&2; }
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then
+    if command -v apt-get >/dev/null 2>&1; then
+        log "installing FFmpeg shared libraries (apt)"
+        sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null \
+            || log "WARNING: FFmpeg could not be installed: decoding through torchcodec will fail, soundfile I/O still works"
+    else
+        log "WARNING: no apt-get; install FFmpeg yourself for torchcodec decoding"
+    fi
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$PY" -m venv .venv
+fi
+extras="."
+[ "$dev" = 1 ] && extras=".[test]"
+stamp=".venv/.adaslim-installed-$dev-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+    log "installing $extras with the pinned set in constraints.txt (first run takes a few minutes)"
+    .venv/bin/pip install -q -c constraints.txt -e "$extras"
+    if [ "$dev" = 1 ]; then
+        .venv/bin/pip install -q --no-deps denoiser==0.1.5
+    fi
+    touch "$stamp"
+else
+    log "dependencies already installed (.venv)"
+fi
