@@ -1,0 +1,751 @@
+"""Adaptive-slimming DEMUCS (Miccini et al., WASPAA 2025, arXiv 2507.04879) as a transformers model.
+
+Read top to bottom: resampling -> slimmable blocks -> execution plans -> bottleneck -> router -> output ->
+the ``PreTrainedModel``.
+
+The backbone is facebookresearch/denoiser's causal DEMUCS (Defossez et al. 2020). Each encoder and decoder
+block can run its INTERNAL feature space at a utilization factor u (the first floor(C * u) channels);
+block inputs, outputs, skips and the bottleneck stay full width. A tiny router picks u per frame.
+
+One forward, three execution paths with the same result (tests assert <= 1e-5):
+  1. masked  (training with the router): one full-width pass, internal activations multiplied by a
+     per-frame channel mask built from the straight-through one-hot, so gradients reach the router;
+  2. sliced  (a static factor): weights sliced to the factor's channels, cost proportional to u;
+  3. grouped (per-frame choices at inference): per block, the frames of each router decision are
+     gathered by chosen factor and computed with that factor's sliced weights.
+
+All block math is written time-major ([B, frames, channels]) as matrix products: since kernel_size is a
+multiple of stride, a strided K-tap conv over an input viewed as S-sample blocks is K/S matmuls with no
+im2col copy, and slicing the weights shrinks those matmuls in proportion (F.conv1d does not scale down).
+
+Symbols: B batch, T input samples, L padded length (``valid_length``), U resample factor, N_l frames of
+layer l, N router frames, J utilization factors, C_l channels of layer l, w internal (slimmed) width.
+
+Imports only torch, transformers and siblings: the file travels to the Hub as remote code.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_adaslim import AdaSlimConfig
+from .losses import balance_loss, choice_fractions, efficiency_loss, speech_enhancement_loss
+from .macs import call_macs, frames_per_router_frame
+
+# ----------------------------------------------------------------------------------------------------
+# Windowed-sinc resampling by 2 (Smith & Gossett 1984), as DEMUCS does around the network.
+# ----------------------------------------------------------------------------------------------------
+
+SINC_ZEROS = 56
+
+
+def sinc_kernel(zeros: int = SINC_ZEROS, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Interpolation kernel [1, 1, 2 * zeros]: sinc at half-sample offsets times the odd samples of a Hann window."""
+    window = torch.hann_window(4 * zeros + 1, periodic=False, dtype=torch.float64)[1::2]
+    t = torch.linspace(-zeros + 0.5, zeros - 0.5, 2 * zeros, dtype=torch.float64) * math.pi
+    return (torch.sin(t) / t * window).to(dtype=dtype, device=device).view(1, 1, -1)
+
+
+def upsample2(signal: torch.Tensor) -> torch.Tensor:
+    """[..., T] -> [..., 2T]: keep every input sample, interleave sinc-interpolated half-sample values."""
+    *other, time = signal.shape
+    kernel = sinc_kernel(dtype=signal.dtype, device=signal.device)
+    halfway = F.conv1d(signal.reshape(-1, 1, time), kernel, padding=SINC_ZEROS)[..., 1:].reshape(*other, time)
+    return torch.stack([signal, halfway], dim=-1).reshape(*other, 2 * time)
+
+
+def downsample2(signal: torch.Tensor) -> torch.Tensor:
+    """[..., T] -> [..., ceil(T / 2)]: average even samples with sinc-interpolated odd samples."""
+    if signal.shape[-1] % 2:
+        signal = F.pad(signal, (0, 1))
+    even, odd = signal[..., ::2], signal[..., 1::2]
+    *other, time = odd.shape
+    kernel = sinc_kernel(dtype=signal.dtype, device=signal.device)
+    interpolated = F.conv1d(odd.reshape(-1, 1, time), kernel, padding=SINC_ZEROS)[..., :-1].reshape(*other, time)
+    return (even + interpolated) * 0.5
+
+
+# ----------------------------------------------------------------------------------------------------
+# Slimmable blocks. Parameters keep denoiser's conv layouts (so checkpoints convert one to one); the
+# sliced, matmul-ready views are derived per call from the width passed in as an argument.
+# ----------------------------------------------------------------------------------------------------
+
+
+class SlimEncoderBlock(nn.Module):
+    """Conv1d(C_in, C, K, S) -> ReLU -> [internal: first w of C channels] -> Conv1d(C, E*C, 1) -> GLU.
+
+    Slimming keeps conv_in's first w output channels and conv_out's first w input channels.
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, stride: int, glu: bool):
+        super().__init__()
+        self.in_channels, self.channels = in_channels, channels
+        self.kernel_size, self.stride, self.glu = kernel_size, stride, glu
+        self.conv_in = nn.Conv1d(in_channels, channels, kernel_size, stride)
+        self.conv_out = nn.Conv1d(channels, channels * (2 if glu else 1), 1)
+
+    @property
+    def taps(self) -> int:
+        """Number of S-sample input blocks one output frame reads (K / S)."""
+        return self.kernel_size // self.stride
+
+    def tap_views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [B, N_in, C_in] (N_in = (N_out + taps - 1) * S) -> taps views [B, N_out, S * C_in], no copy."""
+        batch, n_in, c_in = x.shape
+        blocks = x.reshape(batch, n_in // self.stride, self.stride * c_in)
+        n_out = blocks.shape[1] - self.taps + 1
+        return [blocks[:, tap : tap + n_out] for tap in range(self.taps)]
+
+    def frame_weights(self, width: int):
+        """Sliced weights: taps matrices [S*C_in, w], bias [w], 1x1 matrix [w, E*C], bias [E*C]."""
+        weight = self.conv_in.weight[:width]  # [w, C_in, K]
+        taps = weight.permute(2, 1, 0).reshape(self.taps, self.stride * self.in_channels, width)
+        out_matrix = self.conv_out.weight[:, :width, 0].t()  # [w, E*C]
+        return taps, self.conv_in.bias[:width], out_matrix, self.conv_out.bias
+
+    def frames(self, tap_inputs: list[torch.Tensor], width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Output frames from their tap inputs ([..., n, S*C_in] each) at internal width w -> [..., n, C]."""
+        taps, bias, out_matrix, out_bias = self.frame_weights(width)
+        hidden = tap_inputs[0] @ taps[0]
+        for tap in range(1, self.taps):
+            hidden = hidden + tap_inputs[tap] @ taps[tap]
+        hidden = F.relu(hidden + bias)  # [..., n, w]: the internal feature space
+        if mask is not None:
+            hidden = hidden * mask
+        out = hidden @ out_matrix + out_bias  # [..., n, E*C]
+        return F.glu(out, dim=-1) if self.glu else F.relu(out)
+
+
+class SlimDecoderBlock(nn.Module):
+    """Conv1d(C, E*C, 1) -> GLU -> [internal: w of C channels] -> ConvTranspose1d(C, C_out, K, S) -> ReLU.
+
+    Slimming is GLU-aware: conv_in keeps rows [0, w) of the value half AND rows [C, C + w) of the gate half;
+    conv_tr keeps its first w input channels. No ReLU after the outermost block.
+    """
+
+    def __init__(self, channels: int, out_channels: int, kernel_size: int, stride: int, glu: bool, last: bool):
+        super().__init__()
+        self.channels, self.out_channels = channels, out_channels
+        self.kernel_size, self.stride, self.glu, self.last = kernel_size, stride, glu, last
+        self.conv_in = nn.Conv1d(channels, channels * (2 if glu else 1), 1)
+        self.conv_tr = nn.ConvTranspose1d(channels, out_channels, kernel_size, stride)
+
+    @property
+    def taps(self) -> int:
+        return self.kernel_size // self.stride
+
+    def frame_weights(self, width: int):
+        """Sliced weights: 1x1 matrix [C, E*w] (GLU halves sliced separately), bias, taps matrix [w, K*C_out]."""
+        weight, bias = self.conv_in.weight[:, :, 0], self.conv_in.bias
+        if self.glu:
+            rows = slice(0, width), slice(self.channels, self.channels + width)
+            weight = torch.cat([weight[rows[0]], weight[rows[1]]])
+            bias = torch.cat([bias[rows[0]], bias[rows[1]]])
+        else:
+            weight, bias = weight[:width], bias[:width]
+        taps = self.conv_tr.weight[:width].permute(0, 2, 1).reshape(width, self.kernel_size * self.out_channels)
+        return weight.t(), bias, taps
+
+    def frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame transposed-conv contributions: x [..., n, C] -> [..., n, K * C_out] (taps-major)."""
+        in_matrix, bias, taps = self.frame_weights(width)
+        hidden = x @ in_matrix + bias
+        hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [..., n, w]: internal feature space
+        if mask is not None:
+            hidden = hidden * mask
+        return hidden @ taps
+
+    def overlap_add(self, contributions: torch.Tensor) -> torch.Tensor:
+        """[B, N, K*C_out] per-frame contributions -> output [B, (N + taps - 1) * S, C_out] (+ bias, ReLU)."""
+        batch, n_frames, _ = contributions.shape
+        per_tap = contributions.reshape(batch, n_frames, self.taps, self.stride * self.out_channels)
+        out = sum(
+            F.pad(per_tap[:, :, tap], (0, 0, tap, self.taps - 1 - tap)) for tap in range(self.taps)
+        )  # [B, N + taps - 1, S*C_out]
+        out = out.reshape(batch, -1, self.out_channels) + self.conv_tr.bias
+        return out if self.last else F.relu(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Execution plans: how each block computes its frames for one call.
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerPlan:
+    """What one layer (an encoder block and its mirror decoder block) computes in this call.
+
+    mode "sliced": every frame at ``width``; "masked": full width times ``mask`` [B, N_l, C_l];
+    "grouped": the frames under each router decision at the width of ``choice`` [B, N] (-1 = skip).
+    ``valid`` [B, N_l, 1] marks frames inside each item's length (None when nothing is padded).
+    """
+
+    mode: str
+    width: int | None = None
+    mask: torch.Tensor | None = None
+    choice: torch.Tensor | None = None
+    widths: tuple[int, ...] = ()
+    per_router_frame: int = 1
+    valid: torch.Tensor | None = None
+
+
+def _segment_views(tensor: torch.Tensor, num_router_frames: int, per_router_frame: int):
+    """Split [B, N_l, D] along frames into the regular part viewed [B, N-1, F, D] (router frames 0..N-2)
+    and the tail [B, N_l - (N-1)*F, D] (the last router frame, which runs to the layer's end)."""
+    split = (num_router_frames - 1) * per_router_frame
+    batch, _, depth = tensor.shape
+    regular = tensor[:, :split].reshape(batch, num_router_frames - 1, per_router_frame, depth)
+    return regular, tensor[:, split:]
+
+
+def _run_grouped(compute, inputs: list[torch.Tensor], out: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
+    """Fill ``out`` [B, N_l, D] by computing, for each factor, the frames of the router decisions that
+    chose it (gathered) with that factor's width. ``compute(list_of_inputs, width) -> rows``."""
+    choice = plan.choice  # [B, N]
+    num_router_frames = choice.shape[1]
+    out_regular, out_tail = _segment_views(out, num_router_frames, plan.per_router_frame)
+    in_parts = [_segment_views(x, num_router_frames, plan.per_router_frame) for x in inputs]
+    regular_choice, tail_choice = choice[:, :-1], choice[:, -1]
+    for index, width in enumerate(plan.widths):
+        if num_router_frames > 1:
+            chosen = regular_choice == index
+            count = int(chosen.sum())
+            if count == chosen.numel():  # every regular decision chose this factor: views, no gather
+                out_regular.copy_(compute([regular for regular, _ in in_parts], width))
+            elif count:
+                items, frames = chosen.nonzero(as_tuple=True)
+                out_regular[items, frames] = compute([regular[items, frames] for regular, _ in in_parts], width)
+        items = (tail_choice == index).nonzero(as_tuple=True)[0]
+        if len(items) == out.shape[0]:
+            out_tail.copy_(compute([tail for _, tail in in_parts], width))
+        elif len(items):
+            out_tail[items] = compute([tail[items] for _, tail in in_parts], width)
+    return out
+
+
+def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
+    """x [B, N_{l-1}, C_in] -> [B, N_l, C] under ``plan``."""
+    taps = block.tap_views(x)  # taps x [B, N_l, S*C_in]
+    if plan.mode == "sliced":
+        return block.frames(taps, plan.width)
+    if plan.mode == "masked":
+        return block.frames(taps, block.channels, plan.mask)
+    out = x.new_zeros(x.shape[0], taps[0].shape[1], block.channels)
+    return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
+
+
+def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
+    """x [B, N_l, C] -> [B, N_{l-1}, C_out] under ``plan``. Frames past an item's end contribute nothing,
+    so a padded batch gives each item exactly what it gets alone."""
+    if plan.mode == "sliced":
+        contributions = block.frames(x, plan.width, plan.valid)
+    elif plan.mode == "masked":
+        mask = plan.mask if plan.valid is None else plan.mask * plan.valid
+        contributions = block.frames(x, block.channels, mask)
+    else:
+        out = x.new_zeros(x.shape[0], x.shape[1], block.kernel_size * block.out_channels)
+        contributions = _run_grouped(lambda parts, width: block.frames(parts[0], width), [x], out, plan)
+        if plan.valid is not None:
+            contributions = contributions * plan.valid
+    return block.overlap_add(contributions)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bottleneck: the paper's grouped GRU (default) or DEMUCS' LSTM (for converted denoiser checkpoints).
+# ----------------------------------------------------------------------------------------------------
+
+
+class GroupedGRU(nn.Module):
+    """Split C channels into G groups, one GRU per group, concatenate: [B, N, C] -> [B, N, C].
+
+    Bidirectional (plus a Linear(2g, g) per group) when the model is not causal. Never slimmed.
+    """
+
+    def __init__(self, channels: int, groups: int, layers: int, bidirectional: bool):
+        super().__init__()
+        self.group_width = channels // groups
+        self.grus = nn.ModuleList(
+            nn.GRU(self.group_width, self.group_width, layers, batch_first=True, bidirectional=bidirectional)
+            for _ in range(groups)
+        )
+        self.linears = (
+            nn.ModuleList(nn.Linear(2 * self.group_width, self.group_width) for _ in range(groups))
+            if bidirectional
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for index, (gru, part) in enumerate(zip(self.grus, x.split(self.group_width, dim=-1))):
+            part, _ = gru(part)
+            if self.linears is not None:
+                part = self.linears[index](part)
+            outputs.append(part)
+        return torch.cat(outputs, dim=-1)
+
+
+class DemucsLSTM(nn.Module):
+    """DEMUCS' bottleneck: nn.LSTM(C, C, layers) (bidirectional plus Linear(2C, C) when not causal)."""
+
+    def __init__(self, channels: int, layers: int, bidirectional: bool):
+        super().__init__()
+        self.lstm = nn.LSTM(channels, channels, layers, batch_first=True, bidirectional=bidirectional)
+        self.linear = nn.Linear(2 * channels, channels) if bidirectional else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = self.lstm(x)
+        return self.linear(x) if self.linear is not None else x
+
+
+# ----------------------------------------------------------------------------------------------------
+# Router: Conv1d -> ReLU -> diagonal GRU -> pointwise Conv1d, one score per factor and router frame.
+# ----------------------------------------------------------------------------------------------------
+
+
+class DiagonalGRU(nn.Module):
+    """A GRU whose hidden units each recur only on themselves (cost linear in the hidden size):
+
+        z = sigmoid(W_z x + u_z * h + b_z)          r = sigmoid(W_r x + u_r * h + b_r)
+        n = tanh(W_n x + r * (u_n * h + c_n))       h = (1 - z) * n + z * h
+
+    with ``*`` element-wise. [B, N, I] -> [B, N, H]; ``reverse`` runs from the last frame to the first.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, reverse: bool = False):
+        super().__init__()
+        self.hidden_size, self.reverse = hidden_size, reverse
+        self.input_projection = nn.Linear(input_size, 3 * hidden_size)
+        self.recurrent_weight = nn.Parameter(torch.empty(3 * hidden_size))
+        self.recurrent_bias = nn.Parameter(torch.empty(3 * hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.hidden_size)
+        self.input_projection.reset_parameters()
+        nn.init.uniform_(self.recurrent_weight, -bound, bound)
+        nn.init.uniform_(self.recurrent_bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        projected = self.input_projection(x)  # [B, N, 3H], all frames at once
+        u_z, u_r, u_n = self.recurrent_weight.chunk(3)
+        c_z, c_r, c_n = self.recurrent_bias.chunk(3)
+        hidden = x.new_zeros(x.shape[0], self.hidden_size)
+        outputs = [None] * x.shape[1]
+        frames = range(x.shape[1] - 1, -1, -1) if self.reverse else range(x.shape[1])
+        for t in frames:
+            p_z, p_r, p_n = projected[:, t].chunk(3, dim=-1)
+            z = torch.sigmoid(p_z + u_z * hidden + c_z)
+            r = torch.sigmoid(p_r + u_r * hidden + c_r)
+            n = torch.tanh(p_n + r * (u_n * hidden + c_n))
+            hidden = n + z * (hidden - n)
+            outputs[t] = hidden
+        return torch.stack(outputs, dim=1)
+
+
+class AdaSlimRouter(nn.Module):
+    """Reads the normalised noisy input at the model rate; one decision per ``router_hop`` samples.
+
+    Router frame r sees input samples [r * hop, (r + 1) * hop), which the bottleneck frames it decides for
+    read too, so a causal router adds no look-ahead. Bidirectional GRU when the model is not causal.
+    """
+
+    def __init__(self, config: AdaSlimConfig):
+        super().__init__()
+        self.hop = config.router_hop
+        self.conv = nn.Conv1d(config.chin, config.router_channels, self.hop, self.hop)
+        self.gru = DiagonalGRU(config.router_channels, config.router_hidden)
+        self.gru_reverse = None if config.causal else DiagonalGRU(config.router_channels, config.router_hidden, True)
+        directions = 1 if config.causal else 2
+        self.projection = nn.Conv1d(directions * config.router_hidden, config.num_factors, 1)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """x [B, chin, L] normalised input -> logits [B, N, J] for the first ``num_frames`` router frames."""
+        needed = num_frames * self.hop
+        x = F.pad(x, (0, max(0, needed - x.shape[-1])))[..., :needed]
+        features = F.relu(self.conv(x)).transpose(1, 2)  # [B, N, router_channels]
+        hidden = self.gru(features)
+        if self.gru_reverse is not None:
+            hidden = torch.cat([hidden, self.gru_reverse(features)], dim=-1)
+        return self.projection(hidden.transpose(1, 2)).transpose(1, 2)  # [B, N, J]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdaSlimOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): with `clean_values`: L_SE, plus
+            efficiency_weight * L_Eff + balance_weight * L_Bal when the router decided.
+        enhanced_values (`torch.FloatTensor`, same shape as `input_values`): the enhanced waveform.
+        choice (`torch.LongTensor` of shape `(batch, router_frames)`): factor index per router frame,
+            -1 for frames entirely past an item's end.
+        utilization_per_frame (`torch.FloatTensor` of shape `(batch, router_frames)`): the factor per frame
+            (0 past an item's end).
+        mean_utilization (`torch.FloatTensor` of shape `(batch,)`): mean factor over each item's frames.
+        router_logits (`torch.FloatTensor` of shape `(batch, router_frames, factors)`, *optional*): scores of
+            the router; None for a static factor or a given choice.
+        macs (`torch.DoubleTensor` of shape `(batch,)`): multiply-accumulates this call spent per item
+            (adaslim_hf.macs.call_macs).
+        se_loss, efficiency_loss, balance_loss (`torch.FloatTensor` of shape `()`, *optional*): loss terms.
+    """
+
+    loss: torch.FloatTensor | None = None
+    enhanced_values: torch.FloatTensor | None = None
+    choice: torch.LongTensor | None = None
+    utilization_per_frame: torch.FloatTensor | None = None
+    mean_utilization: torch.FloatTensor | None = None
+    router_logits: torch.FloatTensor | None = None
+    macs: torch.DoubleTensor | None = None
+    se_loss: torch.FloatTensor | None = None
+    efficiency_loss: torch.FloatTensor | None = None
+    balance_loss: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------
+# The models
+# ----------------------------------------------------------------------------------------------------
+
+
+class AdaSlimPreTrainedModel(PreTrainedModel):
+    config_class = AdaSlimConfig
+    config: AdaSlimConfig
+    base_model_prefix = "adaslim"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """torch's default initialisation, then DEMUCS' rescaling of backbone convs (Defossez et al. 2019):
+        weight and bias divided by sqrt(std(weight) / rescale). Tensors loaded from a checkpoint are kept."""
+        if not isinstance(module, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear, nn.GRU, nn.LSTM, DiagonalGRU)):
+            return
+        if any(getattr(p, "_is_hf_initialized", False) for p in module.parameters(recurse=False)):
+            return
+        module.reset_parameters()
+        if getattr(module, "demucs_rescale", False) and self.config.rescale:
+            scale = (module.weight.std() / self.config.rescale) ** 0.5
+            module.weight.div_(scale)
+            if module.bias is not None:
+                module.bias.div_(scale)
+
+
+class AdaSlimModel(AdaSlimPreTrainedModel):
+    """Slimmable causal DEMUCS with a per-frame utilization router.
+
+    Example:
+    ```python
+    >>> import torch
+    >>> from adaslim_hf import AdaSlimConfig, AdaSlimModel
+    >>> model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).eval()
+    >>> out = model(torch.randn(1, 16000) * 0.1)          # the router decides per 16 ms frame
+    >>> out.enhanced_values.shape, out.choice.shape[0]
+    (torch.Size([1, 16000]), 1)
+    >>> model(torch.randn(1, 16000) * 0.1, utilization=0.25).macs.shape   # a static factor
+    torch.Size([1])
+    ```
+    """
+
+    def __init__(self, config: AdaSlimConfig):
+        super().__init__(config)
+        self.encoder = nn.ModuleList()
+        self.decoder = nn.ModuleList()  # decoder[i] mirrors encoder[depth - 1 - i] (denoiser's order)
+        for layer, (c_in, c) in enumerate(zip(config.in_channels, config.channels)):
+            self.encoder.append(SlimEncoderBlock(c_in, c, config.kernel_size, config.stride, config.glu))
+            c_out = config.chout if layer == 0 else c_in
+            self.decoder.insert(
+                0, SlimDecoderBlock(c, c_out, config.kernel_size, config.stride, config.glu, last=layer == 0)
+            )
+        for block in list(self.encoder) + list(self.decoder):
+            for conv in block.children():
+                conv.demucs_rescale = True
+        width, bidirectional = config.channels[-1], not config.causal
+        if config.bottleneck == "lstm":
+            self.bottleneck = DemucsLSTM(width, config.bottleneck_layers, bidirectional)
+        else:
+            self.bottleneck = GroupedGRU(width, config.bottleneck_groups, config.bottleneck_layers, bidirectional)
+        self.router = AdaSlimRouter(config)
+        self.post_init()
+
+    # ---- input checks ----
+
+    def _check_inputs(self, input_values, padding_mask):
+        """-> input [B, chin, T] float, valid lengths [B], whether the caller passed [B, T]."""
+        if not isinstance(input_values, torch.Tensor):
+            raise ValueError(f"input_values must be a torch.Tensor, got {type(input_values).__name__}.")
+        if not input_values.is_floating_point():
+            raise ValueError(f"input_values must be a floating-point waveform, got dtype {input_values.dtype}.")
+        chin = self.config.chin
+        if input_values.dim() == 2 and chin == 1:
+            x, flat = input_values.unsqueeze(1), True
+        elif input_values.dim() == 3 and input_values.shape[1] == chin:
+            x, flat = input_values, False
+        else:
+            expected = "[batch, samples] or [batch, 1, samples]" if chin == 1 else f"[batch, {chin}, samples]"
+            raise ValueError(f"input_values must have shape {expected}, got {list(input_values.shape)}.")
+        batch, _, length = x.shape
+        if batch == 0 or length == 0:
+            raise ValueError(f"input_values is empty: shape {list(input_values.shape)}.")
+        if not torch.isfinite(x).all():
+            raise ValueError("input_values contains NaN or Inf samples.")
+        x = x.to(self.dtype)
+        if padding_mask is None:
+            return x, torch.full((batch,), length, dtype=torch.long), flat
+        if tuple(padding_mask.shape) != (batch, length):
+            raise ValueError(
+                f"padding_mask must have shape [batch, samples] = {[batch, length]}, got {list(padding_mask.shape)}."
+            )
+        mask = padding_mask.bool()
+        lengths = mask.sum(dim=1)
+        prefix = torch.arange(length, device=mask.device) < lengths[:, None]
+        if not torch.equal(mask, prefix):
+            raise ValueError("padding_mask must mark each item's real samples as one run from the start (1...1 0...0).")
+        if (lengths == 0).any():
+            raise ValueError(f"padding_mask leaves item(s) {torch.nonzero(lengths == 0).flatten().tolist()} empty.")
+        return x, lengths.cpu(), flat
+
+    def _check_choice(self, choice: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
+        if not isinstance(choice, torch.Tensor) or choice.is_floating_point() or choice.dtype == torch.bool:
+            raise ValueError(
+                "utilization must be None, one of the configured factors "
+                f"{self.config.utilization_factors}, or an integer tensor of factor indices."
+            )
+        if tuple(choice.shape) != (batch, num_frames):
+            raise ValueError(
+                f"a per-frame utilization choice must have shape [batch, router_frames] = {[batch, num_frames]}, "
+                f"got {list(choice.shape)}."
+            )
+        if choice.numel() and (choice.min() < 0 or choice.max() >= self.config.num_factors):
+            raise ValueError(
+                f"per-frame choices must be factor indices in [0, {self.config.num_factors - 1}] "
+                f"(factors {self.config.utilization_factors}), got values in [{int(choice.min())}, {int(choice.max())}]."
+            )
+        return choice.long()
+
+    # ---- plans ----
+
+    def _layer_plans(self, mode, lengths, padded_length, choice=None, one_hot=None, static_index=None):
+        """One LayerPlan per layer (index 0 = outermost). ``choice`` [B, N] (-1 = past the end)."""
+        config = self.config
+        frames = config.frames_per_layer(padded_length)
+        padded = bool((lengths < padded_length).any()) if lengths is not None else False
+        valid_counts = [config.frames_per_layer(int(n)) for n in lengths.tolist()] if padded else None
+        plans = []
+        for layer in range(config.depth):
+            n_frames = frames[layer]
+            valid = None
+            if padded:
+                counts = torch.tensor([counts[layer] for counts in valid_counts])
+                valid = (torch.arange(n_frames)[None, :] < counts[:, None]).to(self.dtype)[..., None]
+                valid = valid.to(self.device)
+            per_router_frame = frames_per_router_frame(config, layer)
+            if mode == "sliced":
+                plans.append(LayerPlan("sliced", width=config.slim_width(layer, static_index), valid=valid))
+            elif mode == "masked":
+                index = (torch.arange(n_frames, device=self.device) // per_router_frame).clamp(max=one_hot.shape[1] - 1)
+                widths = torch.tensor([config.slim_width(layer, j) for j in range(config.num_factors)])
+                channel_masks = (torch.arange(config.channels[layer])[None, :] < widths[:, None]).to(one_hot.dtype)
+                mask = one_hot[:, index] @ channel_masks.to(self.device)  # [B, N_l, J] @ [J, C_l] -> [B, N_l, C_l]
+                plans.append(LayerPlan("masked", mask=mask, valid=valid))
+            else:
+                widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
+                plans.append(
+                    LayerPlan("grouped", choice=choice, widths=widths, per_router_frame=per_router_frame, valid=valid)
+                )
+        return plans
+
+    # ---- forward ----
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        utilization: float | torch.Tensor | None = None,
+        clean_values: torch.Tensor | None = None,
+        execution: str | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AdaSlimOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch, samples)` or `(batch, chin, samples)`): noisy
+                waveform at `config.sample_rate`.
+            padding_mask (`torch.Tensor` of shape `(batch, samples)`, *optional*): 1 for real samples, 0 for
+                padding (one run from the start). Each item of a padded batch gets exactly what it gets alone
+                (causal models).
+            utilization (`float` or `torch.LongTensor` of shape `(batch, router_frames)`, *optional*): None lets
+                the router decide per frame; a configured factor runs every frame at that width; a tensor gives
+                the factor index of every router frame (`config.num_router_frames(samples)` of them).
+            clean_values (`torch.FloatTensor`, same shape as `input_values`, *optional*): target for the loss.
+            execution (`str`, *optional*): force an execution path, "masked", "sliced" (static factors only)
+                or "grouped"; by default training with gradients uses "masked" and everything else the sliced
+                paths, whose cost follows the MACs.
+        """
+        if kwargs:
+            raise ValueError(f"AdaSlimModel.forward got unexpected arguments {sorted(kwargs)}.")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        config = self.config
+        x, lengths, flat = self._check_inputs(input_values, padding_mask)  # x [B, chin, T]
+        batch, _, length = x.shape
+        padded_length = config.valid_length(length)
+        num_frames = config.num_router_frames(length)
+        sample_mask = None
+        if padding_mask is not None:
+            sample_mask = (torch.arange(length)[None, :] < lengths[:, None]).to(x.dtype).to(x.device)[:, None]
+
+        # normalise by each item's standard deviation over its real samples (DEMUCS), zero the padding
+        if config.normalize:
+            mono = x.mean(dim=1)  # [B, T]
+            count = lengths.to(x.device, x.dtype)
+            weights = sample_mask[:, 0] if sample_mask is not None else torch.ones_like(mono)
+            mean = (mono * weights).sum(dim=1) / count
+            variance = (((mono - mean[:, None]) * weights) ** 2).sum(dim=1) / (count - 1).clamp(min=1)
+            std = variance.sqrt()[:, None, None]  # [B, 1, 1]
+            x = x / (config.floor + std)
+        else:
+            std = x.new_ones(batch, 1, 1)
+        if sample_mask is not None:
+            x = x * sample_mask
+        x = F.pad(x, (0, padded_length - length))  # [B, chin, L]
+
+        # who decides the width of each router frame
+        router_logits = one_hot = None
+        static_index = None
+        if utilization is None:
+            router_logits = self.router(x, num_frames)  # [B, N, J]
+            if self.training:
+                one_hot = F.gumbel_softmax(router_logits, tau=config.gumbel_temperature, hard=True)
+                choice = one_hot.argmax(dim=-1)
+            else:
+                choice = router_logits.argmax(dim=-1)
+        elif isinstance(utilization, torch.Tensor):
+            choice = self._check_choice(utilization, batch, num_frames).to(x.device)
+        else:
+            static_index = config.factor_index(utilization)
+            choice = torch.full((batch, num_frames), static_index, dtype=torch.long, device=x.device)
+        # Reported choice: -1 for router frames past an item's end. Executed choice: those of them that still
+        # hold valid frames of some layer (the deepest layers' receptive fields reach past the last bottleneck
+        # frame) repeat the item's last decision, as they do for an item alone; the rest are skipped (-1).
+        per_item_frames = [config.frames_per_layer(int(n)) for n in lengths.tolist()]
+        frame_starts = torch.arange(num_frames)[None, :]  # [1, N]
+        frame_valid = frame_starts * config.router_stride < torch.tensor([f[-1] for f in per_item_frames])[:, None]
+        needed = torch.zeros(batch, num_frames, dtype=torch.bool)
+        for layer in range(config.depth):
+            per_router_frame = frames_per_router_frame(config, layer)
+            layer_frames = torch.tensor([f[layer] for f in per_item_frames])[:, None]
+            needed |= frame_starts * per_router_frame < layer_frames
+        frame_valid, needed = frame_valid.to(x.device), needed.to(x.device)
+        last_valid = (frame_valid.sum(dim=1) - 1)[:, None]  # [B, 1]
+        exec_choice = torch.where(frame_valid, choice, choice.gather(1, last_valid))
+        exec_choice = torch.where(needed, exec_choice, torch.full_like(choice, -1))
+        choice = torch.where(frame_valid, choice, torch.full_like(choice, -1))
+
+        # pick the execution path
+        if execution is None:
+            if static_index is not None:
+                execution = "sliced"
+            elif self.training and torch.is_grad_enabled():
+                execution = "masked"
+            else:
+                execution = "grouped"
+        if execution not in ("masked", "sliced", "grouped"):
+            raise ValueError(f"execution must be 'masked', 'sliced' or 'grouped', got {execution!r}.")
+        if execution == "sliced" and static_index is None:
+            raise ValueError("execution='sliced' needs a static utilization factor.")
+        if execution == "masked":
+            hard = one_hot if one_hot is not None else F.one_hot(exec_choice.clamp(min=0), config.num_factors).to(x)
+            last_hard = hard.gather(1, last_valid[..., None].expand(-1, -1, hard.shape[-1]))
+            exec_one_hot = torch.where(frame_valid[..., None], hard, last_hard) * needed[..., None].to(hard)
+        else:
+            exec_one_hot = None
+        plans = self._layer_plans(execution, lengths if padding_mask is not None else None, padded_length,
+                                  choice=exec_choice, one_hot=exec_one_hot, static_index=static_index)
+
+        # up-sample, encode, recur, decode, down-sample
+        for _ in range(int(math.log2(config.resample))):
+            x = upsample2(x)
+        x = x.transpose(1, 2)  # [B, L*U, chin], time-major from here on
+        skips = []
+        for block, plan in zip(self.encoder, plans):
+            x = encoder_forward(block, x, plan)  # [B, N_l, C_l]
+            skips.append(x)
+        x = self._run_bottleneck(x, lengths if padding_mask is not None else None)
+        for block, plan in zip(self.decoder, reversed(plans)):
+            skip = skips.pop()
+            x = decoder_forward(block, x + skip[:, : x.shape[1]], plan)
+        if padding_mask is not None:  # what lies past each item's padded length is not part of its signal
+            ends = torch.tensor([config.valid_length(int(n)) * config.resample for n in lengths.tolist()])
+            x = x * (torch.arange(x.shape[1])[None, :] < ends[:, None]).to(x)[..., None]
+        x = x.transpose(1, 2)  # [B, chout, L*U]
+        for _ in range(int(math.log2(config.resample))):
+            x = downsample2(x)
+        enhanced = x[..., :length] * std
+        if sample_mask is not None:
+            enhanced = enhanced * sample_mask
+
+        # compute trace and losses
+        factors = torch.tensor(config.utilization_factors, dtype=x.dtype, device=x.device)
+        utilization_per_frame = torch.where(choice >= 0, factors[choice.clamp(min=0)], torch.zeros_like(factors[0]))
+        mean_utilization = utilization_per_frame.sum(dim=1) / frame_valid.sum(dim=1)
+        macs = call_macs(config, exec_choice, lengths, router=utilization is None)
+        enhanced_values = enhanced[:, 0] if flat else enhanced
+
+        loss = se_loss = eff_loss = bal_loss = None
+        if clean_values is not None:
+            if tuple(clean_values.shape) != tuple(input_values.shape):
+                raise ValueError(
+                    f"clean_values must have the shape of input_values {list(input_values.shape)}, "
+                    f"got {list(clean_values.shape)}."
+                )
+            target = clean_values.to(enhanced_values.dtype)
+            loss = se_loss = speech_enhancement_loss(
+                enhanced_values.reshape(batch, -1) if not flat else enhanced_values,
+                target.reshape(batch, -1) if not flat else target,
+                sc_factor=config.stft_sc_factor,
+                mag_factor=config.stft_mag_factor,
+                padding_mask=padding_mask if flat else None,
+            )
+            if utilization is None:
+                hard = one_hot if one_hot is not None else F.one_hot(choice.clamp(min=0), config.num_factors).to(x)
+                fractions = choice_fractions(hard, frame_valid)
+                eff_loss = efficiency_loss(fractions, factors, config.target_utilization)
+                bal_loss = balance_loss(fractions)
+                loss = se_loss + config.efficiency_weight * eff_loss + config.balance_weight * bal_loss
+
+        output = AdaSlimOutput(
+            loss=loss,
+            enhanced_values=enhanced_values,
+            choice=choice,
+            utilization_per_frame=utilization_per_frame,
+            mean_utilization=mean_utilization,
+            router_logits=router_logits,
+            macs=macs,
+            se_loss=se_loss,
+            efficiency_loss=eff_loss,
+            balance_loss=bal_loss,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _run_bottleneck(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """[B, N_L, C] -> [B, N_L, C]. A bidirectional bottleneck on a padded batch runs on packed sequences
+        so that each item's backward recurrence starts at its own end."""
+        if lengths is None or self.config.causal:
+            return self.bottleneck(x)
+        frames = torch.tensor([self.config.frames_per_layer(int(n))[-1] for n in lengths.tolist()])
+        outputs = torch.zeros_like(x)
+        for item in range(x.shape[0]):  # bidirectional + padding: per item, so no padding enters the recurrence
+            n = int(frames[item])
+            outputs[item : item + 1, :n] = self.bottleneck(x[item : item + 1, :n])
+        return outputs
+
+
+__all__ = ["AdaSlimConfig", "AdaSlimModel", "AdaSlimOutput", "AdaSlimPreTrainedModel", "AdaSlimRouter"]
