@@ -24,6 +24,7 @@ layer l, N router frames, J utilization factors, C_l channels of layer l, w inte
 Imports only torch, transformers and siblings: the file travels to the Hub as remote code.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -51,11 +52,34 @@ def sinc_kernel(zeros: int = SINC_ZEROS, dtype=torch.float32, device=None) -> to
     return (torch.sin(t) / t * window).to(dtype=dtype, device=device).view(1, 1, -1)
 
 
+@functools.lru_cache(maxsize=8)
+def _sinc_toeplitz(block: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[block + taps - 1, block] matrix whose product with a window of input gives ``block`` filter outputs."""
+    kernel = sinc_kernel(dtype=dtype, device=device).flatten()
+    lag = torch.arange(block + kernel.numel() - 1, device=device)[:, None] - torch.arange(block, device=device)
+    inside = (lag >= 0) & (lag < kernel.numel())
+    return torch.where(inside, kernel[lag.clamp(0, kernel.numel() - 1)], torch.zeros((), dtype=dtype, device=device))
+
+
+def sinc_filter(signal: torch.Tensor, block: int = 256) -> torch.Tensor:
+    """F.conv1d(signal [M, 1, T], sinc_kernel(), padding=SINC_ZEROS) -> [M, 1, T + 1].
+
+    Computed as one matrix product over overlapping windows of ``block`` outputs (a banded Toeplitz matrix):
+    about 10x faster on CPU than a long single-channel convolution, for twice the multiply-adds."""
+    rows, _, time = signal.shape
+    taps = 2 * SINC_ZEROS
+    out_length = time + 1
+    num_blocks = -(-out_length // block)
+    padded = F.pad(signal, (SINC_ZEROS, SINC_ZEROS + num_blocks * block - out_length))
+    windows = padded.unfold(-1, block + taps - 1, block)  # [M, 1, num_blocks, block + taps - 1]
+    out = windows @ _sinc_toeplitz(block, signal.dtype, signal.device)  # [M, 1, num_blocks, block]
+    return out.reshape(rows, 1, num_blocks * block)[..., :out_length]
+
+
 def upsample2(signal: torch.Tensor) -> torch.Tensor:
     """[..., T] -> [..., 2T]: keep every input sample, interleave sinc-interpolated half-sample values."""
     *other, time = signal.shape
-    kernel = sinc_kernel(dtype=signal.dtype, device=signal.device)
-    halfway = F.conv1d(signal.reshape(-1, 1, time), kernel, padding=SINC_ZEROS)[..., 1:].reshape(*other, time)
+    halfway = sinc_filter(signal.reshape(-1, 1, time))[..., 1:].reshape(*other, time)
     return torch.stack([signal, halfway], dim=-1).reshape(*other, 2 * time)
 
 
@@ -65,8 +89,7 @@ def downsample2(signal: torch.Tensor) -> torch.Tensor:
         signal = F.pad(signal, (0, 1))
     even, odd = signal[..., ::2], signal[..., 1::2]
     *other, time = odd.shape
-    kernel = sinc_kernel(dtype=signal.dtype, device=signal.device)
-    interpolated = F.conv1d(odd.reshape(-1, 1, time), kernel, padding=SINC_ZEROS)[..., :-1].reshape(*other, time)
+    interpolated = sinc_filter(odd.reshape(-1, 1, time))[..., :-1].reshape(*other, time)
     return (even + interpolated) * 0.5
 
 
@@ -102,22 +125,21 @@ class SlimEncoderBlock(nn.Module):
         return [blocks[:, tap : tap + n_out] for tap in range(self.taps)]
 
     def frame_weights(self, width: int):
-        """Sliced weights: taps matrices [S*C_in, w], bias [w], 1x1 matrix [w, E*C], bias [E*C]."""
+        """Sliced weights in F.linear layout: taps x [w, S*C_in] and bias [w]; 1x1 [E*C, w] and bias [E*C]."""
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
-        taps = weight.permute(2, 1, 0).reshape(self.taps, self.stride * self.in_channels, width)
-        out_matrix = self.conv_out.weight[:, :width, 0].t()  # [w, E*C]
-        return taps, self.conv_in.bias[:width], out_matrix, self.conv_out.bias
+        taps = weight.permute(0, 2, 1).reshape(width, self.taps, self.stride * self.in_channels)
+        return taps, self.conv_in.bias[:width], self.conv_out.weight[:, :width, 0], self.conv_out.bias
 
     def frames(self, tap_inputs: list[torch.Tensor], width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Output frames from their tap inputs ([..., n, S*C_in] each) at internal width w -> [..., n, C]."""
-        taps, bias, out_matrix, out_bias = self.frame_weights(width)
-        hidden = tap_inputs[0] @ taps[0]
+        taps, bias, out_weight, out_bias = self.frame_weights(width)
+        hidden = F.linear(tap_inputs[0], taps[:, 0], bias)
         for tap in range(1, self.taps):
-            hidden = hidden + tap_inputs[tap] @ taps[tap]
-        hidden = F.relu(hidden + bias)  # [..., n, w]: the internal feature space
+            hidden = hidden.add_(F.linear(tap_inputs[tap], taps[:, tap]))
+        hidden = F.relu(hidden)  # [..., n, w]: the internal feature space
         if mask is not None:
             hidden = hidden * mask
-        out = hidden @ out_matrix + out_bias  # [..., n, E*C]
+        out = F.linear(hidden, out_weight, out_bias)  # [..., n, E*C]
         return F.glu(out, dim=-1) if self.glu else F.relu(out)
 
 
@@ -140,7 +162,8 @@ class SlimDecoderBlock(nn.Module):
         return self.kernel_size // self.stride
 
     def frame_weights(self, width: int):
-        """Sliced weights: 1x1 matrix [C, E*w] (GLU halves sliced separately), bias, taps matrix [w, K*C_out]."""
+        """Sliced weights in F.linear layout: 1x1 [E*w, C] (GLU halves sliced separately) and bias,
+        transposed-conv taps [K*C_out, w] ordered (tap, output channel)."""
         weight, bias = self.conv_in.weight[:, :, 0], self.conv_in.bias
         if self.glu:
             rows = slice(0, width), slice(self.channels, self.channels + width)
@@ -148,26 +171,26 @@ class SlimDecoderBlock(nn.Module):
             bias = torch.cat([bias[rows[0]], bias[rows[1]]])
         else:
             weight, bias = weight[:width], bias[:width]
-        taps = self.conv_tr.weight[:width].permute(0, 2, 1).reshape(width, self.kernel_size * self.out_channels)
-        return weight.t(), bias, taps
+        taps = self.conv_tr.weight[:width].permute(2, 1, 0).reshape(self.kernel_size * self.out_channels, width)
+        return weight, bias, taps
 
     def frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per-frame transposed-conv contributions: x [..., n, C] -> [..., n, K * C_out] (taps-major)."""
-        in_matrix, bias, taps = self.frame_weights(width)
-        hidden = x @ in_matrix + bias
+        in_weight, bias, taps = self.frame_weights(width)
+        hidden = F.linear(x, in_weight, bias)
         hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [..., n, w]: internal feature space
         if mask is not None:
             hidden = hidden * mask
-        return hidden @ taps
+        return F.linear(hidden, taps)
 
     def overlap_add(self, contributions: torch.Tensor) -> torch.Tensor:
         """[B, N, K*C_out] per-frame contributions -> output [B, (N + taps - 1) * S, C_out] (+ bias, ReLU)."""
         batch, n_frames, _ = contributions.shape
         per_tap = contributions.reshape(batch, n_frames, self.taps, self.stride * self.out_channels)
-        out = sum(
-            F.pad(per_tap[:, :, tap], (0, 0, tap, self.taps - 1 - tap)) for tap in range(self.taps)
-        )  # [B, N + taps - 1, S*C_out]
-        out = out.reshape(batch, -1, self.out_channels) + self.conv_tr.bias
+        out = self.conv_tr.bias.repeat(batch, n_frames + self.taps - 1, self.stride)  # [B, N + taps - 1, S*C_out]
+        for tap in range(self.taps):
+            out[:, tap : tap + n_frames] += per_tap[:, :, tap]
+        out = out.reshape(batch, -1, self.out_channels)
         return out if self.last else F.relu(out)
 
 
@@ -264,11 +287,13 @@ class GroupedGRU(nn.Module):
     """Split C channels into G groups, one GRU per group, concatenate: [B, N, C] -> [B, N, C].
 
     Bidirectional (plus a Linear(2g, g) per group) when the model is not causal. Never slimmed.
+    The one-layer causal case (the paper's) runs all groups in one recurrence with batched matmuls,
+    about twice as fast on CPU as one nn.GRU call per group; the nn.GRU modules hold the parameters.
     """
 
     def __init__(self, channels: int, groups: int, layers: int, bidirectional: bool):
         super().__init__()
-        self.group_width = channels // groups
+        self.groups, self.group_width = groups, channels // groups
         self.grus = nn.ModuleList(
             nn.GRU(self.group_width, self.group_width, layers, batch_first=True, bidirectional=bidirectional)
             for _ in range(groups)
@@ -279,14 +304,43 @@ class GroupedGRU(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def fused(self) -> bool:
+        return self.linears is None and self.grus[0].num_layers == 1
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        """x [B, N, C], state [G, B, g] or None (zeros) -> (y [B, N, C], state). ``state`` is only
+        carried for the fused (one-layer causal) case; otherwise it must be None and None is returned."""
+        if not self.fused:
+            if state is not None:
+                raise ValueError("a recurrent state can only be carried by a one-layer causal GroupedGRU.")
+            outputs = []
+            for index, (gru, part) in enumerate(zip(self.grus, x.split(self.group_width, dim=-1))):
+                part, _ = gru(part)
+                if self.linears is not None:
+                    part = self.linears[index](part)
+                outputs.append(part)
+            return torch.cat(outputs, dim=-1), None
+        batch, frames, _ = x.shape
+        groups, width = self.groups, self.group_width
+        w_ih = torch.stack([gru.weight_ih_l0.t() for gru in self.grus])  # [G, g, 3g]
+        w_hh = torch.stack([gru.weight_hh_l0.t() for gru in self.grus])  # [G, g, 3g]
+        b_ih = torch.stack([gru.bias_ih_l0 for gru in self.grus])[:, None]  # [G, 1, 3g]
+        b_hh = torch.stack([gru.bias_hh_l0 for gru in self.grus])[:, None]
+        by_group = x.reshape(batch, frames, groups, width).permute(2, 1, 0, 3).reshape(groups, frames * batch, width)
+        input_gates = torch.baddbmm(b_ih, by_group, w_ih).reshape(groups, frames, batch, 3 * width)
+        hidden = x.new_zeros(groups, batch, width) if state is None else state
         outputs = []
-        for index, (gru, part) in enumerate(zip(self.grus, x.split(self.group_width, dim=-1))):
-            part, _ = gru(part)
-            if self.linears is not None:
-                part = self.linears[index](part)
-            outputs.append(part)
-        return torch.cat(outputs, dim=-1)
+        for t in range(frames):  # torch's GRU equations: r, z gates then the candidate n
+            hidden_gates = torch.baddbmm(b_hh, hidden, w_hh)  # [G, B, 3g]
+            input_rz, input_n = input_gates[:, t].split((2 * width, width), dim=-1)
+            hidden_rz, hidden_n = hidden_gates.split((2 * width, width), dim=-1)
+            reset, update = torch.sigmoid(input_rz + hidden_rz).chunk(2, dim=-1)
+            candidate = torch.tanh(torch.addcmul(input_n, reset, hidden_n))
+            hidden = torch.lerp(candidate, hidden, update)
+            outputs.append(hidden)
+        y = torch.stack(outputs, dim=1) if outputs else x.new_zeros(groups, 0, batch, width)  # [G, N, B, g]
+        return y.permute(2, 1, 0, 3).reshape(batch, frames, groups * width), hidden
 
 
 class DemucsLSTM(nn.Module):
@@ -297,9 +351,12 @@ class DemucsLSTM(nn.Module):
         self.lstm = nn.LSTM(channels, channels, layers, batch_first=True, bidirectional=bidirectional)
         self.linear = nn.Linear(2 * channels, channels) if bidirectional else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, _ = self.lstm(x)
-        return self.linear(x) if self.linear is not None else x
+    def forward(self, x: torch.Tensor, state=None):
+        """x [B, N, C], state (h, c) or None -> (y [B, N, C], state). State is carried only when causal."""
+        if state is not None and self.linear is not None:
+            raise ValueError("a recurrent state can only be carried by a causal (unidirectional) bottleneck.")
+        x, state = self.lstm(x, state)
+        return (self.linear(x), None) if self.linear is not None else (x, state)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -739,12 +796,12 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         """[B, N_L, C] -> [B, N_L, C]. A bidirectional bottleneck on a padded batch runs on packed sequences
         so that each item's backward recurrence starts at its own end."""
         if lengths is None or self.config.causal:
-            return self.bottleneck(x)
+            return self.bottleneck(x)[0]
         frames = torch.tensor([self.config.frames_per_layer(int(n))[-1] for n in lengths.tolist()])
         outputs = torch.zeros_like(x)
         for item in range(x.shape[0]):  # bidirectional + padding: per item, so no padding enters the recurrence
             n = int(frames[item])
-            outputs[item : item + 1, :n] = self.bottleneck(x[item : item + 1, :n])
+            outputs[item : item + 1, :n] = self.bottleneck(x[item : item + 1, :n])[0]
         return outputs
 
 
