@@ -228,26 +228,27 @@ def _segment_views(tensor: torch.Tensor, num_router_frames: int, per_router_fram
 
 def _run_grouped(compute, inputs: list[torch.Tensor], out: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
     """Fill ``out`` [B, N_l, D] by computing, for each factor, the frames of the router decisions that
-    chose it (gathered) with that factor's width. ``compute(list_of_inputs, width) -> rows``."""
+    chose it (gathered) with that factor's width. ``compute(list_of_inputs, width) -> rows``.
+    Views of ``out`` are taken at each write, so autograd tracks the in-place writes."""
     choice = plan.choice  # [B, N]
-    num_router_frames = choice.shape[1]
-    out_regular, out_tail = _segment_views(out, num_router_frames, plan.per_router_frame)
-    in_parts = [_segment_views(x, num_router_frames, plan.per_router_frame) for x in inputs]
+    num_router_frames, per_router_frame = choice.shape[1], plan.per_router_frame
+    in_parts = [_segment_views(x, num_router_frames, per_router_frame) for x in inputs]
     regular_choice, tail_choice = choice[:, :-1], choice[:, -1]
     for index, width in enumerate(plan.widths):
         if num_router_frames > 1:
             chosen = regular_choice == index
             count = int(chosen.sum())
             if count == chosen.numel():  # every regular decision chose this factor: views, no gather
-                out_regular.copy_(compute([regular for regular, _ in in_parts], width))
+                rows = compute([regular for regular, _ in in_parts], width)
+                _segment_views(out, num_router_frames, per_router_frame)[0].copy_(rows)
             elif count:
                 items, frames = chosen.nonzero(as_tuple=True)
-                out_regular[items, frames] = compute([regular[items, frames] for regular, _ in in_parts], width)
+                rows = compute([regular[items, frames] for regular, _ in in_parts], width)
+                _segment_views(out, num_router_frames, per_router_frame)[0][items, frames] = rows
         items = (tail_choice == index).nonzero(as_tuple=True)[0]
-        if len(items) == out.shape[0]:
-            out_tail.copy_(compute([tail for _, tail in in_parts], width))
-        elif len(items):
-            out_tail[items] = compute([tail[items] for _, tail in in_parts], width)
+        if len(items):
+            rows = compute([tail[items] for _, tail in in_parts], width)
+            _segment_views(out, num_router_frames, per_router_frame)[1][items] = rows
     return out
 
 
@@ -420,14 +421,22 @@ class AdaSlimRouter(nn.Module):
         directions = 1 if config.causal else 2
         self.projection = nn.Conv1d(directions * config.router_hidden, config.num_factors, 1)
 
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """x [B, chin, L] normalised input -> logits [B, N, J] for the first ``num_frames`` router frames."""
+    def forward(self, x: torch.Tensor, num_frames: int, valid_frames: list[int] | None = None) -> torch.Tensor:
+        """x [B, chin, L] normalised input -> logits [B, N, J] for the first ``num_frames`` router frames.
+        ``valid_frames``: router frames inside each item (padded batches); the reverse recurrence of a
+        non-causal router then starts at each item's own end."""
         needed = num_frames * self.hop
         x = F.pad(x, (0, max(0, needed - x.shape[-1])))[..., :needed]
         features = F.relu(self.conv(x)).transpose(1, 2)  # [B, N, router_channels]
         hidden = self.gru(features)
         if self.gru_reverse is not None:
-            hidden = torch.cat([hidden, self.gru_reverse(features)], dim=-1)
+            if valid_frames is None or min(valid_frames) == num_frames:
+                backward = self.gru_reverse(features)
+            else:
+                backward = torch.zeros_like(hidden)
+                for item, n in enumerate(valid_frames):
+                    backward[item, :n] = self.gru_reverse(features[item : item + 1, :n])[0]
+            hidden = torch.cat([hidden, backward], dim=-1)
         return self.projection(hidden.transpose(1, 2)).transpose(1, 2)  # [B, N, J]
 
 
@@ -652,6 +661,11 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         config = self.config
         x, lengths, flat = self._check_inputs(input_values, padding_mask)  # x [B, chin, T]
+        if clean_values is not None and tuple(clean_values.shape) != tuple(input_values.shape):
+            raise ValueError(
+                f"clean_values must have the shape of input_values {list(input_values.shape)}, "
+                f"got {list(clean_values.shape)}."
+            )
         batch, _, length = x.shape
         padded_length = config.valid_length(length)
         num_frames = config.num_router_frames(length)
@@ -678,7 +692,8 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         router_logits = one_hot = None
         static_index = None
         if utilization is None:
-            router_logits = self.router(x, num_frames)  # [B, N, J]
+            valid_frames = [config.num_router_frames(int(n)) for n in lengths.tolist()]
+            router_logits = self.router(x, num_frames, valid_frames)  # [B, N, J]
             if self.training:
                 one_hot = F.gumbel_softmax(router_logits, tau=config.gumbel_temperature, hard=True)
                 choice = one_hot.argmax(dim=-1)
@@ -758,11 +773,6 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
 
         loss = se_loss = eff_loss = bal_loss = None
         if clean_values is not None:
-            if tuple(clean_values.shape) != tuple(input_values.shape):
-                raise ValueError(
-                    f"clean_values must have the shape of input_values {list(input_values.shape)}, "
-                    f"got {list(clean_values.shape)}."
-                )
             target = clean_values.to(enhanced_values.dtype)
             loss = se_loss = speech_enhancement_loss(
                 enhanced_values.reshape(batch, -1) if not flat else enhanced_values,

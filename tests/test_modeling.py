@@ -1,0 +1,183 @@
+"""AdaSlimModel: the three execution paths agree, padded batches equal single items, bad input is refused,
+the router learns through the straight-through path, and DEMUCS initialisation is kept."""
+
+import math
+
+import pytest
+import torch
+
+from adaslim_hf import AdaSlimConfig, AdaSlimModel
+
+torch.set_num_threads(2)
+
+TINY_CONFIGS = {
+    "causal": dict(hidden=8, depth=4),
+    "router_stride_3": dict(hidden=8, depth=4, router_stride=3),
+    "non_causal": dict(hidden=8, depth=3, causal=False, stride=2, resample=2),
+    "no_glu_lstm": dict(hidden=8, depth=3, glu=False, bottleneck="lstm"),
+}
+
+
+def make_model(name, seed=0):
+    torch.manual_seed(seed)
+    return AdaSlimModel(AdaSlimConfig(**TINY_CONFIGS[name])).eval()
+
+
+def padded_batch(lengths, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    noisy = torch.randn(len(lengths), max(lengths), generator=generator) * 0.3
+    mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
+    return noisy * mask, mask
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_three_paths_agree_on_random_choices_odd_lengths_and_padding(name):
+    model = make_model(name)
+    config = model.config
+    lengths = [4099, 2711, 1]
+    noisy, mask = padded_batch(lengths)
+    choice = torch.randint(0, config.num_factors, (3, config.num_router_frames(max(lengths))))
+    with torch.no_grad():
+        masked = model(noisy, padding_mask=mask, utilization=choice, execution="masked").enhanced_values
+        grouped = model(noisy, padding_mask=mask, utilization=choice, execution="grouped").enhanced_values
+        assert (masked - grouped).abs().max() <= 1e-5
+        for index, factor in enumerate(config.utilization_factors):
+            same = torch.full_like(choice, index)
+            sliced = model(noisy, padding_mask=mask, utilization=factor).enhanced_values
+            for execution in ("masked", "grouped"):
+                other = model(noisy, padding_mask=mask, utilization=same, execution=execution).enhanced_values
+                assert (sliced - other).abs().max() <= 1e-5, (factor, execution)
+
+
+@pytest.mark.parametrize("name", ["causal", "non_causal"])
+def test_padded_batch_items_equal_single_items(name):
+    model = make_model(name)
+    lengths = [5003, 3001, 17]
+    noisy, mask = padded_batch(lengths, seed=1)
+    choice = torch.randint(0, model.config.num_factors, (3, model.config.num_router_frames(max(lengths))))
+    with torch.no_grad():
+        batch = model(noisy, padding_mask=mask, utilization=choice)
+        routed = model(noisy, padding_mask=mask)
+        for item, length in enumerate(lengths):
+            frames = model.config.num_router_frames(length)
+            single = model(noisy[item : item + 1, :length], utilization=choice[item : item + 1, :frames])
+            diff = (single.enhanced_values[0] - batch.enhanced_values[item, :length]).abs().max()
+            assert diff <= 1e-5
+            assert torch.allclose(single.macs, batch.macs[item : item + 1])
+            assert batch.enhanced_values[item, length:].abs().max() == 0 if length < max(lengths) else True
+            alone = model(noisy[item : item + 1, :length])
+            assert torch.equal(alone.choice[0], routed.choice[item, :frames])
+            assert (routed.choice[item, frames:] == -1).all()
+
+
+def test_output_fields_and_shapes():
+    model = make_model("causal")
+    config = model.config
+    noisy = torch.randn(2, 3000) * 0.1
+    with torch.no_grad():
+        out = model(noisy)
+    frames = config.num_router_frames(3000)
+    assert out.enhanced_values.shape == (2, 3000)
+    assert out.choice.shape == (2, frames) and out.choice.dtype == torch.long
+    assert out.router_logits.shape == (2, frames, config.num_factors)
+    assert torch.equal(out.choice, out.router_logits.argmax(-1))
+    factors = torch.tensor(config.utilization_factors)
+    assert torch.allclose(out.utilization_per_frame, factors[out.choice])
+    assert torch.allclose(out.mean_utilization, out.utilization_per_frame.mean(1))
+    assert out.macs.shape == (2,) and (out.macs > 0).all()
+    with torch.no_grad():
+        channel_first = model(noisy[:, None], utilization=0.5)
+    assert channel_first.enhanced_values.shape == (2, 1, 3000)
+    assert channel_first.router_logits is None
+    assert (channel_first.mean_utilization == 0.5).all()
+    single_sample = model(torch.tensor([[0.3]]))
+    assert single_sample.enhanced_values.shape == (1, 1) and torch.isfinite(single_sample.enhanced_values).all()
+    as_tuple = model(noisy, utilization=1.0, return_dict=False)
+    assert torch.equal(as_tuple[0], model(noisy, utilization=1.0).enhanced_values)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m(torch.randn(3000)), "shape"),
+        (lambda m: m(torch.randn(1, 2, 3000)), "shape"),
+        (lambda m: m(torch.zeros(1, 0)), "empty"),
+        (lambda m: m(torch.tensor([[0.0, float("nan"), 0.1]])), "NaN"),
+        (lambda m: m(torch.tensor([[0.0, float("inf"), 0.1]])), "NaN or Inf"),
+        (lambda m: m(torch.zeros(1, 3000, dtype=torch.int16)), "floating-point"),
+        (lambda m: m(torch.randn(1, 3000), utilization=0.3), "not one of the configured factors"),
+        (lambda m: m(torch.randn(1, 3000), utilization=torch.zeros(1, 2, dtype=torch.long)), "router_frames"),
+        (lambda m: m(torch.randn(1, 3000), utilization=torch.full((1, m.config.num_router_frames(3000)), 7)),
+         "factor indices"),
+        (lambda m: m(torch.randn(1, 3000), utilization=torch.zeros(1, m.config.num_router_frames(3000))),
+         "integer tensor"),
+        (lambda m: m(torch.randn(2, 300), padding_mask=torch.ones(2, 299)), "padding_mask"),
+        (lambda m: m(torch.randn(1, 300), padding_mask=torch.tensor([[0, 1] * 150])), "one run"),
+        (lambda m: m(torch.randn(1, 300), clean_values=torch.randn(1, 299)), "clean_values"),
+        (lambda m: m(torch.randn(1, 300), execution="fast"), "execution"),
+        (lambda m: m(torch.randn(1, 300), execution="sliced"), "static"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(call, message):
+    model = make_model("causal")
+    with pytest.raises(ValueError, match=message):
+        call(model)
+
+
+def test_invalid_config_values_are_refused():
+    for kwargs, message in [
+        (dict(resample=3), "resample"),
+        (dict(kernel_size=6, stride=4), "multiple of `stride`"),
+        (dict(utilization_factors=(0.5, 0.25)), "strictly increasing"),
+        (dict(utilization_factors=(0.0, 1.0)), r"\(0, 1\]"),
+        (dict(hidden=4), "leaves no channel"),
+        (dict(bottleneck="transformer"), "'gru' or 'lstm'"),
+        (dict(bottleneck_groups=3), "must divide"),
+        (dict(target_utilization=0.05), "target_utilization"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            AdaSlimConfig(**kwargs)
+
+
+def test_training_reaches_the_router_and_explores_every_factor():
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=4)).train()
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    out = model(noisy, clean_values=clean)
+    assert out.efficiency_loss is not None and out.balance_loss is not None
+    expected = out.se_loss + model.config.efficiency_weight * out.efficiency_loss
+    assert torch.allclose(out.loss, expected + model.config.balance_weight * out.balance_loss)
+    out.loss.backward()
+    assert model.router.conv.weight.grad.abs().sum() > 0
+    assert model.router.gru.recurrent_weight.grad.abs().sum() > 0
+    seen = set()
+    for _ in range(5):
+        seen.update(model(noisy).choice.flatten().tolist())
+    assert seen == set(range(model.config.num_factors))
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(noisy).choice, model(noisy).choice)
+
+
+def test_static_factor_training_uses_sliced_weights_only():
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    out = model(torch.randn(1, 3000) * 0.1, utilization=0.25, clean_values=torch.randn(1, 3000) * 0.1)
+    out.loss.backward()
+    width = model.config.slim_width(0, model.config.factor_index(0.25))
+    grad = model.encoder[0].conv_in.weight.grad
+    assert grad[:width].abs().sum() > 0 and grad[width:].abs().sum() == 0
+    assert model.router.conv.weight.grad is None
+
+
+def test_initialisation_is_demucs_not_normal_002():
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig())
+    conv = model.encoder[3].conv_in  # fan_in = 128 * 8
+    fan_in = conv.in_channels * conv.kernel_size[0]
+    torch_default_std = 1 / math.sqrt(3 * fan_in)  # kaiming_uniform(a=sqrt(5)) bound 1/sqrt(fan_in)
+    expected = math.sqrt(model.config.rescale * torch_default_std)  # std / sqrt(std / rescale)
+    assert conv.weight.std().item() == pytest.approx(expected, rel=0.05)
+    gru = model.bottleneck.grus[0]
+    bound = 1 / math.sqrt(gru.hidden_size)
+    assert gru.weight_hh_l0.abs().max() <= bound and gru.weight_hh_l0.std() > 0.5 * bound / math.sqrt(3)
