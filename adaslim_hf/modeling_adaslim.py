@@ -183,6 +183,26 @@ class SlimDecoderBlock(nn.Module):
             hidden = hidden * mask
         return F.linear(hidden, taps)
 
+    def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Every frame at one width: x [B, N, C] -> [B, (N + taps - 1) * S, C_out] (+ bias, ReLU).
+
+        Output block b is sum over taps t of hidden[b - t] @ T_t, computed as matmuls over shifted views of the
+        (narrow) zero-padded hidden activations, so no [B, N, K*C_out] intermediate is written."""
+        in_weight, bias, taps = self.frame_weights(width)
+        hidden = F.linear(x, in_weight, bias)
+        hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [B, N, w]
+        if mask is not None:
+            hidden = hidden * mask
+        batch, n_frames, _ = hidden.shape
+        shift = self.taps - 1
+        padded = F.pad(hidden, (0, 0, shift, shift))  # [B, N + 2 * shift, w]
+        per_tap = taps.reshape(self.taps, self.stride * self.out_channels, width)
+        out = F.linear(padded[:, shift : shift + n_frames + shift], per_tap[0], self.conv_tr.bias.repeat(self.stride))
+        for tap in range(1, self.taps):
+            out = out.add_(F.linear(padded[:, shift - tap : shift - tap + n_frames + shift], per_tap[tap]))
+        out = out.reshape(batch, -1, self.out_channels)  # [B, (N + taps - 1) * S, C_out]
+        return out if self.last else F.relu(out)
+
     def overlap_add(self, contributions: torch.Tensor) -> torch.Tensor:
         """[B, N, K*C_out] per-frame contributions -> output [B, (N + taps - 1) * S, C_out] (+ bias, ReLU)."""
         batch, n_frames, _ = contributions.shape
@@ -267,15 +287,13 @@ def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, plan: LayerPlan) -
     """x [B, N_l, C] -> [B, N_{l-1}, C_out] under ``plan``. Frames past an item's end contribute nothing,
     so a padded batch gives each item exactly what it gets alone."""
     if plan.mode == "sliced":
-        contributions = block.frames(x, plan.width, plan.valid)
-    elif plan.mode == "masked":
-        mask = plan.mask if plan.valid is None else plan.mask * plan.valid
-        contributions = block.frames(x, block.channels, mask)
-    else:
-        out = x.new_zeros(x.shape[0], x.shape[1], block.kernel_size * block.out_channels)
-        contributions = _run_grouped(lambda parts, width: block.frames(parts[0], width), [x], out, plan)
-        if plan.valid is not None:
-            contributions = contributions * plan.valid
+        return block.forward_all_frames(x, plan.width, plan.valid)
+    if plan.mode == "masked":
+        return block.forward_all_frames(x, block.channels, plan.mask if plan.valid is None else plan.mask * plan.valid)
+    out = x.new_zeros(x.shape[0], x.shape[1], block.kernel_size * block.out_channels)
+    contributions = _run_grouped(lambda parts, width: block.frames(parts[0], width), [x], out, plan)
+    if plan.valid is not None:
+        contributions = contributions * plan.valid
     return block.overlap_add(contributions)
 
 

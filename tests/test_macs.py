@@ -53,11 +53,23 @@ def test_flop_counter_matches_analytic_block_macs_for_every_factor(kwargs):
             h = x
             for layer, (encoder, decoder) in enumerate(zip(model.encoder, reversed(model.decoder))):
                 width = config.slim_width(layer, index)
-                plan = modeling.LayerPlan("sliced", width=width)
-                encoded = modeling.encoder_forward(encoder, h, plan)
-                counted = flops_of(modeling.encoder_forward, encoder, h, plan)
-                counted += flops_of(modeling.decoder_forward, decoder, encoded, plan)
-                assert counted == 2 * frames[layer] * block_macs_per_frame(config, layer, width)
+                analytic = 2 * frames[layer] * block_macs_per_frame(config, layer, width)
+                choice = torch.full((1, config.num_router_frames(3001)), index)
+                widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
+                per_router_frame = config.router_stride * config.stride ** (config.depth - 1 - layer)
+                grouped = modeling.LayerPlan("grouped", choice=choice, widths=widths, per_router_frame=per_router_frame)
+                sliced = modeling.LayerPlan("sliced", width=width)
+                encoded = modeling.encoder_forward(encoder, h, sliced)
+                counted = {
+                    name: flops_of(modeling.encoder_forward, encoder, h, plan)
+                    + flops_of(modeling.decoder_forward, decoder, encoded, plan)
+                    for name, plan in (("grouped", grouped), ("sliced", sliced))
+                }
+                assert counted["grouped"] == analytic
+                # the sliced decoder also multiplies the (taps - 1) zero rows at each edge: a constant per call
+                taps = config.kernel_size // config.stride
+                edge = 2 * (taps - 1) * taps * width * config.stride * decoder.out_channels
+                assert counted["sliced"] == analytic + edge
                 h = encoded
             bottleneck_flops = flops_of(model.bottleneck, h)
             assert bottleneck_flops == 2 * frames[-1] * bottleneck_macs_per_frame(config)
