@@ -203,6 +203,29 @@ class SlimDecoderBlock(nn.Module):
         out = out.reshape(batch, -1, self.out_channels)  # [B, (N + taps - 1) * S, C_out]
         return out if self.last else F.relu(out)
 
+    def forward_tiled(self, x: torch.Tensor, skip: torch.Tensor, width: int, valid: torch.Tensor | None = None):
+        """``forward_all_frames(x + skip, width, valid)`` computed tile by tile of output blocks, so the skip
+        sum, the hidden activations and the output tile stay in cache (inference: no autograd)."""
+        in_weight, bias, taps = self.frame_weights(width)
+        per_tap = taps.reshape(self.taps, self.stride * self.out_channels, width)
+        out_bias = self.conv_tr.bias.repeat(self.stride)
+        batch, n_frames, _ = x.shape
+        shift = self.taps - 1
+        out = x.new_empty(batch, n_frames + shift, self.stride * self.out_channels)
+        for start, stop in _tiles(n_frames + shift, max(self.channels, self.stride * self.out_channels)):
+            first, last = max(start - shift, 0), min(stop, n_frames)  # hidden rows this tile reads
+            hidden = F.linear(x[:, first:last] + skip[:, first:last], in_weight, bias)
+            hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)
+            if valid is not None:
+                hidden = hidden * valid[:, first:last]
+            hidden = F.pad(hidden, (0, 0, first - (start - shift), stop - last))  # rows start - shift .. stop
+            tile = F.linear(hidden[:, shift : shift + stop - start], per_tap[0], out_bias)
+            for tap in range(1, self.taps):
+                tile.add_(F.linear(hidden[:, shift - tap : shift - tap + stop - start], per_tap[tap]))
+            out[:, start:stop] = tile
+        out = out.reshape(batch, -1, self.out_channels)
+        return out if self.last else out.relu_()
+
     def overlap_add(self, contributions: torch.Tensor) -> torch.Tensor:
         """[B, N, K*C_out] per-frame contributions -> output [B, (N + taps - 1) * S, C_out] (+ bias, ReLU)."""
         batch, n_frames, _ = contributions.shape
@@ -272,20 +295,38 @@ def _run_grouped(compute, inputs: list[torch.Tensor], out: torch.Tensor, plan: L
     return out
 
 
+TILE_FLOATS = 1 << 19  # widest intermediate of an inference tile: 2 MB of float32, about an L2 cache
+
+
+def _tiles(n_frames: int, width: int) -> list[tuple[int, int]]:
+    """Split ``n_frames`` into tiles whose [tile, width] intermediates hold about TILE_FLOATS floats."""
+    tile = max(256, TILE_FLOATS // width)
+    return [(start, min(start + tile, n_frames)) for start in range(0, n_frames, tile)]
+
+
 def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
     """x [B, N_{l-1}, C_in] -> [B, N_l, C] under ``plan``."""
     taps = block.tap_views(x)  # taps x [B, N_l, S*C_in]
-    if plan.mode == "sliced":
-        return block.frames(taps, plan.width)
     if plan.mode == "masked":
         return block.frames(taps, block.channels, plan.mask)
+    if plan.mode == "sliced":
+        if torch.is_grad_enabled():
+            return block.frames(taps, plan.width)
+        out = x.new_empty(x.shape[0], taps[0].shape[1], block.channels)
+        for start, stop in _tiles(out.shape[1], 2 * block.channels):  # memory-bound parts stay in cache
+            out[:, start:stop] = block.frames([tap[:, start:stop] for tap in taps], plan.width)
+        return out
     out = x.new_zeros(x.shape[0], taps[0].shape[1], block.channels)
     return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
 
 
-def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
-    """x [B, N_l, C] -> [B, N_{l-1}, C_out] under ``plan``. Frames past an item's end contribute nothing,
-    so a padded batch gives each item exactly what it gets alone."""
+def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
+    """x + skip [B, N_l, C] -> [B, N_{l-1}, C_out] under ``plan``. Frames past an item's end contribute
+    nothing, so a padded batch gives each item exactly what it gets alone."""
+    skip = skip[:, : x.shape[1]]
+    if plan.mode == "sliced" and not torch.is_grad_enabled():
+        return block.forward_tiled(x, skip, plan.width, plan.valid)
+    x = x + skip
     if plan.mode == "sliced":
         return block.forward_all_frames(x, plan.width, plan.valid)
     if plan.mode == "masked":
@@ -771,7 +812,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         x = self._run_bottleneck(x, lengths if padding_mask is not None else None)
         for block, plan in zip(self.decoder, reversed(plans)):
             skip = skips.pop()
-            x = decoder_forward(block, x + skip[:, : x.shape[1]], plan)
+            x = decoder_forward(block, x, skip, plan)
         if padding_mask is not None:  # what lies past each item's padded length is not part of its signal
             ends = torch.tensor([config.valid_length(int(n)) * config.resample for n in lengths.tolist()])
             x = x * (torch.arange(x.shape[1])[None, :] < ends[:, None]).to(x)[..., None]
