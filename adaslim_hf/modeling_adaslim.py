@@ -226,13 +226,61 @@ class SlimDecoderBlock(nn.Module):
         out = out.reshape(batch, -1, self.out_channels)
         return out if self.last else out.relu_()
 
-    def overlap_add(self, contributions: torch.Tensor) -> torch.Tensor:
-        """[B, N, K*C_out] per-frame contributions -> output [B, (N + taps - 1) * S, C_out] (+ bias, ReLU)."""
-        batch, n_frames, _ = contributions.shape
-        per_tap = contributions.reshape(batch, n_frames, self.taps, self.stride * self.out_channels)
+    def forward_spans(self, x: torch.Tensor, skip: torch.Tensor, spans: list, valid: torch.Tensor | None = None):
+        """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
+        frames at its own width, tile by tile. Overlap-add is linear: each tile adds its contributions."""
+        batch, n_frames, _ = x.shape
         out = self.conv_tr.bias.repeat(batch, n_frames + self.taps - 1, self.stride)  # [B, N + taps - 1, S*C_out]
-        for tap in range(self.taps):
-            out[:, tap : tap + n_frames] += per_tap[:, :, tap]
+        weights = {}
+        for item, first, stop, width in spans:
+            if width not in weights:
+                in_weight, bias, taps = self.frame_weights(width)
+                weights[width] = in_weight, bias, taps.reshape(self.taps, -1, width)
+            in_weight, bias, per_tap = weights[width]
+            for start, end in _tiles(stop, max(self.channels, self.stride * self.out_channels), first):
+                hidden = F.linear(x[item, start:end] + skip[item, start:end], in_weight, bias)
+                hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [n, w]
+                if valid is not None:
+                    hidden = hidden * valid[item, start:end]
+                for tap in range(self.taps):
+                    out[item, start + tap : end + tap] += F.linear(hidden, per_tap[tap])
+        out = out.reshape(batch, -1, self.out_channels)
+        return out if self.last else F.relu(out)
+
+    def forward_gathered(self, x: torch.Tensor, plan) -> torch.Tensor:
+        """x [B, N, C] (skip added) -> [B, (N + taps - 1) * S, C_out]: per factor, the frames of the router
+        decisions that chose it are gathered, computed at its width, and each tap's contributions are added
+        into the output rows they belong to (``index_add_``: overlap-add is linear)."""
+        batch, n_frames, _ = x.shape
+        num_router_frames, per = plan.choice.shape[1], plan.per_router_frame
+        out_rows = n_frames + self.taps - 1
+        out = self.conv_tr.bias.repeat(batch, out_rows, self.stride)  # [B, N + taps - 1, S*C_out]
+        flat = out.view(batch * out_rows, -1)
+        x_regular, x_tail = _segment_views(x, num_router_frames, per)
+        valid_regular, valid_tail = (None, None) if plan.valid is None else _segment_views(plan.valid, num_router_frames, per)
+        first_row = (num_router_frames - 1) * per  # the tail's first frame
+        for index, width in enumerate(plan.widths):
+            items, frames = (plan.choice[:, :-1] == index).nonzero(as_tuple=True)
+            tail_items = (plan.choice[:, -1] == index).nonzero(as_tuple=True)[0]
+            if not len(items) and not len(tail_items):
+                continue
+            in_weight, bias, taps = self.frame_weights(width)
+            per_tap = taps.reshape(self.taps, -1, width)
+            groups = []
+            if len(items):  # [n, F, C] rows; output row of frame f of router frame r: r * F + f
+                rows = (items * out_rows + frames * per)[:, None] + torch.arange(per, device=x.device)
+                groups.append((x_regular[items, frames], None if valid_regular is None else valid_regular[items, frames], rows))
+            if len(tail_items):
+                rows = (tail_items * out_rows + first_row)[:, None] + torch.arange(x_tail.shape[1], device=x.device)
+                groups.append((x_tail[tail_items], None if valid_tail is None else valid_tail[tail_items], rows))
+            for inputs, valid, rows in groups:
+                hidden = F.linear(inputs, in_weight, bias)
+                hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [n, F, w]
+                if valid is not None:
+                    hidden = hidden * valid
+                for tap in range(self.taps):
+                    contribution = F.linear(hidden, per_tap[tap])
+                    flat.index_add_(0, (rows + tap).flatten(), contribution.reshape(-1, contribution.shape[-1]))
         out = out.reshape(batch, -1, self.out_channels)
         return out if self.last else F.relu(out)
 
@@ -258,6 +306,32 @@ class LayerPlan:
     widths: tuple[int, ...] = ()
     per_router_frame: int = 1
     valid: torch.Tensor | None = None
+    runs: list[tuple[int, int, int, int]] | None = None  # grouped: (item, first, end router frame, factor)
+
+
+def router_runs(choice: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """choice [B, N] -> maximal runs (item, first, end, factor index) of equal decisions, skipping -1."""
+    runs = []
+    for item, decisions in enumerate(choice.tolist()):
+        first = 0
+        for frame in range(1, len(decisions) + 1):
+            if frame == len(decisions) or decisions[frame] != decisions[first]:
+                if decisions[first] >= 0:
+                    runs.append((item, first, frame, decisions[first]))
+                first = frame
+    return runs
+
+
+def _spans(plan: LayerPlan, n_frames: int, channels: int) -> list[tuple[int, int, int, int]] | None:
+    """A grouped layer's runs as (item, start frame, stop frame, width), or None when they average fewer than
+    RUN_MIN_ELEMENTS / channels frames: short runs cost more in per-call overhead than gathering by factor."""
+    if plan.runs is None:
+        return None
+    per, last = plan.per_router_frame, plan.choice.shape[1]
+    spans = [(item, first * per, n_frames if end == last else end * per, plan.widths[factor])
+             for item, first, end, factor in plan.runs]
+    frames = sum(stop - start for _, start, stop, _ in spans)
+    return spans if frames * channels >= RUN_MIN_ELEMENTS * len(spans) else None
 
 
 def _segment_views(tensor: torch.Tensor, num_router_frames: int, per_router_frame: int):
@@ -295,13 +369,16 @@ def _run_grouped(compute, inputs: list[torch.Tensor], out: torch.Tensor, plan: L
     return out
 
 
-TILE_FLOATS = 1 << 19  # widest intermediate of an inference tile: 2 MB of float32, about an L2 cache
+TILE_FLOATS = 1 << 19
+# A grouped layer computes runs of one decision as slices (no gather) when a run averages at least this many
+# frame-channels (frames x block channels): below it, per-call overhead costs more than gathering by factor.
+RUN_MIN_ELEMENTS = 1 << 15
 
 
-def _tiles(n_frames: int, width: int) -> list[tuple[int, int]]:
-    """Split ``n_frames`` into tiles whose [tile, width] intermediates hold about TILE_FLOATS floats."""
-    tile = max(256, TILE_FLOATS // width)
-    return [(start, min(start + tile, n_frames)) for start in range(0, n_frames, tile)]
+def _tiles(n_frames: int, width: int, start: int = 0) -> list[tuple[int, int]]:
+    """Split frames [start, n_frames) into tiles whose [tile, width] intermediates hold about TILE_FLOATS floats."""
+    size = max(256, TILE_FLOATS // width)
+    return [(first, min(first + size, n_frames)) for first in range(start, n_frames, size)]
 
 
 def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
@@ -316,8 +393,14 @@ def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -
         for start, stop in _tiles(out.shape[1], 2 * block.channels):  # memory-bound parts stay in cache
             out[:, start:stop] = block.frames([tap[:, start:stop] for tap in taps], plan.width)
         return out
-    out = x.new_zeros(x.shape[0], taps[0].shape[1], block.channels)
-    return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
+    out = x.new_zeros(x.shape[0], taps[0].shape[1], block.channels)  # frames no decision covers stay 0
+    spans = _spans(plan, out.shape[1], block.channels)
+    if spans is None:
+        return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
+    for item, first, stop, width in spans:
+        for start, end in _tiles(stop, 2 * block.channels, first):
+            out[item, start:end] = block.frames([tap[item, start:end] for tap in taps], width)
+    return out
 
 
 def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
@@ -326,16 +409,16 @@ def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor
     skip = skip[:, : x.shape[1]]
     if plan.mode == "sliced" and not torch.is_grad_enabled():
         return block.forward_tiled(x, skip, plan.width, plan.valid)
+    if plan.mode == "grouped":
+        spans = _spans(plan, x.shape[1], block.channels)
+        if spans is not None:
+            return block.forward_spans(x, skip, spans, plan.valid)
     x = x + skip
     if plan.mode == "sliced":
         return block.forward_all_frames(x, plan.width, plan.valid)
     if plan.mode == "masked":
         return block.forward_all_frames(x, block.channels, plan.mask if plan.valid is None else plan.mask * plan.valid)
-    out = x.new_zeros(x.shape[0], x.shape[1], block.kernel_size * block.out_channels)
-    contributions = _run_grouped(lambda parts, width: block.frames(parts[0], width), [x], out, plan)
-    if plan.valid is not None:
-        contributions = contributions * plan.valid
-    return block.overlap_add(contributions)
+    return block.forward_gathered(x, plan)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -682,10 +765,10 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 mask = one_hot[:, index] @ channel_masks.to(self.device)  # [B, N_l, J] @ [J, C_l] -> [B, N_l, C_l]
                 plans.append(LayerPlan("masked", mask=mask, valid=valid))
             else:
+                runs = router_runs(choice) if layer == 0 else plans[0].runs
                 widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
-                plans.append(
-                    LayerPlan("grouped", choice=choice, widths=widths, per_router_frame=per_router_frame, valid=valid)
-                )
+                plans.append(LayerPlan("grouped", choice=choice, widths=widths, per_router_frame=per_router_frame,
+                                       valid=valid, runs=runs))
         return plans
 
     # ---- forward ----

@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per row (median; default 5)")
     parser.add_argument("--hidden", type=int, default=None, help="override the config's hidden (default: paper's 32)")
     parser.add_argument("--run-frames", type=int, default=8, help="router frames per run in the 'runs' mix")
+    parser.add_argument("--router-strides", default="4,16",
+                        help="also time a random factor per router frame at these router_stride values")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
     return parser.parse_args(argv)
@@ -82,6 +84,13 @@ def run(args) -> dict:
     add("dynamic: random factor every router frame", lambda: model(noisy, utilization=every_frame))
     add(f"dynamic: random factor every {args.run_frames} router frames", lambda: model(noisy, utilization=runs))
     add("dynamic: router decides (untrained router)", lambda: model(noisy))
+    for router_stride in [int(v) for v in args.router_strides.split(",") if v]:
+        torch.manual_seed(args.seed)  # same backbone weights: only the router's front end differs
+        strided = AdaSlimModel(AdaSlimConfig(**config_kwargs, router_stride=router_stride)).eval()
+        n = strided.config.num_router_frames(length)
+        mix = torch.randint(0, config.num_factors, (1, n), generator=torch.Generator().manual_seed(args.seed + 2))
+        add(f"dynamic: random factor every router frame, router_stride={router_stride}",
+            lambda m=strided, c=mix: m(noisy, utilization=c))
 
     reference = {"static 1.0": rows[config.num_factors - 1]}
     lstm_config = AdaSlimConfig(**config_kwargs, bottleneck="lstm")
