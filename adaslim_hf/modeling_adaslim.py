@@ -99,6 +99,22 @@ def downsample2(signal: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------
 
 
+def sliced_weights(block: nn.Module, width: int, build):
+    """``build(width)``: a block's weights sliced to ``width`` and laid out for matmuls (copies of up to 4 MB
+    for the deepest block). Without autograd they are kept and reused until a parameter changes (storage,
+    version counter or dtype), which saves ~15% of a full-width call; with autograd they are always rebuilt
+    so gradients flow to the parameters."""
+    if torch.is_grad_enabled():
+        return build(width)
+    key = (width,) + tuple((p.data_ptr(), p._version, p.dtype) for p in block.parameters())
+    cache = block.__dict__.setdefault("_sliced_weight_cache", {})
+    if key not in cache:
+        if len(cache) >= 8:  # a stale entry per factor at most, after the parameters changed
+            cache.clear()
+        cache[key] = build(width)
+    return cache[key]
+
+
 class SlimEncoderBlock(nn.Module):
     """Conv1d(C_in, C, K, S) -> ReLU -> [internal: first w of C channels] -> Conv1d(C, E*C, 1) -> GLU.
 
@@ -126,6 +142,9 @@ class SlimEncoderBlock(nn.Module):
 
     def frame_weights(self, width: int):
         """Sliced weights in F.linear layout: taps x [w, S*C_in] and bias [w]; 1x1 [E*C, w] and bias [E*C]."""
+        return sliced_weights(self, width, self._slice_weights)
+
+    def _slice_weights(self, width: int):
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
         taps = weight.permute(0, 2, 1).reshape(width, self.taps, self.stride * self.in_channels)
         return taps, self.conv_in.bias[:width], self.conv_out.weight[:, :width, 0], self.conv_out.bias
@@ -164,6 +183,9 @@ class SlimDecoderBlock(nn.Module):
     def frame_weights(self, width: int):
         """Sliced weights in F.linear layout: 1x1 [E*w, C] (GLU halves sliced separately) and bias,
         transposed-conv taps [K*C_out, w] ordered (tap, output channel)."""
+        return sliced_weights(self, width, self._slice_weights)
+
+    def _slice_weights(self, width: int):
         weight, bias = self.conv_in.weight[:, :, 0], self.conv_in.bias
         if self.glu:
             rows = slice(0, width), slice(self.channels, self.channels + width)
