@@ -653,6 +653,15 @@ class AdaSlimPreTrainedModel(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = False
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """transformers' ``from_pretrained`` restricted to safetensors weights: a folder or Hub repo that only
+        has pickled weights (``pytorch_model.bin``) is refused instead of unpickled."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("adaslim_hf loads safetensors weights only; use_safetensors=False is not supported.")
+        kwargs["use_safetensors"] = True
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module):
         """torch's default initialisation, then DEMUCS' rescaling of backbone convs (Defossez et al. 2019):
