@@ -196,14 +196,11 @@ class SlimDecoderBlock(nn.Module):
         taps = self.conv_tr.weight[:width].permute(2, 1, 0).reshape(self.kernel_size * self.out_channels, width)
         return weight, bias, taps
 
-    def frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-frame transposed-conv contributions: x [..., n, C] -> [..., n, K * C_out] (taps-major)."""
-        in_weight, bias, taps = self.frame_weights(width)
+    def hidden(self, x: torch.Tensor, in_weight: torch.Tensor, bias: torch.Tensor, mask=None) -> torch.Tensor:
+        """The internal feature space: 1x1 conv then GLU (or ReLU), times ``mask``: [..., n, C] -> [..., n, w]."""
         hidden = F.linear(x, in_weight, bias)
-        hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [..., n, w]: internal feature space
-        if mask is not None:
-            hidden = hidden * mask
-        return F.linear(hidden, taps)
+        hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)
+        return hidden if mask is None else hidden * mask
 
     def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Every frame at one width: x [B, N, C] -> [B, (N + taps - 1) * S, C_out] (+ bias, ReLU).
@@ -211,10 +208,7 @@ class SlimDecoderBlock(nn.Module):
         Output block b is sum over taps t of hidden[b - t] @ T_t, computed as matmuls over shifted views of the
         (narrow) zero-padded hidden activations, so no [B, N, K*C_out] intermediate is written."""
         in_weight, bias, taps = self.frame_weights(width)
-        hidden = F.linear(x, in_weight, bias)
-        hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [B, N, w]
-        if mask is not None:
-            hidden = hidden * mask
+        hidden = self.hidden(x, in_weight, bias, mask)  # [B, N, w]
         batch, n_frames, _ = hidden.shape
         shift = self.taps - 1
         padded = F.pad(hidden, (0, 0, shift, shift))  # [B, N + 2 * shift, w]
@@ -225,32 +219,10 @@ class SlimDecoderBlock(nn.Module):
         out = out.reshape(batch, -1, self.out_channels)  # [B, (N + taps - 1) * S, C_out]
         return out if self.last else F.relu(out)
 
-    def forward_tiled(self, x: torch.Tensor, skip: torch.Tensor, width: int, valid: torch.Tensor | None = None):
-        """``forward_all_frames(x + skip, width, valid)`` computed tile by tile of output blocks, so the skip
-        sum, the hidden activations and the output tile stay in cache (inference: no autograd)."""
-        in_weight, bias, taps = self.frame_weights(width)
-        per_tap = taps.reshape(self.taps, self.stride * self.out_channels, width)
-        out_bias = self.conv_tr.bias.repeat(self.stride)
-        batch, n_frames, _ = x.shape
-        shift = self.taps - 1
-        out = x.new_empty(batch, n_frames + shift, self.stride * self.out_channels)
-        for start, stop in _tiles(n_frames + shift, max(self.channels, self.stride * self.out_channels)):
-            first, last = max(start - shift, 0), min(stop, n_frames)  # hidden rows this tile reads
-            hidden = F.linear(x[:, first:last] + skip[:, first:last], in_weight, bias)
-            hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)
-            if valid is not None:
-                hidden = hidden * valid[:, first:last]
-            hidden = F.pad(hidden, (0, 0, first - (start - shift), stop - last))  # rows start - shift .. stop
-            tile = F.linear(hidden[:, shift : shift + stop - start], per_tap[0], out_bias)
-            for tap in range(1, self.taps):
-                tile.add_(F.linear(hidden[:, shift - tap : shift - tap + stop - start], per_tap[tap]))
-            out[:, start:stop] = tile
-        out = out.reshape(batch, -1, self.out_channels)
-        return out if self.last else out.relu_()
-
     def forward_spans(self, x: torch.Tensor, skip: torch.Tensor, spans: list, valid: torch.Tensor | None = None):
-        """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
-        frames at its own width, tile by tile. Overlap-add is linear: each tile adds its contributions."""
+        """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (items, start, stop, width) of
+        frames at its own width, in cache-sized tiles (inference). ``items`` is an item index or a slice.
+        Overlap-add is linear: each tile adds its contributions into the output rows they belong to."""
         batch, n_frames, _ = x.shape
         out = self.conv_tr.bias.repeat(batch, n_frames + self.taps - 1, self.stride)  # [B, N + taps - 1, S*C_out]
         weights = {}
@@ -260,10 +232,8 @@ class SlimDecoderBlock(nn.Module):
                 weights[width] = in_weight, bias, taps.reshape(self.taps, -1, width)
             in_weight, bias, per_tap = weights[width]
             for start, end in _tiles(stop, max(self.channels, self.stride * self.out_channels), first):
-                hidden = F.linear(x[item, start:end] + skip[item, start:end], in_weight, bias)
-                hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [n, w]
-                if valid is not None:
-                    hidden = hidden * valid[item, start:end]
+                mask = None if valid is None else valid[item, start:end]
+                hidden = self.hidden(x[item, start:end] + skip[item, start:end], in_weight, bias, mask)  # [n, w]
                 for tap in range(self.taps):
                     out[item, start + tap : end + tap] += F.linear(hidden, per_tap[tap])
         out = out.reshape(batch, -1, self.out_channels)
@@ -296,10 +266,7 @@ class SlimDecoderBlock(nn.Module):
                 rows = (tail_items * out_rows + first_row)[:, None] + torch.arange(x_tail.shape[1], device=x.device)
                 groups.append((x_tail[tail_items], None if valid_tail is None else valid_tail[tail_items], rows))
             for inputs, valid, rows in groups:
-                hidden = F.linear(inputs, in_weight, bias)
-                hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)  # [n, F, w]
-                if valid is not None:
-                    hidden = hidden * valid
+                hidden = self.hidden(inputs, in_weight, bias, valid)  # [n, F, w]
                 for tap in range(self.taps):
                     contribution = F.linear(hidden, per_tap[tap])
                     flat.index_add_(0, (rows + tap).flatten(), contribution.reshape(-1, contribution.shape[-1]))
@@ -408,20 +375,18 @@ def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -
     taps = block.tap_views(x)  # taps x [B, N_l, S*C_in]
     if plan.mode == "masked":
         return block.frames(taps, block.channels, plan.mask)
-    if plan.mode == "sliced":
-        if torch.is_grad_enabled():
-            return block.frames(taps, plan.width)
-        out = x.new_empty(x.shape[0], taps[0].shape[1], block.channels)
-        for start, stop in _tiles(out.shape[1], 2 * block.channels):  # memory-bound parts stay in cache
-            out[:, start:stop] = block.frames([tap[:, start:stop] for tap in taps], plan.width)
-        return out
+    if plan.mode == "sliced" and torch.is_grad_enabled():
+        return block.frames(taps, plan.width)
     out = x.new_zeros(x.shape[0], taps[0].shape[1], block.channels)  # frames no decision covers stay 0
-    spans = _spans(plan, out.shape[1], block.channels)
-    if spans is None:
-        return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
-    for item, first, stop, width in spans:
+    if plan.mode == "sliced":
+        spans = [(slice(None), 0, out.shape[1], plan.width)]
+    else:
+        spans = _spans(plan, out.shape[1], block.channels)
+        if spans is None:
+            return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
+    for items, first, stop, width in spans:  # in cache-sized tiles
         for start, end in _tiles(stop, 2 * block.channels, first):
-            out[item, start:end] = block.frames([tap[item, start:end] for tap in taps], width)
+            out[items, start:end] = block.frames([tap[items, start:end] for tap in taps], width)
     return out
 
 
@@ -429,18 +394,18 @@ def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor
     """x + skip [B, N_l, C] -> [B, N_{l-1}, C_out] under ``plan``. Frames past an item's end contribute
     nothing, so a padded batch gives each item exactly what it gets alone."""
     skip = skip[:, : x.shape[1]]
-    if plan.mode == "sliced" and not torch.is_grad_enabled():
-        return block.forward_tiled(x, skip, plan.width, plan.valid)
-    if plan.mode == "grouped":
-        spans = _spans(plan, x.shape[1], block.channels)
-        if spans is not None:
-            return block.forward_spans(x, skip, spans, plan.valid)
-    x = x + skip
-    if plan.mode == "sliced":
-        return block.forward_all_frames(x, plan.width, plan.valid)
     if plan.mode == "masked":
-        return block.forward_all_frames(x, block.channels, plan.mask if plan.valid is None else plan.mask * plan.valid)
-    return block.forward_gathered(x, plan)
+        mask = plan.mask if plan.valid is None else plan.mask * plan.valid
+        return block.forward_all_frames(x + skip, block.channels, mask)
+    if plan.mode == "sliced":
+        if torch.is_grad_enabled():
+            return block.forward_all_frames(x + skip, plan.width, plan.valid)
+        spans = [(slice(None), 0, x.shape[1], plan.width)]
+    else:
+        spans = _spans(plan, x.shape[1], block.channels)
+        if spans is None:
+            return block.forward_gathered(x + skip, plan)
+    return block.forward_spans(x, skip, spans, plan.valid)
 
 
 # ----------------------------------------------------------------------------------------------------
