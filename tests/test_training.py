@@ -1,0 +1,344 @@
+"""Training with Accelerate: stage 1, stage 2 (joint and router-only) and static runs save loadable models,
+a tiny run overfits, a run killed with SIGKILL resumes at its last checkpoint with the same data order,
+two processes train together (gloo), and bad inputs fail before any step.
+
+Audio: the real fixtures (tests/fixtures, LibriVox speech + vinyl hiss) cut into a tiny VoiceBank-layout
+folder; models: AdaSlimConfig(hidden=8, depth=3).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.training import (
+    CHECKPOINT_MARKER,
+    NonFiniteLossError,
+    TrainingObjective,
+    backward_terms,
+    list_checkpoints,
+    load_settings,
+    slimmable_loss,
+    train,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+SMOKE = REPO / "configs" / "smoke.yaml"
+SAMPLE_RATE = 16000
+
+torch.set_num_threads(1)
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO),
+               TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def write_voicebank(root: Path, train_speakers=("p230", "p231", "p232"), valid_speakers=("p226", "p287"),
+                    test_speakers=("p257",), per_speaker=2, seconds=1.0, nan_clean: str | None = None) -> Path:
+    """A tiny VoiceBank-layout folder cut from the real fixtures: each pair is a different 1 s window of
+    the speech, mixed with a different window of the hiss at a different SNR."""
+    speech, rate = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    noise, _ = sf.read(FIXTURES / "noise.wav", dtype="float32")
+    assert rate == SAMPLE_RATE
+    length = int(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(0)
+    folders = {"train": ("clean_trainset_28spk_wav", "noisy_trainset_28spk_wav"),
+               "test": ("clean_testset_wav", "noisy_testset_wav")}
+    for split, speakers in (("train", train_speakers + valid_speakers), ("test", test_speakers)):
+        clean_dir, noisy_dir = (root / name for name in folders[split])
+        clean_dir.mkdir(parents=True, exist_ok=True)
+        noisy_dir.mkdir(parents=True, exist_ok=True)
+        for speaker in speakers:
+            for utterance in range(1, per_speaker + 1):
+                start = int(rng.integers(0, len(speech) - length))
+                clean = speech[start : start + length].copy()
+                offset = int(rng.integers(0, len(noise) - length))
+                hiss = noise[offset : offset + length]
+                snr = rng.uniform(0, 10)
+                gain = np.sqrt((clean**2).mean() / (hiss**2).mean() / 10 ** (snr / 10))
+                noisy = clean + gain * hiss
+                name = f"{speaker}_{utterance:03d}"
+                if name == nan_clean:
+                    clean[100:200] = np.nan
+                sf.write(clean_dir / f"{name}.wav", clean, SAMPLE_RATE, subtype="FLOAT")
+                sf.write(noisy_dir / f"{name}.wav", noisy, SAMPLE_RATE, subtype="FLOAT")
+    return root
+
+
+@pytest.fixture(scope="module")
+def voicebank(tmp_path_factory) -> Path:
+    return write_voicebank(tmp_path_factory.mktemp("voicebank"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each in-process run builds its own Accelerator: start every test from a clean accelerate state."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def smoke(voicebank: Path, output_dir: Path, **overrides):
+    return load_settings(SMOKE, {"data_dir": str(voicebank), "output_dir": str(output_dir), **overrides})
+
+
+def read_steps(output_dir: Path) -> dict[int, dict]:
+    """steps.jsonl -> {step: the last record written for it} (a resumed run rewrites the steps it redoes)."""
+    records = {}
+    for line in (output_dir / "steps.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        records[record["step"]] = record
+    return records
+
+
+# ---- the loss pieces ------------------------------------------------------------------------------------
+
+
+def test_stage1_terms_sum_to_the_slimmable_loss_and_its_gradient():
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    total, terms = slimmable_loss(model, noisy, clean)
+    assert sorted(terms) == model.config.utilization_factors
+    total.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    objective = TrainingObjective(model, "1")
+    logs = backward_terms(objective, objective.terms(), noisy, clean)
+    assert logs["loss"] == pytest.approx(float(total), rel=1e-5)
+    for name, grad in expected.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, rtol=1e-4, atol=1e-6)
+    assert all(p.grad is None for p in model.router.parameters())  # stage 1 never calls the router
+
+
+# ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
+
+
+def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp_path):
+    stage1 = train(smoke(voicebank, tmp_path / "stage1", max_train_steps=4))
+    model = AdaSlimModel.from_pretrained(stage1)
+    assert model.config.hidden == 8
+    report = json.loads((stage1 / "evaluation.json").read_text())
+    assert {"noisy", "u0.125", "u0.25", "u0.5", "u1"} <= set(report["results"])
+    for name in ("u0.125", "u1"):
+        assert {"pesq", "stoi", "si_sdr", "mean_utilization"} <= set(report["results"][name])
+    assert report["results"]["u0.25"]["mean_utilization"] == pytest.approx(0.25)
+    assert len(list_checkpoints(tmp_path / "stage1")) == 2  # steps 2 and 4 of checkpointing_steps=2
+    logs = list((tmp_path / "stage1" / "logs").rglob("events.out.tfevents.*"))
+    assert logs, "accelerator.log wrote no tensorboard events"
+
+    stage2 = train(smoke(voicebank, tmp_path / "stage2", stage="2", init_from=str(stage1),
+                         target_utilization=0.5, max_train_steps=3))
+    tuned = AdaSlimModel.from_pretrained(stage2)
+    assert tuned.config.target_utilization == 0.5
+    report = json.loads((stage2 / "evaluation.json").read_text())
+    assert 0.125 <= report["results"]["auto"]["mean_utilization"] <= 1.0
+    steps = read_steps(tmp_path / "stage2")
+    assert sorted(steps) == [1, 2, 3]
+
+    before = AdaSlimModel.from_pretrained(stage1).state_dict()
+    router_only = train(smoke(voicebank, tmp_path / "router", stage="2", init_from=str(stage1),
+                              train_router_only=True, max_train_steps=2, final_model="last",
+                              learning_rate=0.05))
+    after = AdaSlimModel.from_pretrained(router_only).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("router.") for k in changed)
+
+
+def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_path):
+    first = train(smoke(voicebank, tmp_path / "static", stage="static", static_utilization=0.25,
+                        max_train_steps=2, validation_steps=0))
+    report = json.loads((first / "evaluation.json").read_text())
+    assert set(report["results"]) == {"noisy", "u0.25"}
+    checkpoint = list_checkpoints(tmp_path / "static")[-1]
+    again = train(smoke(voicebank, tmp_path / "from_checkpoint", init_from=str(checkpoint), max_train_steps=1,
+                        validation_steps=0))
+    assert (again / "model.safetensors").is_file()
+
+
+# ---- learning ---------------------------------------------------------------------------------------------
+
+
+def test_loss_decreases_on_a_tiny_overfit(voicebank, tmp_path):
+    settings = smoke(voicebank, tmp_path / "overfit", stage="static", static_utilization=1.0, max_train_steps=40,
+                     learning_rate=0.003, remix=False, train_batch_size=2, segment=0.5, segment_stride=0.5,
+                     validation_steps=0, checkpointing_steps=1000, report_to="none")
+    train(settings)
+    losses = [r["loss"] for _, r in sorted(read_steps(tmp_path / "overfit").items())]
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < 0.75 * first, (first, last)
+
+
+# ---- resume after SIGKILL ---------------------------------------------------------------------------------
+
+
+def _run_script(args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "scripts" / "train.py"), *args], cwd=REPO, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_resume_after_sigkill_continues_at_the_checkpoint_with_the_same_data_order(voicebank, tmp_path):
+    common = ["--config", str(SMOKE), "--data_dir", str(voicebank), "--max_train_steps", "12",
+              "--checkpointing_steps", "3", "--validation_steps", "0", "--report_to", "none",
+              "--bandmask", "0.1", "--shift", "400"]  # augmentations on: their randomness must repeat too
+    reference = _run_script([*common, "--output_dir", str(tmp_path / "reference")])
+    output, _ = reference.communicate(timeout=120)
+    assert reference.returncode == 0, output
+    expected = read_steps(tmp_path / "reference")
+
+    killed_dir = tmp_path / "killed"
+    killed = _run_script([*common, "--output_dir", str(killed_dir)])
+    deadline = time.time() + 120
+    while not list_checkpoints(killed_dir) and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    assert killed.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    saved = list_checkpoints(killed_dir)
+    assert saved, "no checkpoint before the kill"
+    resumed_from = json.loads((saved[-1] / CHECKPOINT_MARKER).read_text())["global_step"]
+    assert resumed_from < 12 and not (killed_dir / "model").exists()
+
+    resumed = _run_script([*common, "--output_dir", str(killed_dir), "--resume_from_checkpoint", "latest"])
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output
+    assert f"at step {resumed_from} " in output
+    steps = read_steps(killed_dir)
+    assert sorted(steps) == list(range(1, 13))
+    for step in range(1, 13):  # same batches (data order) and the same losses (augmentations, weights)
+        assert steps[step]["ids"] == expected[step]["ids"], step
+        assert steps[step]["loss"] == pytest.approx(expected[step]["loss"], rel=1e-5, abs=1e-7), step
+    assert (killed_dir / "model" / "model.safetensors").is_file()
+
+
+# ---- two processes ----------------------------------------------------------------------------------------
+
+
+def test_two_processes_train_together_with_gloo(voicebank, tmp_path):
+    output_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", "29517", str(REPO / "scripts" / "train.py"), "--config", str(SMOKE),
+               "--data_dir", str(voicebank), "--output_dir", str(output_dir), "--max_train_steps", "2",
+               "--checkpointing_steps", "2", "--validation_steps", "0"]
+    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 process(es), MULTI_CPU, gloo" in result.stdout + result.stderr
+    assert sorted(read_steps(output_dir)) == [1, 2]
+    assert (output_dir / "checkpoints" / "checkpoint_0" / "random_states_1.pkl").is_file()
+    AdaSlimModel.from_pretrained(output_dir / "model")
+
+
+# ---- bad input: a clear error before any step ---------------------------------------------------------------
+
+
+def _no_step_taken(output_dir: Path):
+    assert not (output_dir / "steps.jsonl").exists()
+    assert not list_checkpoints(output_dir, complete_only=False)
+
+
+def test_unknown_config_keys_are_refused(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("stage: '1'\nlearnig_rate: 0.001\n")
+    with pytest.raises(ValueError, match=r"unknown setting.*learnig_rate.*did you mean learning_rate"):
+        load_settings(config)
+    config.write_text("model:\n  hiden: 8\n")
+    with pytest.raises(ValueError, match=r"unknown model setting.*hiden.*did you mean hidden"):
+        load_settings(config)
+    with pytest.raises(ValueError, match=r"`train_batch_size` expects int"):
+        load_settings(None, {"train_batch_size": "many"})
+
+
+def test_script_reports_bad_input_before_any_step(voicebank, tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import train as train_script
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    output_dir = tmp_path / "bad"
+    args = train_script.parse_args(["--config", str(SMOKE), "--data_dir", str(voicebank), "--output_dir",
+                                    str(output_dir), "--target_utilization", "0.05"])
+    assert train_script.main(args) == 2
+    _no_step_taken(output_dir)
+
+
+def test_target_utilization_outside_the_factors(voicebank, tmp_path):
+    with pytest.raises(ValueError, match=r"target_utilization"):
+        train(smoke(voicebank, tmp_path / "target", stage="2", target_utilization=0.05))
+    _no_step_taken(tmp_path / "target")
+
+
+def test_checkpoint_of_another_architecture(voicebank, tmp_path):
+    foreign = tmp_path / "wav2vec2"
+    foreign.mkdir()
+    (foreign / "config.json").write_text(json.dumps({"model_type": "wav2vec2", "hidden_size": 16}))
+    with pytest.raises(ValueError, match=r"'wav2vec2' model, expected an 'adaslim' model"):
+        train(smoke(voicebank, tmp_path / "foreign", init_from=str(foreign)))
+    _no_step_taken(tmp_path / "foreign")
+
+    wider = tmp_path / "wider"
+    AdaSlimModel(AdaSlimConfig(hidden=16, depth=3)).save_pretrained(wider)
+    with pytest.raises(ValueError, match=r"hidden=16 \(asked 8\)"):
+        train(smoke(voicebank, tmp_path / "wider_run", init_from=str(wider)))
+
+    # resuming a run with a model of another width
+    train(smoke(voicebank, tmp_path / "run", max_train_steps=2, validation_steps=0, report_to="none"))
+    with pytest.raises(ValueError, match=r"another architecture \(hidden: checkpoint 8, this run 16\)"):
+        train(smoke(voicebank, tmp_path / "run", model={"hidden": 16}, resume_from_checkpoint="latest"))
+
+
+def test_empty_dataset(tmp_path):
+    empty = tmp_path / "empty"
+    for name in ("clean_trainset_28spk_wav", "noisy_trainset_28spk_wav", "clean_testset_wav", "noisy_testset_wav"):
+        (empty / name).mkdir(parents=True)
+    with pytest.raises(ValueError):
+        train(load_settings(SMOKE, {"data_dir": str(empty), "output_dir": str(tmp_path / "out")}))
+    _no_step_taken(tmp_path / "out")
+
+
+def test_nan_loss_stops_naming_step_and_batch_and_keeps_the_last_good_checkpoint(voicebank, tmp_path, monkeypatch):
+    original = TrainingObjective.forward
+    calls = []
+
+    def poisoned(self, noisy, clean, padding_mask=None, term=None):
+        outputs = original(self, noisy, clean, padding_mask, term)
+        calls.append(term)
+        if len(calls) == 4:  # static stage: one term per step, so step 4
+            outputs["loss"] = outputs["loss"] * float("nan")
+        return outputs
+
+    monkeypatch.setattr(TrainingObjective, "forward", poisoned)
+    output_dir = tmp_path / "nan"
+    settings = smoke(voicebank, output_dir, stage="static", static_utilization=0.5, max_train_steps=6,
+                     checkpointing_steps=1, checkpoints_total_limit=None, validation_steps=0, report_to="none")
+    with pytest.raises(NonFiniteLossError, match=r"the loss is \[nan\] .* at step 4 \(epoch 0, batch 3 of the "
+                                                 r"epoch, items \[p2\d\d_00\d@\d+") as error:
+        train(settings)
+    last = list_checkpoints(output_dir)[-1]
+    assert f"the last good checkpoint is {last} (step 3)" in str(error.value)
+    assert len(list_checkpoints(output_dir)) == 3 and not (output_dir / "model").exists()
+    assert sorted(read_steps(output_dir)) == [1, 2, 3]
+
+
+def test_non_finite_audio_is_refused_naming_the_file(tmp_path):
+    data = write_voicebank(tmp_path / "nan_data", nan_clean="p230_001")
+    with pytest.raises(ValueError, match=r"p230_001.*non-finite"):
+        train(load_settings(SMOKE, {"data_dir": str(data), "output_dir": str(tmp_path / "out"),
+                                    "report_to": "none"}))
