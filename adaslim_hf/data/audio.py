@@ -1,0 +1,298 @@
+"""Audio file I/O for the data layer: soundfile decoding, torchaudio resampling, atomic writes.
+
+Everything here works without FFmpeg: files are decoded by soundfile's bundled libsndfile (wav, flac,
+ogg/vorbis, opus, mp3) and resampled with ``torchaudio.functional.resample``. Bad input raises a
+``ValueError`` that names the file and says what was expected and what came; nothing is silently fixed
+unless the caller asks for it (``downmix=True``).
+
+``DecodeAudioColumns`` is the bridge to ``datasets``: the loaders keep their audio columns as
+``Audio(decode=False)`` (``{"bytes", "path"}`` values, no torchcodec needed) and decode them lazily with
+this transform, giving the same ``{"array", "sampling_rate", "path"}`` dicts a decoded ``Audio`` column has.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+
+
+def _name(source: Any, name: str | None) -> str:
+    if name is not None:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return "<in-memory audio>"
+
+
+def list_audio_files(
+    folder: str | os.PathLike, *, extensions: Sequence[str] = AUDIO_EXTENSIONS, recursive: bool = False,
+    what: str = "audio",
+) -> list[Path]:
+    """Sorted audio files in ``folder``; a ``ValueError`` if the folder is missing, not a folder or empty.
+
+    Args:
+        folder: the folder to list.
+        extensions: file name endings to keep (lower case, with the dot); hidden files are ignored.
+        recursive: also list sub-folders.
+        what: how the error message refers to the folder ("clean speech", "noise", ...).
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise ValueError(f"The {what} folder {folder} does not exist.")
+    if not folder.is_dir():
+        raise ValueError(f"The {what} folder {folder} is not a folder.")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(
+        p for p in folder.glob(pattern)
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in tuple(extensions)
+    )
+    if not files:
+        raise ValueError(
+            f"The {what} folder {folder} has no audio files (expected files ending in {', '.join(extensions)}"
+            f"{', searched recursively' if recursive else ''})."
+        )
+    return files
+
+
+def audio_info(source: str | os.PathLike | bytes, *, name: str | None = None) -> sf._SoundFileInfo:
+    """soundfile's header info (``frames``, ``samplerate``, ``channels``); a ``ValueError`` naming the file
+    if it cannot be read."""
+    label = _name(source, name)
+    try:
+        return sf.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError or TypeError
+        raise ValueError(f"Could not read audio file {label}: {error}") from error
+
+
+def resample(audio: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
+    """Resample a float32 array along its last axis with ``torchaudio.functional.resample`` (windowed
+    sinc); returns the input unchanged when the rates agree."""
+    if int(orig_sampling_rate) == int(target_sampling_rate):
+        return np.asarray(audio, dtype=np.float32)
+    import torchaudio.functional as AF  # deferred: importing torchaudio costs ~1 s
+
+    tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return AF.resample(tensor, int(orig_sampling_rate), int(target_sampling_rate)).numpy()
+
+
+def read_audio(
+    source: str | os.PathLike | bytes,
+    *,
+    sampling_rate: int | None = None,
+    downmix: bool = False,
+    start: int = 0,
+    stop: int | None = None,
+    name: str | None = None,
+) -> tuple[np.ndarray, int]:
+    """Decode a file (path or bytes) to a mono float32 array ``[T]``.
+
+    Args:
+        source: a path, or the bytes of an encoded file.
+        sampling_rate: resample to this rate; ``None`` keeps the file's own rate.
+        downmix: average the channels of a multi-channel file. By default a multi-channel file raises,
+            because a stereo file in a paired corpus is usually a mistake worth seeing.
+        start, stop: read only samples ``[start, stop)``, counted at the *output* rate (so a crop of a
+            48 kHz file is given in 16 kHz samples when ``sampling_rate=16000``). ``stop`` past the end
+            is clipped to the end.
+        name: how errors refer to the source (defaults to the path).
+
+    Returns:
+        ``(audio [T] float32, sampling_rate)``.
+
+    Raises:
+        ValueError: unreadable file, zero samples (or an empty crop), multi-channel without ``downmix``,
+            non-finite samples.
+    """
+    label = _name(source, name)
+    info = audio_info(source, name=label)
+    native = int(info.samplerate)
+    out_rate = int(sampling_rate) if sampling_rate else native
+    if info.channels > 1 and not downmix:
+        raise ValueError(
+            f"{label} has {info.channels} channels; expected mono. Pass downmix=True to average the channels."
+        )
+    if info.frames == 0:
+        raise ValueError(f"{label} has zero samples.")
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"Invalid crop [{start}, {stop}) for {label}: expected 0 <= start < stop.")
+    # the crop in native samples; a few extra samples each side are cheap and make the resampled
+    # edges match a crop of the fully resampled file more closely
+    ratio = native / out_rate
+    margin = 0 if native == out_rate else 32
+    native_start = max(0, int(np.floor(start * ratio)) - margin)
+    native_stop = None if stop is None else min(info.frames, int(np.ceil(stop * ratio)) + margin)
+    if native_start >= info.frames:
+        raise ValueError(f"Crop start {start} is past the end of {label} ({info.frames} samples at {native} Hz).")
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        audio, _ = sf.read(handle, start=native_start, stop=native_stop, dtype="float32", always_2d=True)
+    except Exception as error:
+        raise ValueError(f"Could not decode audio file {label}: {error}") from error
+    audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    if audio.size == 0:
+        raise ValueError(f"{label} decoded to zero samples.")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{label} contains non-finite samples (NaN or inf).")
+    audio = resample(audio, native, out_rate)
+    if start or stop is not None or margin:
+        offset = start - round(native_start / ratio)
+        offset = max(0, offset)
+        length = None if stop is None else stop - start
+        audio = audio[offset:] if length is None else audio[offset:offset + length]
+    if audio.size == 0:
+        raise ValueError(f"The crop [{start}, {stop}) of {label} is empty.")
+    return np.ascontiguousarray(audio, dtype=np.float32), out_rate
+
+
+def num_samples_at(frames: int, orig_sampling_rate: int, target_sampling_rate: int) -> int:
+    """Length after resampling ``frames`` samples (``torchaudio.functional.resample`` rounds up)."""
+    if orig_sampling_rate == target_sampling_rate:
+        return int(frames)
+    return int(np.ceil(frames * target_sampling_rate / orig_sampling_rate))
+
+
+def write_audio(
+    path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sampling_rate: int, *, overwrite: bool = False,
+    subtype: str = "PCM_16",
+) -> Path:
+    """Write a mono (``[T]``) or ``[T, C]`` signal atomically: to a temporary file next to ``path``, then
+    ``os.replace``, so a killed process never leaves a truncated file behind.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False (user data is never overwritten).
+        ValueError: non-finite samples, or samples outside [-1, 1] for an integer ``subtype`` (they
+            would clip).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; refusing to overwrite it.")
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.size == 0:
+        raise ValueError(f"Refusing to write an empty signal to {path}.")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"Refusing to write non-finite samples to {path}.")
+    peak = float(np.abs(audio).max())
+    if subtype.startswith("PCM") and peak > 1.0:
+        raise ValueError(f"Samples for {path} peak at {peak:.3f}; expected |x| <= 1 for {subtype} (it would clip).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        sf.write(tmp, audio, int(sampling_rate), subtype=subtype, format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def decode_audio_value(
+    value: Any, *, sampling_rate: int, downmix: bool = False, start: int = 0, stop: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Decode one value of an audio column to ``{"array": float32 [T], "sampling_rate", "path"}``.
+
+    Accepts what ``datasets`` hands out: ``Audio(decode=False)`` dicts (``{"bytes", "path"}``), decoded
+    dicts (``{"array", "sampling_rate"}``), torchcodec ``AudioDecoder`` objects (anything indexable by
+    ``"array"`` and ``"sampling_rate"``), or a plain path.
+    """
+    path = None
+    if isinstance(value, (str, os.PathLike)):
+        path = str(value)
+        audio, rate = read_audio(path, sampling_rate=sampling_rate, downmix=downmix, start=start, stop=stop,
+                                 name=name)
+        return {"array": audio, "sampling_rate": rate, "path": path}
+    if isinstance(value, dict) and ("bytes" in value or "path" in value) and "array" not in value:
+        path = value.get("path")
+        label = name or path or "<audio bytes>"
+        if value.get("bytes") is not None:
+            source = value["bytes"]
+        elif path is not None:
+            source = path
+        else:
+            raise ValueError(f"Audio value {label} has neither bytes nor a path.")
+        audio, rate = read_audio(source, sampling_rate=sampling_rate, downmix=downmix, start=start, stop=stop,
+                                 name=label)
+        return {"array": audio, "sampling_rate": rate, "path": path}
+    try:
+        array, rate = value["array"], value["sampling_rate"]
+    except (TypeError, KeyError, IndexError) as error:
+        raise ValueError(
+            f"Cannot decode an audio value of type {type(value).__name__}: expected a path, an "
+            f"Audio(decode=False) dict with bytes/path, or a dict with array and sampling_rate."
+        ) from error
+    label = name or (value.get("path") if isinstance(value, dict) else None) or "<decoded audio>"
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 2:  # datasets gives [channels, T] for multi-channel arrays
+        if not downmix and array.shape[0] > 1:
+            raise ValueError(f"{label} has {array.shape[0]} channels; expected mono (downmix=True averages them).")
+        array = array.mean(axis=0)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{label}: expected a non-empty mono array, got shape {list(array.shape)}.")
+    array = resample(array, int(rate), sampling_rate)
+    array = array[start:stop]
+    if array.size == 0:
+        raise ValueError(f"The crop [{start}, {stop}) of {label} is empty.")
+    return {"array": array, "sampling_rate": sampling_rate, "path": path}
+
+
+class DecodeAudioColumns:
+    """A ``datasets`` transform (``Dataset.with_transform``) that decodes audio columns with soundfile.
+
+    Each audio column value becomes ``{"array": float32 [T], "sampling_rate": int, "path": str | None}``,
+    the shape a decoded ``datasets.Audio`` column has, without torchcodec or FFmpeg.
+
+    Args:
+        columns: the audio columns to decode; other columns pass through.
+        sampling_rate: resample to this rate.
+        downmix: average the channels of multi-channel files instead of raising.
+        segment_samples: with ``offset_column``, decode only ``[offset, offset + segment_samples)`` of each
+            file (a segment made by ``collate.segment_pairs``); the last segment of a file may be shorter.
+        offset_column: the column holding each row's start sample (at ``sampling_rate``).
+        id_column: used to name the row in errors.
+    """
+
+    def __init__(
+        self, columns: Sequence[str] = ("noisy", "clean"), *, sampling_rate: int = 16000, downmix: bool = False,
+        segment_samples: int | None = None, offset_column: str | None = None, id_column: str = "id",
+    ):
+        if (segment_samples is None) != (offset_column is None):
+            raise ValueError("segment_samples and offset_column go together: give both or neither.")
+        self.columns = tuple(columns)
+        self.sampling_rate = int(sampling_rate)
+        self.downmix = downmix
+        self.segment_samples = segment_samples
+        self.offset_column = offset_column
+        self.id_column = id_column
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        out = dict(batch)
+        size = len(next(iter(batch.values())))
+        for column in self.columns:
+            if column not in batch:
+                raise ValueError(f"Column {column!r} is missing; the dataset has {sorted(batch)}.")
+            decoded = []
+            for i in range(size):
+                start, stop = 0, None
+                if self.offset_column is not None:
+                    start = int(batch[self.offset_column][i])
+                    stop = start + int(self.segment_samples)
+                row = batch[self.id_column][i] if self.id_column in batch else i
+                value = batch[column][i]
+                path = value.get("path") if isinstance(value, dict) else None
+                decoded.append(decode_audio_value(
+                    value, sampling_rate=self.sampling_rate, downmix=self.downmix, start=start, stop=stop,
+                    name=f"{column} of {row}" + (f" ({path})" if path else ""),
+                ))
+            out[column] = decoded
+        return out
