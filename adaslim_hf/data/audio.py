@@ -13,6 +13,7 @@ this transform, giving the same ``{"array", "sampling_rate", "path"}`` dicts a d
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,12 +125,14 @@ def read_audio(
         raise ValueError(f"{label} has zero samples.")
     if start < 0 or (stop is not None and stop <= start):
         raise ValueError(f"Invalid crop [{start}, {stop}) for {label}: expected 0 <= start < stop.")
-    # the crop in native samples; a few extra samples each side are cheap and make the resampled
-    # edges match a crop of the fully resampled file more closely
-    ratio = native / out_rate
-    margin = 0 if native == out_rate else 32
-    native_start = max(0, int(np.floor(start * ratio)) - margin)
-    native_stop = None if stop is None else min(info.frames, int(np.ceil(stop * ratio)) + margin)
+    # The crop in native samples, starting a few samples early so the resampling filter has settled by
+    # `start`, and on a sample that lies on the output grid, so the crop's samples are exactly those of
+    # the fully resampled file (no fractional delay).
+    margin = 0 if native == out_rate else 64
+    step, out_step = native // math.gcd(native, out_rate), out_rate // math.gcd(native, out_rate)
+    block = max(0, (start * native // out_rate - margin) // step)
+    native_start, out_origin = block * step, block * out_step
+    native_stop = None if stop is None else min(info.frames, -(-stop * native // out_rate) + margin)
     if native_start >= info.frames:
         raise ValueError(f"Crop start {start} is past the end of {label} ({info.frames} samples at {native} Hz).")
     try:
@@ -143,11 +146,8 @@ def read_audio(
     if not np.isfinite(audio).all():
         raise ValueError(f"{label} contains non-finite samples (NaN or inf).")
     audio = resample(audio, native, out_rate)
-    if start or stop is not None or margin:
-        offset = start - round(native_start / ratio)
-        offset = max(0, offset)
-        length = None if stop is None else stop - start
-        audio = audio[offset:] if length is None else audio[offset:offset + length]
+    offset = start - out_origin
+    audio = audio[offset:] if stop is None else audio[offset:offset + stop - start]
     if audio.size == 0:
         raise ValueError(f"The crop [{start}, {stop}) of {label} is empty.")
     return np.ascontiguousarray(audio, dtype=np.float32), out_rate

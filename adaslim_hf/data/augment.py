@@ -49,25 +49,25 @@ def fft_convolve(signal: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(spectrum, n=size)[..., :length]
 
 
-def lowpass_kernel(cutoff: torch.Tensor, *, zeros: float = 8.0, max_half_width: int = 4000) -> torch.Tensor:
+def lowpass_kernel(cutoff: torch.Tensor, half_width: torch.Tensor) -> torch.Tensor:
     """Windowed-sinc low-pass FIR filters, one per cutoff, zero phase and unit gain at DC.
 
     The ideal low-pass at normalised cutoff ``f_c`` (cycles per sample, 0 < f_c < 0.5) has impulse
-    response ``2 f_c sinc(2 f_c n)``; truncating it to ``zeros`` zero-crossings each side and tapering with
-    a Hann window keeps the stop-band ripple small. Lower cutoffs need longer filters (the half width is
-    ``zeros / (2 f_c)`` taps, capped at ``max_half_width``).
+    response ``2 f_c sinc(2 f_c n)``; it is truncated to ``|n| <= half_width`` and tapered with a Hann
+    window, which leaves a transition band about ``1 / half_width`` wide.
 
     Args:
         cutoff: [N] normalised cutoffs.
+        half_width: [N] half widths in taps.
 
     Returns:
-        [N, 2 H + 1] kernels, H the half width of the lowest cutoff (shorter ones are zero-padded).
+        [N, 2 H + 1] kernels, H the largest half width (shorter kernels are zero-padded).
     """
-    half = int(min(max_half_width, math.ceil(zeros / (2 * float(cutoff.min())))))
+    half = int(half_width.max())
     n = torch.arange(-half, half + 1, device=cutoff.device, dtype=torch.float32)  # [K]
     kernels = 2 * cutoff[:, None] * torch.sinc(2 * cutoff[:, None] * n)  # [N, K]
-    own_half = torch.clamp(torch.ceil(zeros / (2 * cutoff)), max=half)[:, None]  # [N, 1]
-    window = torch.where(n.abs() <= own_half, 0.5 + 0.5 * torch.cos(math.pi * n / (own_half + 1)), 0.0)
+    own = half_width.to(torch.float32)[:, None]  # [N, 1]
+    window = torch.where(n.abs() <= own, 0.5 + 0.5 * torch.cos(math.pi * n / (own + 1)), 0.0)
     kernels = kernels * window
     return kernels / kernels.sum(dim=-1, keepdim=True)
 
@@ -110,9 +110,12 @@ class BandMask(nn.Module):
         maxwidth: the largest fraction of the mel bands removed at once (DEMUCS: 0.2).
         bands: number of mel bands (DEMUCS: 120).
         sample_rate: the signals' rate, to place the bands in Hz.
+        zeros: filter length in zero crossings of the sinc at the narrower of the lower edge and the band
+            width (so even a narrow band at high frequency is resolved), capped at ``max_half_width`` taps.
     """
 
-    def __init__(self, maxwidth: float = 0.2, bands: int = 120, sample_rate: int = 16000):
+    def __init__(self, maxwidth: float = 0.2, bands: int = 120, sample_rate: int = 16000, zeros: float = 8.0,
+                 max_half_width: int = 4000):
         super().__init__()
         if not 0 < maxwidth <= 1:
             raise ValueError(f"maxwidth must be in (0, 1], got {maxwidth}.")
@@ -121,6 +124,8 @@ class BandMask(nn.Module):
         self.maxwidth = maxwidth
         self.bands = bands
         self.sample_rate = sample_rate
+        self.zeros = zeros
+        self.max_half_width = max_half_width
 
     def forward(self, sources: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """sources [2, B, C, T] -> [2, B, C, T], one random band removed per batch item."""
@@ -133,12 +138,13 @@ class BandMask(nn.Module):
         low = torch.randint(0, self.bands - 1, (batch,), generator=generator, device=sources.device)
         span = torch.floor(torch.rand(batch, generator=generator, device=sources.device) * width).long() + 1
         high = torch.clamp(low + span, max=self.bands - 1)
-        cutoffs = torch.cat([edges[low], edges[high].clamp(max=0.499)])  # [2B], cycles per sample
-        kernels = lowpass_kernel(cutoffs)  # [2B, K]
-        half = kernels.shape[-1] // 2
-        low_kernel, high_kernel = kernels[:batch], kernels[batch:]
-        band_kernel = (high_kernel - low_kernel)[None, :, None, :]  # [1, B, 1, K]
-        band = fft_convolve(sources, band_kernel)[..., half:half + sources.shape[-1]]  # [2, B, C, T]
+        low_cut, high_cut = edges[low], edges[high].clamp(max=0.499)  # [B], cycles per sample
+        # both filters of an item share one length, with a transition narrower than the band itself
+        half_width = torch.ceil(self.zeros / (2 * torch.minimum(low_cut, high_cut - low_cut).clamp(min=1e-4)))
+        half_width = half_width.clamp(max=self.max_half_width).long()  # [B]
+        band_kernel = lowpass_kernel(high_cut, half_width) - lowpass_kernel(low_cut, half_width)  # [B, K]
+        half = band_kernel.shape[-1] // 2
+        band = fft_convolve(sources, band_kernel[None, :, None, :])[..., half:half + sources.shape[-1]]  # [2, B, C, T]
         return sources - band
 
 

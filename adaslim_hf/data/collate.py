@@ -33,9 +33,9 @@ def segment_offsets(length: int, segment: int | None, stride: int | None = None,
     that covers the tail (and is padded) when ``pad`` and the stride grid does not end exactly at the end.
 
     Example:
-        >>> segment_offsets(10, 4, 3)
+        >>> segment_offsets(11, 4, 3)
         [0, 3, 6, 9]
-        >>> segment_offsets(10, 4, 3, pad=False)
+        >>> segment_offsets(11, 4, 3, pad=False)
         [0, 3, 6]
     """
     if length <= 0:
