@@ -44,10 +44,14 @@ from .configuration_adaslim import AdaSlimConfig
 from .modeling_adaslim import AdaSlimModel
 
 STAGES = ("1", "2", "static")
+PIPELINE = "1+2"  # stage 1, then stage 2 started from its model
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 BEST_METRICS = ("pesq", "stoi", "si_sdr", "loss")
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
+# denoiser's Demucs arguments (a denoiser .th file holds tensors only; these describe its architecture)
+DEMUCS_ARGUMENTS = ("chin", "chout", "hidden", "depth", "kernel_size", "stride", "causal", "resample", "growth",
+                    "max_hidden", "normalize", "glu", "rescale", "floor", "sample_rate")
 TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "gumbel_temperature",
                         "stft_sc_factor", "stft_mag_factor")
 
@@ -75,7 +79,11 @@ class TrainingSettings:
 
     # ---- run ----
     stage: str = _setting("1", "'1' slimmable pre-training (every factor, sliced), '2' router training "
-                               "(L_SE + beta L_Eff + gamma L_Bal), 'static' one factor", choices=STAGES)
+                               "(L_SE + beta L_Eff + gamma L_Bal), 'static' one factor, '1+2' both in one "
+                               "command (<output_dir>/stage1, then <output_dir>/stage2 from its model)",
+                          choices=(*STAGES, PIPELINE))
+    per_stage: dict = _setting({}, "settings that apply in one stage only, e.g. {'2': {'learning_rate': 3e-4}}; "
+                                   "command-line flags still win")
     output_dir: str = _setting("runs/adaslim", "folder of checkpoints, logs, the best and the final model")
     seed: int = _setting(2036, "seed of the model initialisation, data order, augmentations and Gumbel noise")
     report_to: str = _setting("tensorboard", "tracker for accelerator.log: 'tensorboard' or 'none'",
@@ -95,16 +103,30 @@ class TrainingSettings:
     static_utilization: float | None = _setting(None, "stage 'static': the factor to train")
     train_router_only: bool = _setting(False, "stage 2: freeze the backbone and train only the router")
     # ---- data ----
-    dataset: str = _setting("voicebank", "'voicebank' (folder layout or Hub id in data_dir) or 'dns' "
-                                         "(clean/noise folders mixed on the fly)", choices=("voicebank", "dns"))
-    data_dir: str | None = _setting(None, "dataset root (VoiceBank layout, DNS root) or a Hub dataset id")
-    noise_dir: str | None = _setting(None, "dns: the noise folder (defaults to <data_dir>/noise)")
+    dataset: str = _setting("voicebank", "'voicebank': pairs in the VoiceBank layout (or a Hub id) in data_dir; "
+                                         "'dns': clean speech (data_dir) and noise (noise_dir) folders mixed "
+                                         "on the fly; 'corpus': the real-audio corpus of scripts/build_corpus.py "
+                                         "(its training pools mixed on the fly, its fixed validation and test "
+                                         "mixtures)", choices=("voicebank", "dns", "corpus"))
+    data_dir: str | None = _setting(None, "voicebank: the folder (clean_trainset_28spk_wav, ...) or a Hub dataset "
+                                          "id; dns: the clean-speech folder (searched recursively); corpus: the "
+                                          "corpus folder (data/corpus)")
+    trainset: str = _setting("28spk", "voicebank: the training folders' variant (clean_trainset_<trainset>_wav)")
+    noise_dir: str | None = _setting(None, "dns: the noise folder (searched recursively)")
+    rir_dir: str | None = _setting(None, "dns: room impulse responses (optional)")
+    rir_probability: float = _setting(0.0, "dns: fraction of segments reverberated with a random RIR")
+    snr_range: list | None = _setting(None, "dns: [low, high] SNR in dB drawn per segment (default -5, 20)")
+    shuffle_buffer: int = _setting(256, "dns: examples in the streaming shuffle buffer")
+    valid_dir: str | None = _setting(None, "fixed validation mixtures (VoiceBank test layout or DNS noisy/clean "
+                                           "layout); voicebank default: the held-out valid_speakers")
+    test_dir: str | None = _setting(None, "fixed test mixtures (same layouts); voicebank default: its test folders")
     segment: float = _setting(4.5, "training segment in seconds")
     segment_stride: float = _setting(0.5, "hop between training segments in seconds")
     valid_speakers: list | None = _setting(None, "voicebank: training speakers held out for validation (default "
                                                  "p226, p287; [] = no validation)")
     max_valid_items: int | None = _setting(None, "validate on at most this many items (the first ones)")
     evaluate_test: bool = _setting(True, "evaluate the final model on the test split (else on validation)")
+    max_test_items: int | None = _setting(None, "evaluate the final model on at most this many items")
     num_workers: int = _setting(0, "DataLoader worker processes")
     # ---- augmentation (DEMUCS; noise = noisy - clean is augmented, then noisy = noise + clean) ----
     remix: bool = _setting(True, "permute the noises across the batch")
@@ -128,6 +150,8 @@ class TrainingSettings:
     max_train_steps: int | None = _setting(None, "optimizer steps to train (overrides num_train_epochs)")
     num_train_epochs: int = _setting(1, "epochs to train when max_train_steps is not set")
     mixed_precision: str = _setting("no", "accelerate mixed precision", choices=MIXED_PRECISION)
+    overwrite_output_dir: bool = _setting(False, "delete an earlier run's checkpoints and models in output_dir "
+                                                 "instead of refusing to start")
     cpu: bool = _setting(False, "train on the CPU even when a GPU is present (implied when processes are "
                                 "launched on a machine without any accelerator)")
     # ---- checkpoints and validation ----
@@ -193,30 +217,8 @@ def _type_check(name: str, value, annotation: str):
     return value
 
 
-def load_settings(config_path: str | os.PathLike | None = None, overrides: dict | None = None) -> TrainingSettings:
-    """Defaults < the YAML file < ``overrides`` (command-line values that were given).
-
-    Raises ValueError for a key that is not a setting (with the closest known ones), a value of the wrong
-    type, or a value outside its choices.
-    """
-    values: dict[str, Any] = {}
-    source = "the overrides"
-    if config_path is not None:
-        import yaml
-
-        path = Path(config_path)
-        if not path.is_file():
-            raise ValueError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of settings, got {type(loaded).__name__}.")
-        values.update(loaded)
-        source = str(path)
-    for key, value in (overrides or {}).items():
-        if key == "model" and isinstance(value, dict):
-            values["model"] = {**values.get("model", {}), **value}
-        else:
-            values[key] = value
+def _coerce(values: dict, source: str) -> dict:
+    """Known keys with values of their declared types and choices; ValueError otherwise."""
     known = {f.name: f for f in dataclasses.fields(TrainingSettings)}
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -233,9 +235,70 @@ def load_settings(config_path: str | os.PathLike | None = None, overrides: dict 
         choices = known[name].metadata.get("choices")
         if choices and checked[name] is not None and checked[name] not in choices:
             raise ValueError(f"setting `{name}` must be one of {list(choices)}, got {checked[name]!r}.")
-    settings = TrainingSettings(**checked)
+    return checked
+
+
+def _merge(values: dict, update: dict, skip: set = frozenset()) -> dict:
+    merged = dict(values)
+    for key, value in update.items():
+        if key in skip:
+            continue
+        merged[key] = {**merged.get(key, {}), **value} if key == "model" and isinstance(value, dict) else value
+    return merged
+
+
+def load_settings(config_path: str | os.PathLike | None = None, overrides: dict | None = None) -> TrainingSettings:
+    """Defaults < the YAML file < its ``per_stage`` block for the run's stage < ``overrides`` (the
+    command-line values that were given). ``model`` mappings merge key by key.
+
+    Raises ValueError for a key that is not a setting (with the closest known ones), a value of the wrong
+    type, or a value outside its choices.
+    """
+    values: dict[str, Any] = {}
+    source = "the overrides"
+    if config_path is not None:
+        import yaml
+
+        path = Path(config_path)
+        if not path.is_file():
+            raise ValueError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold a mapping of settings, got {type(loaded).__name__}.")
+        values.update(_coerce(loaded, str(path)))
+        source = str(path)
+    overrides = _coerce(dict(overrides or {}), "the command line" if config_path else source)
+    per_stage = overrides.get("per_stage", values.get("per_stage", {}))
+    for stage, block in per_stage.items():
+        if str(stage) not in STAGES or not isinstance(block, dict):
+            raise ValueError(f"per_stage must map stages {list(STAGES)} to mappings of settings, got {stage!r}: "
+                             f"{block!r}.")
+        if {"stage", "per_stage"} & set(block):
+            raise ValueError(f"per_stage[{stage!r}] may not set `stage` or `per_stage`.")
+        _coerce(block, f"per_stage[{stage!r}] of {source}")
+    values = _merge(values, overrides)
+    values["per_stage"] = {str(k): v for k, v in per_stage.items()}
+    settings = TrainingSettings(**values)
+    settings.explicit = set(overrides)  # not a field: what the command line fixed, which per_stage never changes
+    if settings.stage in STAGES:
+        settings = settings_for_stage(settings, settings.stage)
     _check_settings(settings)
     return settings
+
+
+def settings_for_stage(settings: TrainingSettings, stage: str, **changes) -> TrainingSettings:
+    """The settings of one stage: its ``per_stage`` block applied (command-line values still win), then
+    ``changes``."""
+    explicit = getattr(settings, "explicit", set())
+    values = _merge(settings.to_dict(), _coerce(settings.per_stage.get(stage, {}), f"per_stage[{stage!r}]"),
+                    skip=explicit)
+    if stage != "2":
+        values["train_router_only"] = False  # a '1+2' pipeline's router-only flag is for its stage 2
+    values = _merge(values, {"stage": stage, **changes})
+    result = TrainingSettings(**_coerce(values, "the settings"))
+    result.explicit = explicit
+    _check_settings(result)
+    return result
 
 
 def _check_settings(settings: TrainingSettings):
@@ -246,7 +309,7 @@ def _check_settings(settings: TrainingSettings):
     for name in ("train_batch_size", "gradient_accumulation_steps", "checkpointing_steps", "eval_batch_size",
                  "logging_steps", "num_train_epochs"):
         require(getattr(settings, name) >= 1, f"setting `{name}` must be >= 1, got {getattr(settings, name)}.")
-    for name in ("max_train_steps", "checkpoints_total_limit", "max_valid_items"):
+    for name in ("max_train_steps", "checkpoints_total_limit", "max_valid_items", "max_test_items"):
         value = getattr(settings, name)
         require(value is None or value >= 1, f"setting `{name}` must be >= 1 or empty, got {value}.")
     require(settings.validation_steps >= 0, f"`validation_steps` must be >= 0, got {settings.validation_steps}.")
@@ -260,10 +323,12 @@ def _check_settings(settings: TrainingSettings):
     require(settings.shift >= 0, f"`shift` must be >= 0 samples, got {settings.shift}.")
     if settings.stage == "static":
         require(settings.static_utilization is not None, "stage 'static' needs `static_utilization` (a factor).")
-    else:
+    elif settings.stage != PIPELINE:
         require(settings.static_utilization is None,
                 f"`static_utilization` belongs to stage 'static', not stage {settings.stage!r}.")
-    require(not settings.train_router_only or settings.stage == "2",
+    require(settings.stage != PIPELINE or settings.static_utilization is None,
+            "`static_utilization` belongs to stage 'static', not to the '1+2' pipeline.")
+    require(not settings.train_router_only or settings.stage in ("2", PIPELINE),
             "`train_router_only` needs stage '2' (the router is not used in stages '1' and 'static').")
     unknown_model = sorted(set(settings.model) - set(_config_fields()))
     if unknown_model:
@@ -351,10 +416,19 @@ def load_model(init_from: str | None = None, model_overrides: dict | None = None
 
         if denoiser_preset is not None and denoiser_preset not in DENOISER_PRESETS:
             raise ValueError(f"denoiser_preset must be one of {sorted(DENOISER_PRESETS)}, got {denoiser_preset!r}.")
-        base = config_from_denoiser(**DENOISER_PRESETS.get(denoiser_preset, {}))
-        config = _with_overrides(base, overrides, f"the denoiser checkpoint {location} (preset {denoiser_preset})")
+        # a denoiser file holds tensors only: its architecture is the preset's (denoiser's Demucs defaults
+        # when none), refined by `model`; the converter refuses weights that do not fit it
+        demucs = {**DENOISER_PRESETS.get(denoiser_preset, {}),
+                  **{k: v for k, v in overrides.items() if k in DEMUCS_ARGUMENTS}}
+        rest = {k: v for k, v in overrides.items() if k not in DEMUCS_ARGUMENTS}
+        config = AdaSlimConfig.from_dict({**config_from_denoiser(**demucs).to_dict(), **rest})
+        _check_target(config)
         torch.manual_seed(seed)
-        return convert_denoiser(load_denoiser_state_dict(location), config=config)
+        try:
+            return convert_denoiser(load_denoiser_state_dict(location), config=config)
+        except ValueError as error:
+            raise ValueError(f"the denoiser checkpoint {location} does not fit the architecture "
+                             f"(preset {denoiser_preset}, model {overrides}): {error}") from error
     from transformers import AutoConfig
 
     try:
@@ -490,33 +564,101 @@ def backward_terms(objective: nn.Module, terms: Sequence[float | None], noisy: t
 # Data: adapters over adaslim_hf.data (datasets, augmentations, collation)
 # ----------------------------------------------------------------------------------------------------
 
-def build_datasets(settings: TrainingSettings, config: AdaSlimConfig) -> tuple:
-    """(train segments, validation utterances or None, test utterances or None) for ``settings.dataset``.
+@dataclass
+class EpochStream:
+    """A streaming training set rebuilt for every epoch (new mixtures of the same speech each epoch):
+    ``build(epoch) -> datasets.IterableDataset``. It has no length: runs on it need ``max_train_steps``."""
 
-    VoiceBank-DEMAND (``adaslim_hf.data.voicebank``): ``data_dir`` is the original folder layout (the real-audio
-    corpus writes this layout too) or a Hub dataset id; validation holds out ``valid_speakers`` of the
-    training folders; training files are cut into ``segment``-second segments every ``segment_stride``
-    seconds, the last one of each file zero-padded (DEMUCS' ``pad``).
+    build: Callable[[int], Any]
+    description: str
+
+
+def load_mixtures(folder: str, sample_rate: int):
+    """Fixed noisy/clean pairs from a folder in the VoiceBank test layout (noisy_testset_wav/clean_testset_wav)
+    or the DNS synthetic test-set layout (noisy/, clean/ paired by fileid_N)."""
+    from .data.dns import load_dns_test_set
+    from .data.voicebank import load_voicebank
+
+    root = Path(folder)
+    if (root / "noisy_testset_wav").is_dir() or (root / "clean_testset_wav").is_dir():
+        return load_voicebank(root, "test", sampling_rate=sample_rate)
+    if (root / "noisy").is_dir() or (root / "clean").is_dir():
+        return load_dns_test_set(root, sampling_rate=sample_rate)
+    raise ValueError(f"{root} holds neither the VoiceBank test layout (noisy_testset_wav, clean_testset_wav) nor "
+                     f"the DNS layout (noisy/, clean/); found {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no folder'}.")
+
+
+def build_datasets(settings: TrainingSettings, config: AdaSlimConfig) -> tuple:
+    """(training set, validation utterances or None, test utterances or None) for ``settings.dataset``.
+
+    - 'voicebank' (``adaslim_hf.data.voicebank``): ``data_dir`` is the original folder layout or a Hub dataset
+      id; validation holds out ``valid_speakers`` of the training folders; training files are cut into
+      ``segment``-second segments every ``segment_stride`` seconds, the last one of each file zero-padded
+      (DEMUCS' ``pad``). The training set is a map-style ``datasets.Dataset``.
+    - 'dns' (``adaslim_hf.data.dns``): clean speech from ``data_dir`` mixed on the fly with noise from
+      ``noise_dir`` (random SNR and level, optional RIRs), an :class:`EpochStream`; validation and test
+      come from ``valid_dir`` / ``test_dir``.
+    ``valid_dir`` / ``test_dir`` (fixed mixtures) replace the defaults of either dataset.
     """
     from .data.collate import segment_pairs
 
     rate = config.sample_rate
     if settings.data_dir is None:
         raise ValueError(f"dataset {settings.dataset!r} needs `data_dir`.")
+    valid_set = load_mixtures(settings.valid_dir, rate) if settings.valid_dir else None
+    test_set = load_mixtures(settings.test_dir, rate) if settings.test_dir and settings.evaluate_test else None
     if settings.dataset == "voicebank":
         from .data.voicebank import VALID_SPEAKERS, load_voicebank, load_voicebank_hub
 
         speakers = VALID_SPEAKERS if settings.valid_speakers is None else tuple(settings.valid_speakers)
+        if settings.valid_dir:
+            speakers = ()
         local = Path(settings.data_dir).exists() or settings.data_dir.startswith((".", "/", "~"))
         load = load_voicebank if local else load_voicebank_hub
-        files = load(settings.data_dir, "train", sampling_rate=rate, valid_speakers=speakers)
+        variant = {"trainset": settings.trainset} if local else {}
+        files = load(settings.data_dir, "train", sampling_rate=rate, valid_speakers=speakers, **variant)
         train_set = segment_pairs(files, segment_seconds=settings.segment, stride_seconds=settings.segment_stride,
                                   pad=True, sampling_rate=rate)
-        valid_set = load(settings.data_dir, "validation", sampling_rate=rate, valid_speakers=speakers) \
-            if speakers else None
-        test_set = load(settings.data_dir, "test", sampling_rate=rate) if settings.evaluate_test else None
+        if speakers:
+            valid_set = load(settings.data_dir, "validation", sampling_rate=rate, valid_speakers=speakers, **variant)
+        if settings.evaluate_test and not settings.test_dir:
+            test_set = load(settings.data_dir, "test", sampling_rate=rate)
         return train_set, valid_set, test_set
-    raise ValueError(f"dataset must be 'voicebank' or 'dns', got {settings.dataset!r}.")  # DNS_PLACEHOLDER
+    if settings.dataset in ("dns", "corpus"):
+        from .data.dns import SNR_RANGE, dns_training_stream
+
+        if settings.dataset == "corpus":
+            from .data.corpus import load_corpus, read_corpus_info
+
+            read_corpus_info(settings.data_dir)  # ValueError when the corpus is not built there
+            speech = Path(settings.data_dir) / "pool" / "speech" / "train"
+            noise = Path(settings.data_dir) / "pool" / "noise" / "train"
+            if valid_set is None:
+                valid_set = load_corpus(settings.data_dir, "validation", sampling_rate=rate)
+            if test_set is None and settings.evaluate_test:
+                test_set = load_corpus(settings.data_dir, "test", sampling_rate=rate)
+        elif settings.noise_dir is None:
+            raise ValueError("dataset 'dns' needs `noise_dir` (the noise folder) next to `data_dir` (clean speech).")
+        else:
+            speech, noise = settings.data_dir, settings.noise_dir
+        snr_range = tuple(float(v) for v in (settings.snr_range or SNR_RANGE))
+        if len(snr_range) != 2 or snr_range[0] > snr_range[1]:
+            raise ValueError(f"snr_range must be [low, high] in dB, got {settings.snr_range}.")
+
+        def build(epoch: int):
+            stream = dns_training_stream(
+                speech, noise, rir_dir=settings.rir_dir,
+                rir_probability=settings.rir_probability, sampling_rate=rate, segment_seconds=settings.segment,
+                stride_seconds=settings.segment_stride, snr_range=snr_range, seed=settings.seed, epoch=epoch,
+            )
+            stream = stream.shuffle(seed=settings.seed, buffer_size=settings.shuffle_buffer)
+            stream.set_epoch(epoch)
+            return stream
+
+        build(0)  # the folders are listed (and checked) now, before any step
+        description = f"clean speech {speech} x noise {noise}, mixed on the fly"
+        return EpochStream(build, description), valid_set, test_set
+    raise ValueError(f"dataset must be 'voicebank' or 'dns', got {settings.dataset!r}.")
 
 
 def make_collator(config: AdaSlimConfig):
@@ -859,6 +1001,27 @@ def _model_state_dict(accelerator, objective) -> dict:
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
 
+RUN_OUTPUTS = ("checkpoints", "best", "model", "steps.jsonl", "evaluation.json")
+
+
+def _train_pipeline(settings: TrainingSettings, datasets: tuple | None) -> Path:
+    """Stage 1 into <output_dir>/stage1, then stage 2 from its model into <output_dir>/stage2 (each with its
+    ``per_stage`` settings). Resuming skips a stage 1 that finished and resumes the stage that did not."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    root = Path(settings.output_dir)
+    first = settings_for_stage(settings, "1", output_dir=str(root / "stage1"))
+    stage1_model = root / "stage1" / "model"
+    if settings.resume_from_checkpoint and (stage1_model / "evaluation.json").is_file():
+        print(f"stage 1 finished earlier ({stage1_model}); going on with stage 2")
+    else:
+        train(first, datasets)
+        AcceleratorState._reset_state()  # the stage-2 Accelerator starts afresh (the process group stays)
+        GradientState._reset_state()
+    second = settings_for_stage(settings, "2", output_dir=str(root / "stage2"), init_from=str(stage1_model))
+    return train(second, datasets)
+
+
 def use_cpu(requested: bool) -> bool:
     """CPU training when asked, or when several processes were launched (torchrun, ``accelerate launch
     --multi_gpu``) on a machine without any accelerator: accelerate then joins them with gloo."""
@@ -893,6 +1056,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
     from transformers import get_scheduler
 
     _check_settings(settings)
+    if settings.stage == PIPELINE:
+        return _train_pipeline(settings, datasets)
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
@@ -909,7 +1074,9 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
         mixed_precision=settings.mixed_precision,
         log_with=None if settings.report_to == "none" else settings.report_to,
         project_config=project_config,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=settings.seed),
+        # every process reads its own share of a stream (no dispatching of batches that hold item ids)
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=settings.seed,
+                                                  dispatch_batches=False),
     )
     main = accelerator.is_main_process
     warn_single_cpu_process(accelerator)
@@ -930,12 +1097,27 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                                                  settings.static_utilization)
     train_dataset, valid_dataset, test_dataset = datasets if datasets is not None else \
         build_datasets(settings, config)
-    if train_dataset is None or (hasattr(train_dataset, "__len__") and len(train_dataset) == 0):
+    streaming = isinstance(train_dataset, EpochStream)
+    if train_dataset is None or (not streaming and len(train_dataset) == 0):
         raise ValueError(f"the training set is empty (dataset {settings.dataset!r}, data_dir {settings.data_dir!r}): "
                          "no segment to train on.")
+    if streaming and settings.max_train_steps is None:
+        raise ValueError(f"dataset {settings.dataset!r} streams without a length ({train_dataset.description}): "
+                         "set max_train_steps.")
     for name, dataset in (("validation", valid_dataset), ("test", test_dataset)):
         if dataset is not None and len(dataset) == 0:
             raise ValueError(f"the {name} set is empty (dataset {settings.dataset!r}, data_dir {settings.data_dir!r}).")
+    earlier = [output_dir / name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+    if earlier and not settings.resume_from_checkpoint:
+        if not settings.overwrite_output_dir:
+            raise ValueError(f"{output_dir} holds an earlier run ({', '.join(p.name for p in earlier)}): resume it "
+                             "with resume_from_checkpoint 'latest', choose another output_dir, or set "
+                             "overwrite_output_dir.")
+        accelerator.wait_for_everyone()
+        if main:
+            for path in earlier:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        accelerator.wait_for_everyone()
     resume_path = None
     if settings.resume_from_checkpoint:
         if main:
@@ -963,16 +1145,35 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
     optimizer_class = torch.optim.AdamW if settings.weight_decay > 0 else torch.optim.Adam
     optimizer = optimizer_class(groups, lr=settings.learning_rate, betas=(settings.adam_beta1, settings.adam_beta2),
                                 eps=settings.adam_epsilon, weight_decay=settings.weight_decay)
-    train_loader = torch.utils.data.DataLoader(
-        train_dataset, batch_size=settings.train_batch_size, shuffle=True, drop_last=True,
-        collate_fn=make_collator(config), num_workers=settings.num_workers,
-    )
-    if hasattr(train_loader, "__len__") and len(train_loader) == 0:
-        raise ValueError(f"the training set holds {len(train_dataset)} segment(s), fewer than one batch of "
-                         f"{settings.train_batch_size}: lower train_batch_size or add data.")
-    objective, optimizer, train_loader = accelerator.prepare(objective, optimizer, train_loader)
-    updates_per_epoch = math.ceil(len(train_loader) / settings.gradient_accumulation_steps)
+    collator = make_collator(config)
+    if streaming:
+        train_loader = None
+        objective, optimizer = accelerator.prepare(objective, optimizer)
+        updates_per_epoch = None
+    else:
+        train_loader = torch.utils.data.DataLoader(
+            train_dataset, batch_size=settings.train_batch_size, shuffle=True, drop_last=True,
+            collate_fn=collator, num_workers=settings.num_workers,
+        )
+        if len(train_loader) == 0:
+            raise ValueError(f"the training set holds {len(train_dataset)} segment(s), fewer than one batch of "
+                             f"{settings.train_batch_size}: lower train_batch_size or add data.")
+        objective, optimizer, train_loader = accelerator.prepare(objective, optimizer, train_loader)
+        updates_per_epoch = math.ceil(len(train_loader) / settings.gradient_accumulation_steps)
     max_steps = settings.max_train_steps or updates_per_epoch * settings.num_train_epochs
+
+    def loader_for_epoch(epoch: int):
+        """The prepared loader of one epoch: a map-style set reshuffles by (seed, epoch); a stream is rebuilt
+        with the epoch's mixtures. Either way the order is a function of (seed, epoch)."""
+        if not streaming:
+            train_loader.set_epoch(epoch)
+            return train_loader
+        loader = torch.utils.data.DataLoader(train_dataset.build(epoch), batch_size=settings.train_batch_size,
+                                             drop_last=True, collate_fn=collator, num_workers=settings.num_workers)
+        loader = accelerator.prepare(loader)
+        loader.set_epoch(epoch)  # a prepared loader re-applies its own epoch (0) to the stream's shuffle
+        return loader
+
     scheduler = get_scheduler(settings.lr_scheduler, optimizer=optimizer,
                               num_warmup_steps=settings.lr_warmup_steps * accelerator.num_processes,
                               num_training_steps=max_steps * accelerator.num_processes)
@@ -997,7 +1198,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
     total_batch = settings.train_batch_size * accelerator.num_processes * settings.gradient_accumulation_steps
     accelerator.print(
         f"stage {settings.stage}: {sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable "
-        f"parameters, {len(train_dataset)} training segments, {updates_per_epoch} steps per epoch, "
+        f"parameters, {train_dataset.description if streaming else f'{len(train_dataset)} training segments'}, "
+        f"{updates_per_epoch or 'unknown'} steps per epoch, "
         f"{max_steps} steps, effective batch {total_batch} ({accelerator.num_processes} process(es), "
         f"{accelerator.distributed_type.value}{', ' + str(accelerator.state.backend) if accelerator.state.backend else ''})"
     )
@@ -1055,13 +1257,14 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
     objective.train()
     try:
         while progress.global_step < max_steps:
-            train_loader.set_epoch(progress.epoch)
-            loader = train_loader
+            epoch_loader = loader_for_epoch(progress.epoch)
+            loader = epoch_loader
             if progress.batches_in_epoch:
                 from accelerate import skip_first_batches
 
-                loader = skip_first_batches(train_loader, progress.batches_in_epoch)
+                loader = skip_first_batches(epoch_loader, progress.batches_in_epoch)
             finished_epoch = True
+            batches_before = progress.batches_in_epoch
             for batch in loader:
                 seed = micro_batch_seed(settings.seed, progress.epoch, progress.batches_in_epoch,
                                         accelerator.process_index)
@@ -1124,6 +1327,9 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                     finished_epoch = False
                     break
             if finished_epoch:
+                if progress.batches_in_epoch == 0 and batches_before == 0:
+                    raise ValueError(f"epoch {progress.epoch} of the training set gave no batch of "
+                                     f"{settings.train_batch_size}: too little data for the batch size.")
                 progress.epoch += 1
                 progress.batches_in_epoch = 0
         bar.close()
@@ -1147,6 +1353,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                 ([None] if settings.stage == "2" else []) + list(validation_utilizations)
                 + ([*config.utilization_factors] if settings.stage != "static" else [])))
             evaluation = evaluate(final, evaluation_set, settings_to_eval, batch_size=settings.eval_batch_size,
+                                  max_items=settings.max_test_items if test_dataset is not None
+                                  else settings.max_valid_items,
                                   include_noisy=True, accelerator=accelerator, desc="evaluation")
             accelerator.log({f"eval/{name}/{k}": v for name, r in evaluation.items() for k, v in r.items()
                              if k != "items"}, step=progress.global_step)

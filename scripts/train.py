@@ -46,6 +46,16 @@ def _model_override(text: str):
     return key.strip(), yaml.safe_load(value)
 
 
+def _yaml_mapping(text: str) -> dict:
+    import yaml
+
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as \"{{'2': {{learning_rate: 3e-4}}}}\", "
+                                         f"got {text!r}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of settings (keys: the flags below without '--')")
@@ -58,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         if name == "model":
             parser.add_argument("--model", nargs="+", type=_model_override, metavar="KEY=VALUE",
                                 help=f"{help_text}; e.g. --model hidden=48 depth=5")
+        elif annotation.startswith("dict"):
+            parser.add_argument(f"--{name}", type=_yaml_mapping, metavar="YAML", help=help_text)
         elif annotation.startswith("bool"):
             parser.add_argument(f"--{name}", type=_bool, nargs="?", const=True, metavar="true|false", help=help_text)
         elif annotation.startswith("list"):

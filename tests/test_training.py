@@ -173,6 +173,27 @@ def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_
     assert (again / "model.safetensors").is_file()
 
 
+def test_dns_stream_mixes_on_the_fly_with_new_orders_per_epoch(voicebank, tmp_path):
+    speech = tmp_path / "speech"
+    speech.mkdir()
+    for path in sorted((voicebank / "clean_trainset_28spk_wav").glob("p23*.wav"))[:3]:
+        (speech / path.name).write_bytes(path.read_bytes())
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "hiss.wav").write_bytes((FIXTURES / "noise.wav").read_bytes())
+    overrides = {"dataset": "dns", "data_dir": str(speech), "noise_dir": str(noise), "valid_dir": str(voicebank),
+                 "test_dir": str(voicebank), "validation_steps": 0, "report_to": "none"}
+    with pytest.raises(ValueError, match="streams without a length.*set max_train_steps"):
+        train(load_settings(SMOKE, {**overrides, "output_dir": str(tmp_path / "no_steps"), "max_train_steps": None}))
+    # 3 files x 3 segments of 0.5 s every 0.25 s, batch 4: 2 steps per epoch
+    model_dir = train(load_settings(SMOKE, {**overrides, "output_dir": str(tmp_path / "dns"), "max_train_steps": 4}))
+    steps = read_steps(tmp_path / "dns")
+    assert [steps[s]["epoch"] for s in (1, 2, 3, 4)] == [0, 0, 1, 1]
+    assert [steps[1]["ids"], steps[2]["ids"]] != [steps[3]["ids"], steps[4]["ids"]]
+    report = json.loads((model_dir / "evaluation.json").read_text())
+    assert report["evaluated_on"] == "test" and report["results"]["u1"]["items"] == 2
+
+
 # ---- learning ---------------------------------------------------------------------------------------------
 
 
@@ -302,6 +323,26 @@ def test_checkpoint_of_another_architecture(voicebank, tmp_path):
     train(smoke(voicebank, tmp_path / "run", max_train_steps=2, validation_steps=0, report_to="none"))
     with pytest.raises(ValueError, match=r"another architecture \(hidden: checkpoint 8, this run 16\)"):
         train(smoke(voicebank, tmp_path / "run", model={"hidden": 16}, resume_from_checkpoint="latest"))
+
+
+def test_start_from_a_denoiser_checkpoint_and_refuse_one_that_does_not_fit(voicebank, tmp_path):
+    demucs = pytest.importorskip("denoiser.demucs", reason="pip install --no-deps denoiser==0.1.5")
+    torch.manual_seed(0)
+    reference = demucs.Demucs(hidden=8, depth=3).eval()
+    checkpoint = tmp_path / "tiny.th"
+    torch.save(reference.state_dict(), checkpoint)
+    model_dir = train(smoke(voicebank, tmp_path / "from_denoiser", init_from=str(checkpoint), max_train_steps=1,
+                            validation_steps=0, report_to="none", learning_rate=1e-9, final_model="last"))
+    converted = AdaSlimModel.from_pretrained(model_dir).eval()
+    assert converted.config.bottleneck == "lstm"
+    noisy = torch.randn(1, 1, 4000) * 0.1
+    with torch.no_grad():  # one step at lr 1e-9 leaves denoiser's function at utilization 1.0
+        torch.testing.assert_close(converted(noisy, utilization=1.0).enhanced_values, reference(noisy),
+                                   atol=1e-4, rtol=1e-3)
+    with pytest.raises(ValueError, match=r"does not fit the architecture.*has shape \[8, 1, 8\], the config "
+                                         r"expects \[16, 1, 8\]"):
+        train(smoke(voicebank, tmp_path / "misfit", init_from=str(checkpoint), model={"hidden": 16}))
+    _no_step_taken(tmp_path / "misfit")
 
 
 def test_empty_dataset(tmp_path):
