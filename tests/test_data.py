@@ -585,16 +585,23 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
     speech_files["usr/share/talk/ro/phone_8k.wav"] = speech[::2]  # 8 kHz
     speech_files["usr/share/talk/ro/broken.wav"] = b"RIFF\x00\x00garbage"
     _fake_deb(packages, work, "talk-data", speech_files)
-    noise_files = {f"usr/share/sfx/{split}/n{i}.wav": np.roll(noise, 5000 * i + 999 * k) * 0.3
-                   for k, split in enumerate(("train", "valid", "test")) for i in range(2)}
+    noise_files = {f"usr/share/sfx/train/n{i}.wav": np.roll(noise, 5000 * i) * 0.3 for i in range(2)}
+    pack = tmp_path / "pack.zip"  # valid noise inside a zip inside the package, like 0 A.D.'s public.zip
+    with zipfile.ZipFile(pack, "w") as archive:
+        for i in range(2):
+            wav(tmp_path / f"v{i}.wav", np.roll(noise, 7000 * i + 999) * 0.3)
+            archive.write(tmp_path / f"v{i}.wav", f"valid/v{i}.wav")
+        archive.writestr("valid/readme.txt", "not audio")
+    noise_files["usr/share/sfx/pack.zip"] = pack.read_bytes()
     _fake_deb(packages, work, "sfx-data", noise_files)
     with zipfile.ZipFile(packages / "pynoise-1.0-py3-none-any.whl", "w") as wheel:
         wheel.write(FIXTURES / "noise.wav", "sounds/rain.wav")
     sources = (
         corpus_lib.Source("talk", "talk-data", "speech", include=(r"^usr/share/talk/.+\.wav$",),
                           language=r"talk/([a-z]{2})/", licence="CC0"),
-        *(corpus_lib.Source(f"sfx-{split}", "sfx-data", "noise", include=(rf"^usr/share/sfx/{split}/",), split=split)
-          for split in ("train", "valid")),
+        corpus_lib.Source("sfx-train", "sfx-data", "noise", include=(r"^usr/share/sfx/train/",), split="train"),
+        corpus_lib.Source("sfx-valid", "sfx-data", "noise", include=(r"^usr/share/sfx/pack\.zip/valid/.+\.wav$",),
+                          expand="usr/share/sfx/pack.zip", split="valid"),
         corpus_lib.Source("pynoise", "pypi:pynoise==1.0", "noise", include=(r"^sounds/",), split="test"),
     )
     logs = []
@@ -607,6 +614,7 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
     assert info["valid_speakers"] == ["talk-el"] and info["test_speakers"] == ["talk-it"]
     assert info["train_speakers"] == ["talk-fr", "talk-ro"]
     assert info["noise_sources"]["test"] == ["pynoise"] and "synthetic" in info["noise_sources"]["train"]
+    assert info["noise_sources"]["valid"] == ["sfx-valid"]
     rows = [json.loads(line) for line in (out / "pool" / "manifest.jsonl").read_text().splitlines()]
     assert {r["split"] for r in rows if r.get("speaker") == "talk-it"} == {"test"}
     assert all(r["package_version"] == "1.0-1" for r in rows if r["package"] == "talk-data")

