@@ -41,9 +41,16 @@ from adaslim_hf.data import (
 )
 from adaslim_hf.data import corpus as corpus_lib
 
-torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"
 SR = 16000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +244,22 @@ def test_dns_stream_shards_across_nodes_with_identical_examples(dns_folders):
         for part in parts:
             for key, example in part.items():
                 np.testing.assert_array_equal(example["noisy"], everything[key]["noisy"])
+
+
+def test_dns_stream_shuffles_and_resumes_mid_epoch(dns_folders):
+    clean_dir, noise_dir = dns_folders
+    stream = dns_training_stream(clean_dir, noise_dir, segment_seconds=1.0, seed=3)
+    shuffled = [e["id"] for e in stream.shuffle(seed=0, buffer_size=3)]
+    assert sorted(shuffled) == sorted(_by_id(stream)) and shuffled != [e["id"] for e in stream]
+    uninterrupted = [e for e in stream]
+    iterator = iter(stream)
+    seen = [next(iterator) for _ in range(3)]
+    state = stream.state_dict()
+    resumed = dns_training_stream(clean_dir, noise_dir, segment_seconds=1.0, seed=3)
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert [e["id"] for e in seen + rest] == [e["id"] for e in uninterrupted]
+    np.testing.assert_array_equal(rest[0]["noisy"], uninterrupted[3]["noisy"])
 
 
 def test_dns_stream_is_deterministic_from_seed_and_epoch(dns_folders):

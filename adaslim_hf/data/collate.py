@@ -168,15 +168,13 @@ def largest_valid_length(length: int, valid_length: Callable[[int], int]) -> int
 
 
 def _to_1d(value: Any, *, what: str, sampling_rate: int | None) -> torch.Tensor:
-    if isinstance(value, dict) or (hasattr(value, "__getitem__") and not isinstance(value, (list, tuple, np.ndarray,
-                                                                                         torch.Tensor))):
-        if sampling_rate is not None:
-            value = decode_audio_value(value, sampling_rate=sampling_rate, name=what)
+    """A feature value (array, tensor, list or audio dict) as a float32 tensor [T]."""
+    if not isinstance(value, (list, tuple, np.ndarray, torch.Tensor)):  # an audio dict or AudioDecoder
+        if sampling_rate is None:
+            value = value["array"]
         else:
-            rate = value["sampling_rate"]
-            value = {"array": value["array"], "sampling_rate": rate}
-        value = value["array"]
-    tensor = torch.as_tensor(np.asarray(value, dtype=np.float32) if not isinstance(value, torch.Tensor) else value)
+            value = decode_audio_value(value, sampling_rate=sampling_rate, name=what)["array"]
+    tensor = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
     tensor = tensor.to(torch.float32)
     if tensor.ndim == 2 and tensor.shape[0] == 1:
         tensor = tensor[0]

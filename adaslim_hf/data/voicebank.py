@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -297,9 +298,10 @@ def load_voicebank_hub(
         if not isinstance(dataset.features[column], datasets.Audio):
             raise ValueError(f"Column {column!r} of {name_or_path} is {dataset.features[column]}, expected Audio.")  # noqa: TRY004
         dataset = dataset.cast_column(column, datasets.Audio(decode=False))
-    ids = dataset[id_column]
+    ids = [str(i) for i in dataset[id_column]]
     if len(set(ids)) != len(ids):
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        counts = Counter(ids)
+        duplicates = sorted(i for i, n in counts.items() if n > 1)
         raise ValueError(f"{name_or_path} ({hub_split}) has duplicate ids: {_preview(duplicates)}.")
     if id_column != "id":
         dataset = dataset.rename_column(id_column, "id")
