@@ -330,8 +330,8 @@ def test_dns_eval_mixtures_and_the_test_set_layout(dns_folders, tmp_path):
     as_voicebank = write_mixtures(mixtures, tmp_path / "vb_layout", layout="voicebank",
                                   names=[f"spk{i % 2}_{i:03d}" for i in range(4)])
     vb_test = load_voicebank(as_voicebank, "test")
-    assert vb_test["speaker"][:] == ["spk0", "spk1", "spk0", "spk1"]
-    np.testing.assert_allclose(vb_test[2]["noisy"]["array"], mixtures[2]["noisy"], atol=1 / 32768 + 1e-6)
+    assert vb_test["id"][:] == ["spk0_000", "spk0_002", "spk1_001", "spk1_003"]  # sorted by name
+    np.testing.assert_allclose(vb_test[1]["noisy"]["array"], mixtures[2]["noisy"], atol=1 / 32768 + 1e-6)
     (out / "noisy" / next(iter(sorted((out / "noisy").iterdir()))).name).rename(out / "noisy" / "stray_fileid_9.wav")
     with pytest.raises(ValueError, match=r"fileid.*no (clean|noisy) partner"):
         load_dns_test_set(out)
