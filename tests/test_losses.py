@@ -1,0 +1,243 @@
+"""Losses: DEMUCS' MR-STFT against denoiser's own code and an independent numpy STFT, masks, gradients, the
+router losses at known points, SI-SDR."""
+
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from adaslim_hf.losses import (
+    STFT_RESOLUTIONS,
+    balance_loss,
+    choice_fractions,
+    efficiency_loss,
+    multi_resolution_stft_loss,
+    si_sdr,
+    si_sdr_loss,
+    speech_enhancement_loss,
+)
+
+SAMPLE_RATE = 16000
+
+
+def harmonic_speech(seconds: float = 1.0, f0: float = 140.0, seed: int = 0) -> torch.Tensor:
+    """A voiced-speech-like signal: harmonics of a gliding f0 with a syllable-rate envelope, [T] float64."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 1.5 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    voiced = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 20))
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t)) + 0.05
+    return torch.from_numpy(0.1 * voiced * envelope)
+
+
+@pytest.fixture()
+def pair():
+    torch.manual_seed(0)
+    clean = torch.stack([harmonic_speech(seed=0), harmonic_speech(f0=210.0, seed=1)])  # [2, T]
+    estimate = clean + 0.02 * torch.randn_like(clean)
+    return estimate, clean
+
+
+class _LegacyStftTorch(types.ModuleType):
+    """``torch`` as denoiser.stft_loss sees it, with the pre-2.0 ``torch.stft`` (no ``return_complex``): the
+    real view [..., 2] of the complex STFT, which is what that call returned before PyTorch removed it."""
+
+    def __init__(self):
+        super().__init__("torch")
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def stft(x, n_fft, hop_length, win_length, window):
+        return torch.view_as_real(torch.stft(x, n_fft, hop_length, win_length, window, return_complex=True))
+
+
+def test_mr_stft_matches_denoiser(monkeypatch, pair):
+    """denoiser 0.1.5 calls torch.stft without return_complex, which torch 2.x refuses; its module sees a torch
+    whose stft returns the legacy real view, and every other line of its loss runs as written."""
+    stft_loss = pytest.importorskip("denoiser.stft_loss")
+    monkeypatch.setattr(stft_loss, "torch", _LegacyStftTorch())
+    estimate, clean = (x.float() for x in pair)
+    reference = stft_loss.MultiResolutionSTFTLoss(factor_sc=0.1, factor_mag=0.3)  # distinct factors: order shows
+    sc, mag = reference(estimate, clean)
+    ours = multi_resolution_stft_loss(estimate, clean, sc_factor=0.1, mag_factor=0.3)
+    torch.testing.assert_close(ours, sc + mag, rtol=1e-5, atol=1e-7)
+    sc_only = multi_resolution_stft_loss(estimate, clean, sc_factor=1.0, mag_factor=0.0)
+    torch.testing.assert_close(sc_only, sc / 0.1, rtol=1e-5, atol=1e-7)
+
+
+def _numpy_magnitude(signal: np.ndarray, n_fft: int, hop: int, window_length: int) -> np.ndarray:
+    """[T] -> [frames, bins]: centred frames (reflect padding), periodic Hann window zero-padded to n_fft."""
+    n = np.arange(window_length)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / window_length)
+    left = (n_fft - window_length) // 2
+    window = np.pad(window, (left, n_fft - window_length - left))
+    padded = np.pad(signal, n_fft // 2, mode="reflect")
+    frames = 1 + (len(padded) - n_fft) // hop
+    spectrum = np.stack([np.fft.rfft(padded[f * hop : f * hop + n_fft] * window) for f in range(frames)])
+    return np.sqrt(np.maximum(np.abs(spectrum) ** 2, 1e-7))
+
+
+def test_mr_stft_matches_independent_numpy(pair):
+    estimate, clean = pair
+    sc_total = mag_total = 0.0
+    for n_fft, hop, window_length in STFT_RESOLUTIONS:
+        est = np.stack([_numpy_magnitude(x, n_fft, hop, window_length) for x in estimate.numpy()])
+        ref = np.stack([_numpy_magnitude(x, n_fft, hop, window_length) for x in clean.numpy()])
+        sc_total += np.linalg.norm(ref - est) / np.linalg.norm(ref)
+        mag_total += np.mean(np.abs(np.log(ref) - np.log(est)))
+    expected = (0.1 * sc_total + 0.5 * mag_total) / len(STFT_RESOLUTIONS)
+    ours = multi_resolution_stft_loss(estimate, clean, sc_factor=0.1, mag_factor=0.5)
+    assert float(ours) == pytest.approx(expected, rel=1e-9)
+
+
+def test_speech_enhancement_loss_is_l1_plus_stft(pair):
+    estimate, clean = pair
+    l1 = (estimate - clean).abs().mean()
+    torch.testing.assert_close(speech_enhancement_loss(estimate, clean, sc_factor=0, mag_factor=0), l1)
+    torch.testing.assert_close(
+        speech_enhancement_loss(estimate, clean), l1 + multi_resolution_stft_loss(estimate, clean)
+    )
+    assert float(speech_enhancement_loss(clean, clean)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gradients_flow(pair):
+    estimate, clean = (x.float() for x in pair)
+    estimate = estimate.clone().requires_grad_(True)
+    mask = torch.ones_like(clean)
+    mask[1, 12000:] = 0
+    speech_enhancement_loss(estimate, clean, padding_mask=mask).backward()
+    assert torch.isfinite(estimate.grad).all()
+    assert estimate.grad[0].abs().sum() > 0 and estimate.grad[1, :12000].abs().sum() > 0
+    assert estimate.grad[1, 12000:].abs().sum() == 0  # the padding gets no gradient
+    estimate.grad = None
+    si_sdr_loss(estimate, clean).backward()
+    assert torch.isfinite(estimate.grad).all() and estimate.grad.abs().sum() > 0
+
+
+def test_padding_does_not_count(pair):
+    estimate, clean = pair
+    valid = 10000
+    mask = torch.ones_like(clean, dtype=torch.long)
+    mask[1, valid:] = 0
+    garbage_estimate, garbage_clean = estimate.clone(), clean.clone()
+    garbage_estimate[1, valid:] = torch.randn(clean.shape[1] - valid, dtype=clean.dtype)
+    garbage_clean[1, valid:] = 5.0
+    for sc, mag in ((0.0, 0.0), (0.1, 0.1)):
+        reference = speech_enhancement_loss(estimate, clean, sc, mag, padding_mask=mask)
+        torch.testing.assert_close(
+            speech_enhancement_loss(garbage_estimate, garbage_clean, sc, mag, padding_mask=mask), reference
+        )
+    # the L1 is a mean over real samples only
+    errors = torch.cat([(estimate[0] - clean[0]).abs(), (estimate[1, :valid] - clean[1, :valid]).abs()])
+    torch.testing.assert_close(
+        speech_enhancement_loss(garbage_estimate, garbage_clean, 0, 0, padding_mask=mask), errors.mean()
+    )
+    torch.testing.assert_close(
+        multi_resolution_stft_loss(garbage_estimate, garbage_clean, mask=mask),
+        multi_resolution_stft_loss(estimate, clean, mask=mask),
+    )
+    with pytest.raises(ValueError, match="no real sample"):
+        speech_enhancement_loss(estimate, clean, padding_mask=torch.zeros_like(mask))
+
+
+def test_shape_errors_name_both_shapes(pair):
+    estimate, clean = pair
+    with pytest.raises(ValueError, match=r"\[2, 16000\].*\[2, 15999\]"):
+        speech_enhancement_loss(estimate, clean[:, 1:])
+    with pytest.raises(ValueError, match=r"\[2, 16000\].*\[16000\]"):
+        multi_resolution_stft_loss(estimate, clean[0])
+    with pytest.raises(ValueError, match=r"\[1, 16000\].*\[2, 16000\]"):
+        si_sdr(estimate[:1], clean)
+    with pytest.raises(ValueError, match="padding_mask"):
+        speech_enhancement_loss(estimate, clean, padding_mask=torch.ones(2, 100))
+    with pytest.raises(ValueError, match=r"\[batch, samples\]"):
+        si_sdr(estimate[None], clean[None])
+
+
+def test_si_sdr_known_values(pair):
+    _, clean = pair
+    scaled = si_sdr(0.37 * clean, clean)
+    assert scaled.shape == (2,) and (scaled > 80).all()  # a scaled copy: only eps bounds it
+    torch.manual_seed(1)
+    noise = torch.randn_like(clean)
+    assert (si_sdr(noise, clean) < -20).all()  # independent noise: almost no projection onto the target
+    # estimate = target + distortion orthogonal to it, at a chosen ratio -> exactly that ratio in dB
+    target = clean[0] - clean[0].mean()
+    orthogonal = noise[0] - noise[0].mean()
+    orthogonal = orthogonal - (orthogonal @ target) / (target @ target) * target
+    orthogonal = orthogonal - orthogonal.mean()
+    orthogonal = orthogonal * target.norm() / orthogonal.norm() * 10 ** (-10 / 20)  # 10 dB below the target
+    assert float(si_sdr(target + orthogonal, target)) == pytest.approx(10.0, abs=1e-3)
+    assert si_sdr(clean[0], clean[0]).shape == ()
+    torch.testing.assert_close(
+        si_sdr_loss(0.5 * clean + 0.1 * noise, clean), -si_sdr(0.5 * clean + 0.1 * noise, clean).mean()
+    )
+
+
+def test_si_sdr_matches_torchmetrics(pair):
+    functional = pytest.importorskip("torchmetrics.functional.audio")
+    estimate, clean = pair
+    estimate = clean + 0.3 * torch.randn_like(clean)
+    expected = functional.scale_invariant_signal_distortion_ratio(estimate, clean, zero_mean=True)
+    torch.testing.assert_close(si_sdr(estimate, clean), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_balance_loss_known_points():
+    for count in (2, 3, 4):
+        uniform = torch.full((count,), 1 / count)
+        assert float(balance_loss(uniform)) == pytest.approx(0.0, abs=1e-7)
+        assert float(balance_loss(torch.eye(count)[0])) == pytest.approx(1.0)
+    assert float(balance_loss(torch.tensor([0.5, 0.5, 0.0, 0.0]))) == pytest.approx(1 / 3)  # (4 * 0.5 - 1) / 3
+    assert float(balance_loss(torch.tensor([1.0]))) == 0.0
+    batched = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])
+    assert float(balance_loss(batched)) == pytest.approx(0.5)
+
+
+def test_efficiency_loss_known_points():
+    factors = (0.125, 0.25, 0.5, 1.0)
+    assert float(efficiency_loss(torch.tensor([0.0, 1.0, 0.0, 0.0]), factors, 0.25)) == pytest.approx(0.0)
+    assert float(efficiency_loss(torch.tensor([0.0, 0.0, 0.0, 1.0]), factors, 0.25)) == pytest.approx(0.75**2)
+    uniform = torch.full((4,), 0.25)  # mean utilization 0.46875
+    assert float(efficiency_loss(uniform, factors, 0.1)) == pytest.approx((0.46875 - 0.1) ** 2)
+    batched = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert float(efficiency_loss(batched, torch.tensor(factors), 0.25)) == pytest.approx(0.75**2 / 2)
+    with pytest.raises(ValueError, match="factors"):
+        efficiency_loss(uniform, (0.5, 1.0), 0.25)
+
+
+def test_choice_fractions_and_router_gradient():
+    """Straight-through one-hots -> fractions over valid frames, and the router losses reach the logits."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 4, requires_grad=True)  # [B, N, J]
+    soft = logits.softmax(-1)
+    hard = torch.nn.functional.one_hot(soft.argmax(-1), 4).to(soft)
+    one_hot = hard - soft.detach() + soft  # straight-through: forward hard, backward soft
+    frame_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    fractions = choice_fractions(one_hot, frame_mask)
+    choices = soft.argmax(-1)[frame_mask.bool()]
+    expected = torch.bincount(choices, minlength=4).float() / 7
+    torch.testing.assert_close(fractions, expected)
+    assert float(fractions.detach().sum()) == pytest.approx(1.0)
+    torch.testing.assert_close(choice_fractions(one_hot), torch.bincount(soft.argmax(-1).flatten(), minlength=4) / 10.0)
+    loss = efficiency_loss(fractions, (0.125, 0.25, 0.5, 1.0), 0.1) + 0.1 * balance_loss(fractions)
+    loss.backward()
+    assert logits.grad[0].abs().sum() > 0 and logits.grad[1, :2].abs().sum() > 0
+    assert logits.grad[1, 2:].abs().sum() == 0  # padded frames get no gradient
+    with pytest.raises(ValueError, match=r"\[batch, frames\]"):
+        choice_fractions(one_hot, frame_mask[:, :3])
+    with pytest.raises(ValueError, match="valid frame"):
+        choice_fractions(one_hot, torch.zeros_like(frame_mask))
+    with pytest.raises(ValueError, match=r"\[batch, frames, factors\]"):
+        choice_fractions(one_hot[0])
+
+
+def test_float32_and_float64_agree(pair):
+    estimate, clean = pair
+    double = speech_enhancement_loss(estimate, clean)
+    single = speech_enhancement_loss(estimate.float(), clean.float())
+    assert single.dtype == torch.float32 and math.isclose(float(single), float(double), rel_tol=1e-5)
