@@ -1,0 +1,106 @@
+"""Scale-invariant signal-to-distortion ratio (SI-SDR) as an evaluate metric (numpy, float64)."""
+
+import datasets
+import evaluate
+import numpy as np
+
+_CITATION = """\
+@inproceedings{leroux2019sdr,
+  title={{SDR} -- Half-baked or Well Done?},
+  author={Le Roux, Jonathan and Wisdom, Scott and Erdogan, Hakan and Hershey, John R.},
+  booktitle={IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)},
+  pages={626--630},
+  year={2019}
+}
+"""
+
+_DESCRIPTION = """\
+SI-SDR measures, in dB, how much of an estimate is the (optimally scaled) reference and how much is distortion:
+SI-SDR = 10 log10(||a s||^2 / ||a s - e||^2) with a = <e, s> / ||s||^2, e the estimate and s the reference,
+both made zero-mean first by default. Rescaling the estimate does not change it; higher is better. A perfect
+estimate is bounded only by the small constant (1e-8) that keeps silent or identical inputs finite.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of 1-D float arrays): estimates (enhanced signals), one per item.
+    references (`list` of 1-D float arrays): the clean reference of each item, same length as its prediction.
+    sample_rate (`int`, defaults to 16000): accepted for a uniform interface; SI-SDR does not depend on it.
+    zero_mean (`bool`, defaults to `True`): remove each signal's mean first.
+Returns:
+    si_sdr (`float`): the mean over items, in dB.
+    si_sdr_per_item (`list` of `float`): one value per item, in dB.
+Examples:
+    >>> import numpy as np
+    >>> import evaluate
+    >>> si_sdr = evaluate.load("adaslim_hf/metrics/si_sdr")  # a local folder: works offline
+    >>> rng = np.random.default_rng(0)
+    >>> clean = rng.standard_normal(16000)
+    >>> noise = rng.standard_normal(16000)
+    >>> noise -= noise @ clean / (clean @ clean) * clean  # orthogonal to the reference
+    >>> noisy = clean + 0.1 * noise * np.linalg.norm(clean) / np.linalg.norm(noise)  # 20 dB below it
+    >>> results = si_sdr.compute(predictions=[noisy], references=[clean], zero_mean=False)
+    >>> round(results["si_sdr"], 3)
+    20.0
+"""
+
+EPS = 1e-8
+
+
+def _checked_pairs(predictions, references, name):
+    """Lists of 1-D signals -> float64 arrays; the same count, equal lengths, non-empty and finite, or a
+    ValueError naming the item."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{name}: {len(predictions)} predictions but {len(references)} references.")
+    if len(predictions) == 0:
+        raise ValueError(f"{name}: no items to score.")
+    pairs = []
+    for index, (prediction, reference) in enumerate(zip(predictions, references)):
+        prediction = np.asarray(prediction, dtype=np.float64)
+        reference = np.asarray(reference, dtype=np.float64)
+        if prediction.shape != reference.shape:
+            raise ValueError(
+                f"{name}: item {index} has a prediction of {prediction.shape[0]} samples and a reference of "
+                f"{reference.shape[0]} samples; they must have the same length."
+            )
+        if prediction.size == 0:
+            raise ValueError(f"{name}: item {index} is empty.")
+        if not (np.isfinite(prediction).all() and np.isfinite(reference).all()):
+            raise ValueError(f"{name}: item {index} holds NaN or infinite samples.")
+        pairs.append((prediction, reference))
+    return pairs
+
+
+def scale_invariant_sdr(estimate, reference, zero_mean=True):
+    """SI-SDR in dB of one 1-D estimate against its 1-D reference."""
+    if zero_mean:
+        estimate = estimate - estimate.mean()
+        reference = reference - reference.mean()
+    scale = (estimate @ reference) / (reference @ reference + EPS)
+    projection = scale * reference
+    distortion = estimate - projection
+    return float(10 * np.log10((projection @ projection + EPS) / (distortion @ distortion + EPS)))
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class SiSdr(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("float32")),
+                    "references": datasets.Sequence(datasets.Value("float32")),
+                }
+            ),
+            reference_urls=["https://arxiv.org/abs/1811.02508"],
+        )
+
+    def _compute(self, predictions, references, sample_rate=16000, zero_mean=True):
+        scores = [
+            scale_invariant_sdr(prediction, reference, zero_mean=bool(zero_mean))
+            for prediction, reference in _checked_pairs(predictions, references, "si_sdr")
+        ]
+        return {"si_sdr": sum(scores) / len(scores), "si_sdr_per_item": scores}
