@@ -16,8 +16,11 @@ Stages (shared/SPEC.md, "Training (two stages)"):
 Resuming (``resume_from_checkpoint: latest``) restores model, optimizer, scheduler, RNG states and the
 position in the data: the sampler's order is a function of (``seed``, epoch), the batches already
 consumed in the epoch are skipped, and every micro-batch's randomness (augmentations, Gumbel noise) is
-seeded from (``seed``, step, micro-batch, process), so a resumed run repeats what the uninterrupted run
-would have done.
+seeded from (``seed``, epoch, batch, process), so a resumed run repeats what the uninterrupted run would
+have done.
+
+Stages are run with ``stage: "1+2"`` in one command (stage 1, then stage 2 from its model), each with its
+own ``per_stage`` settings.
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ PIPELINE = "1+2"  # stage 1, then stage 2 started from its model
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 BEST_METRICS = ("pesq", "stoi", "si_sdr", "loss")
-# config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
 # denoiser's Demucs arguments (a denoiser .th file holds tensors only; these describe its architecture)
 DEMUCS_ARGUMENTS = ("chin", "chout", "hidden", "depth", "kernel_size", "stride", "causal", "resample", "growth",
                     "max_hidden", "normalize", "glu", "rescale", "floor", "sample_rate")
+# config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
 TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "gumbel_temperature",
                         "stft_sc_factor", "stft_mag_factor")
 
@@ -727,34 +730,20 @@ def _waveform(value) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.float32).reshape(-1)
 
 
-def quality_metrics(enhanced: torch.Tensor, clean: torch.Tensor, sample_rate: int) -> dict[str, float]:
-    """PESQ (wide-band), STOI and SI-SDR of one item: ``adaslim_hf.metrics.compute_all`` when the package has
-    it, else the same three computed here with pesq, pystoi and ``adaslim_hf.losses.si_sdr``. A metric that
-    cannot be computed on an item (PESQ finds no utterance, a rate PESQ does not take) is NaN."""
-    try:
-        from .metrics import compute_all
-    except ImportError:
-        compute_all = None
-    if compute_all is not None:
-        values = compute_all(enhanced.numpy(), clean.numpy(), sample_rate)
-        return {k: float(values[k]) for k in ("pesq", "stoi", "si_sdr") if k in values}
-    from .losses import si_sdr
+QUALITY_METRICS = ("pesq", "stoi", "si_sdr")
 
-    results = {"si_sdr": float(si_sdr(enhanced.double(), clean.double()))}
-    reference, degraded = clean.double().numpy(), enhanced.double().numpy()
-    try:
-        from pesq import pesq
 
-        results["pesq"] = float(pesq(sample_rate, reference, degraded, "wb"))
-    except Exception:  # no utterance detected, unsupported rate, pesq not installed
-        results["pesq"] = math.nan
-    try:
-        from pystoi import stoi
+def quality_metrics(enhanced: Sequence[torch.Tensor], clean: Sequence[torch.Tensor],
+                    sample_rate: int) -> list[dict[str, float]]:
+    """PESQ (wide-band), STOI and SI-SDR of each item, through ``adaslim_hf.metrics.compute_all`` (the evaluate
+    modules). An item where a metric cannot be computed (PESQ finds no utterance) scores NaN there; PESQ is
+    left out at rates other than 16 kHz."""
+    from .metrics import compute_all
 
-        results["stoi"] = float(stoi(reference, degraded, sample_rate, extended=False))
-    except Exception:
-        results["stoi"] = math.nan
-    return results
+    names = QUALITY_METRICS if sample_rate == 16000 else tuple(m for m in QUALITY_METRICS if m != "pesq")
+    scores = compute_all([e.numpy() for e in enhanced], [c.numpy() for c in clean], sample_rate,
+                         metrics=names, per_item=True)
+    return [{name: scores[f"{name}_per_item"][i] for name in names} for i in range(len(enhanced))]
 
 
 @torch.no_grad()
@@ -762,7 +751,8 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
              max_items: int | None = None, include_noisy: bool = False, accelerator=None,
              metric_fn: Callable = quality_metrics, desc: str = "validation") -> dict[str, dict[str, float]]:
     """Enhance every item of ``dataset`` (whole utterances; items hold ``noisy`` and ``clean`` waveforms)
-    once per setting and average the metrics over items.
+    once per setting and average the metrics over items. ``metric_fn(enhanced list, clean list, rate)`` gives
+    each item's scores (default: PESQ, STOI, SI-SDR through ``adaslim_hf.metrics``).
 
     Items are batched with a padding mask (each item gets exactly what it gets alone) and, with an
     ``accelerator`` of several processes, split across processes and gathered. Returns
@@ -795,18 +785,18 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
             noisy_batch[row, : len(n)], clean_batch[row, : len(c)], mask[row, : len(n)] = n, c, 1
         noisy_batch, clean_batch, mask = noisy_batch.to(device), clean_batch.to(device), mask.to(device)
         if include_noisy:
-            for row, n in enumerate(lengths):
-                records.append({"setting": "noisy", **metric_fn(noisy[row], clean[row], sample_rate)})
+            for scores in metric_fn(noisy, clean, sample_rate):
+                records.append({"setting": "noisy", **scores})
         for utilization in utilizations:
             out = model(noisy_batch, padding_mask=mask, utilization=utilization, clean_values=clean_batch)
-            for row, n in enumerate(lengths):
-                enhanced = out.enhanced_values[row, :n].float().cpu()
+            enhanced = [out.enhanced_values[row, :n].float().cpu() for row, n in enumerate(lengths)]
+            for row, scores in enumerate(metric_fn(enhanced, clean, sample_rate)):
                 records.append({
                     "setting": setting_name(utilization),
-                    **metric_fn(enhanced, clean[row], sample_rate),
+                    **scores,
                     "loss": float(out.se_loss),
                     "mean_utilization": float(out.mean_utilization[row]),
-                    "macs_per_sample": float(out.macs[row]) / n,
+                    "macs_per_sample": float(out.macs[row]) / lengths[row],
                 })
     if world > 1:
         from accelerate.utils import gather_object
@@ -1276,7 +1266,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                desc=f"stage {settings.stage}", dynamic_ncols=True)
     sums: dict[str, float] = {}
     counted = 0
-    started = time.perf_counter()
+    started = step_started = time.perf_counter()
     objective.train()
     try:
         while progress.global_step < max_steps:
@@ -1324,9 +1314,11 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                 progress.global_step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                now = time.perf_counter()
                 record = {"step": progress.global_step, "epoch": progress.epoch,
                           "batch": progress.batches_in_epoch - 1, "loss": logs["loss"],
-                          "lr": scheduler.get_last_lr()[0]}
+                          "lr": scheduler.get_last_lr()[0], "seconds": round(now - step_started, 3)}
+                step_started = now
                 if "ids" in batch:
                     record["ids"] = [str(i) for i in batch["ids"]]
                 if main:
@@ -1346,6 +1338,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                     objective.train()
                 if progress.global_step % settings.checkpointing_steps == 0:
                     save_checkpoint()
+                step_started = time.perf_counter()  # step times exclude validation and checkpoints
                 if progress.global_step >= max_steps:
                     finished_epoch = False
                     break

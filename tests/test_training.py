@@ -162,6 +162,24 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     assert changed and all(k.startswith("router.") for k in changed)
 
 
+def test_one_command_runs_stage1_then_stage2_with_per_stage_settings(voicebank, tmp_path):
+    settings = smoke(voicebank, tmp_path / "pipeline", stage="1+2", target_utilization=0.5, validation_steps=0,
+                     report_to="none", max_train_steps=1,
+                     per_stage={"1": {"learning_rate": 0.01}, "2": {"max_train_steps": 2, "learning_rate": 0.002}})
+    assert settings.max_train_steps == 1  # the command line beats per_stage: stage 2 keeps 1 step here
+    final = train(settings)
+    assert final == tmp_path / "pipeline" / "stage2" / "model"
+    first = json.loads((tmp_path / "pipeline" / "stage1" / "training_settings.json").read_text())
+    second = json.loads((tmp_path / "pipeline" / "stage2" / "training_settings.json").read_text())
+    assert (first["stage"], first["learning_rate"], first["max_train_steps"]) == ("1", 0.01, 1)
+    assert (second["stage"], second["learning_rate"], second["max_train_steps"]) == ("2", 0.002, 1)
+    assert second["init_from"] == str(tmp_path / "pipeline" / "stage1" / "model")
+    assert AdaSlimModel.from_pretrained(final).config.target_utilization == 0.5
+    # running it again without resuming would overwrite the run: refused before any step
+    with pytest.raises(ValueError, match="holds an earlier run"):
+        train(settings)
+
+
 def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_path):
     first = train(smoke(voicebank, tmp_path / "static", stage="static", static_utilization=0.25,
                         max_train_steps=2, validation_steps=0))
@@ -216,7 +234,7 @@ def _run_script(args, **kwargs) -> subprocess.Popen:
 
 
 def test_resume_after_sigkill_continues_at_the_checkpoint_with_the_same_data_order(voicebank, tmp_path):
-    common = ["--config", str(SMOKE), "--data_dir", str(voicebank), "--max_train_steps", "12",
+    common = ["--config", str(SMOKE), "--data_dir", str(voicebank), "--max_train_steps", "9",
               "--checkpointing_steps", "3", "--validation_steps", "0", "--report_to", "none",
               "--bandmask", "0.1", "--shift", "400"]  # augmentations on: their randomness must repeat too
     reference = _run_script([*common, "--output_dir", str(tmp_path / "reference")])
@@ -235,15 +253,15 @@ def test_resume_after_sigkill_continues_at_the_checkpoint_with_the_same_data_ord
     saved = list_checkpoints(killed_dir)
     assert saved, "no checkpoint before the kill"
     resumed_from = json.loads((saved[-1] / CHECKPOINT_MARKER).read_text())["global_step"]
-    assert resumed_from < 12 and not (killed_dir / "model").exists()
+    assert resumed_from < 9 and not (killed_dir / "model").exists()
 
     resumed = _run_script([*common, "--output_dir", str(killed_dir), "--resume_from_checkpoint", "latest"])
     output, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, output
     assert f"at step {resumed_from} " in output
     steps = read_steps(killed_dir)
-    assert sorted(steps) == list(range(1, 13))
-    for step in range(1, 13):  # same batches (data order) and the same losses (augmentations, weights)
+    assert sorted(steps) == list(range(1, 10))
+    for step in range(1, 10):  # same batches (data order) and the same losses (augmentations, weights)
         assert steps[step]["ids"] == expected[step]["ids"], step
         assert steps[step]["loss"] == pytest.approx(expected[step]["loss"], rel=1e-5, abs=1e-7), step
     assert (killed_dir / "model" / "model.safetensors").is_file()
