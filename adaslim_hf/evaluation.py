@@ -1,0 +1,550 @@
+"""Evaluating an AdaSlim model on a test set: quality per unit of compute.
+
+For every item of a test set (VoiceBank folder layout, or the real-audio corpus of ``scripts/build_corpus.py``)
+this runs the model at each configured static utilization factor and with dynamic routing (the router decides
+per frame, ``utilization=None``), and scores every output against the clean reference with
+``adaslim_hf.metrics.compute_all``. Two baselines are scored on the same clips: the noisy input itself and
+RNNoise (``pyrnnoise``, its delay removed so the output lines up with the reference). Beside the metrics, each
+setting gets its MACs per sample, mean utilization and real-time factor (seconds of compute per second of
+audio, one thread of this process), and each item its input SNR (from the clean and noisy signals), for the
+router-vs-SNR analysis.
+
+Long sets are resumable: every finished item is appended (flushed and fsynced) to ``items.jsonl`` in the output
+folder, and a rerun with the same model, metrics and settings skips the items found there.
+
+    from adaslim_hf.evaluation import evaluate, load_test_set, write_report
+    model = AdaSlimModel.from_pretrained("path/to/model")
+    dataset = load_test_set("data/corpus", "corpus", max_items=50, sample_rate=model.config.sample_rate)
+    report = evaluate(model, dataset, "runs/eval", metrics=("pesq", "stoi", "si_sdr"))
+    write_report(report, "runs/eval")  # evaluation.json, evaluation.md, pareto.png, utilization_vs_snr.png
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .metrics import ALL_SCORES, SCORES
+
+DATASETS = ("voicebank", "corpus")
+CACHE_NAME = "items.jsonl"
+NOISY, RNNOISE, DYNAMIC = "noisy", "rnnoise", "dynamic"
+DNSMOS_INPUTS = ("clip", "scale")
+# what the JSON reports for each setting, beside the metric means
+COST_KEYS = ("macs_per_sample", "mean_utilization", "rtf")
+
+
+def static_name(factor: float) -> str:
+    return f"static {factor:g}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_test_set(data_dir: str | os.PathLike, dataset: str = "corpus", *, split: str = "test",
+                  max_items: int | None = None, sample_rate: int = 16000):
+    """The test split of a VoiceBank-layout folder (``dataset="voicebank"``) or of a built corpus
+    (``dataset="corpus"``, the folder holding ``corpus.json``), as a ``datasets.Dataset`` with ``id``,
+    ``noisy`` and ``clean`` (decoded at ``sample_rate``), cut to the first ``max_items`` rows."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}.")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"The data folder {root} does not exist (--data_dir).")
+    if max_items is not None and max_items < 1:
+        raise ValueError(f"max_items must be at least 1, got {max_items}.")
+    from .data import load_voicebank
+    from .data.corpus import load_corpus
+
+    if dataset == "corpus":
+        data = load_corpus(root, split, sampling_rate=sample_rate)
+    else:
+        data = load_voicebank(root, split, sampling_rate=sample_rate)
+    if len(data) == 0:
+        raise ValueError(f"The {split} split of {root} holds no items.")
+    if max_items is not None and max_items < len(data):
+        data = data.select(range(max_items))
+    return data
+
+
+def input_snr(clean: np.ndarray, noisy: np.ndarray) -> float:
+    """SNR of the noisy input in dB: clean power over (noisy - clean) power."""
+    clean = np.asarray(clean, dtype=np.float64)
+    noise = np.asarray(noisy, dtype=np.float64) - clean
+    signal_power, noise_power = float(np.sum(clean**2)), float(np.sum(noise**2))
+    if noise_power == 0.0:
+        return math.inf
+    if signal_power == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal_power / noise_power)
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson correlation of the finite pairs (NaN with fewer than 3 or a constant side)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RNNoise baseline
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _rnnoise_raw(noisy: np.ndarray, sample_rate: int) -> np.ndarray:
+    """pyrnnoise's output for one clip (float in [-1, 1], same length as the input, delayed)."""
+    from pyrnnoise import RNNoise
+
+    pcm = np.round(np.clip(noisy, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+    denoiser = RNNoise(sample_rate)
+    frames = [frame for _, frame in denoiser.denoise_chunk(pcm, partial=True)]
+    out = np.concatenate(frames, axis=-1)[0] if frames else np.zeros(0, dtype=np.int16)
+    return out.astype(np.float32) / 32768.0
+
+
+@functools.cache
+def rnnoise_delay(sample_rate: int) -> int:
+    """RNNoise's delay in samples at ``sample_rate`` (its 10 ms frame plus pyrnnoise's resampling), measured
+    once on a voiced test signal (a 120 Hz pulse train with formant-like harmonics, amplitude modulated) by
+    cross-correlation of output and input. 320 samples at 16 kHz."""
+    rate = sample_rate
+    t = np.arange(int(1.5 * rate)) / rate
+    harmonics = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 30) if 120 * k < rate / 2)
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 3 * t)) * (t > 0.2)
+    signal = (0.3 * harmonics / np.max(np.abs(harmonics)) * envelope).astype(np.float32)
+    out = _rnnoise_raw(signal, rate)
+    max_lag = int(0.05 * rate)
+    scores = [float(np.dot(out[lag:], signal[: len(signal) - lag])) for lag in range(max_lag)]
+    return int(np.argmax(scores))
+
+
+def rnnoise_enhance(noisy: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """RNNoise (pyrnnoise) on one clip, aligned with the input: the delay is cut from the front and the last
+    ``delay`` samples are recovered by running the clip padded with zeros."""
+    delay = rnnoise_delay(sample_rate)
+    padded = np.concatenate([np.asarray(noisy, dtype=np.float32), np.zeros(delay, dtype=np.float32)])
+    out = _rnnoise_raw(padded, sample_rate)
+    return out[delay: delay + len(noisy)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scoring one item
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _dnsmos_ready(audio: np.ndarray, mode: str) -> tuple[np.ndarray, bool]:
+    """DNSMOS takes samples in [-1, 1]: clip (``"clip"``) or scale by the peak (``"scale"``) when outside.
+    Returns the signal and whether it had to be changed."""
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    if peak <= 1.0:
+        return audio, False
+    if mode == "scale":
+        return (audio / peak).astype(np.float32), True
+    return np.clip(audio, -1.0, 1.0).astype(np.float32), True
+
+
+def score_item(enhanced: np.ndarray, clean: np.ndarray, sample_rate: int, metrics: Sequence[str],
+               dnsmos_input: str = "clip") -> dict[str, float]:
+    """Every requested metric of one enhanced clip against its clean reference (DNSMOS on the clipped or
+    scaled signal, see ``_dnsmos_ready``); ``dnsmos_changed`` says whether that changed it."""
+    from .metrics import compute_all
+
+    enhanced = np.asarray(enhanced, dtype=np.float32)
+    clean = np.asarray(clean, dtype=np.float32)
+    scores: dict[str, float] = {}
+    reference_based = [name for name in metrics if name != "dnsmos"]
+    if reference_based:
+        scores.update(compute_all(enhanced, clean, sample_rate=sample_rate, metrics=reference_based))
+    if "dnsmos" in metrics:
+        ready, changed = _dnsmos_ready(enhanced, dnsmos_input)
+        scores.update(compute_all(ready, clean, sample_rate=sample_rate, metrics=("dnsmos",)))
+        scores["dnsmos_changed"] = float(changed)
+    return scores
+
+
+def metric_keys(metrics: Sequence[str]) -> list[str]:
+    """The result keys of compute_all for the requested metric names (``dnsmos`` gives four)."""
+    return [key for name in metrics for key in SCORES[name][2].values()]
+
+
+@torch.inference_mode()
+def run_model(model, noisy: np.ndarray, utilization) -> dict:
+    """One forward pass on one clip: enhanced audio, MACs per sample, mean utilization, seconds taken."""
+    inputs = torch.from_numpy(np.asarray(noisy, dtype=np.float32))[None]
+    start = time.perf_counter()
+    out = model(inputs, utilization=utilization)
+    seconds = time.perf_counter() - start
+    return {
+        "enhanced": out.enhanced_values[0].reshape(-1)[: len(noisy)].float().numpy(),
+        "macs_per_sample": float(out.macs[0]) / len(noisy),
+        "mean_utilization": float(out.mean_utilization[0]),
+        "seconds": seconds,
+    }
+
+
+def settings_for(model, include_rnnoise: bool = True, factors: Sequence[float] | None = None) -> list[str]:
+    factors = list(model.config.utilization_factors if factors is None else factors)
+    names = [static_name(float(factor)) for factor in factors] + [DYNAMIC, NOISY]
+    return names + ([RNNOISE] if include_rnnoise else [])
+
+
+def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequence[str],
+                  dnsmos_input: str = "clip") -> dict:
+    """The cache record of one test item: id, length, input SNR and, per setting, its scores and costs."""
+    rate = model.config.sample_rate
+    noisy = np.asarray(row["noisy"]["array"], dtype=np.float32)
+    clean = np.asarray(row["clean"]["array"], dtype=np.float32)
+    if noisy.shape != clean.shape or noisy.ndim != 1:
+        raise ValueError(f"item {row['id']}: noisy {noisy.shape} and clean {clean.shape} must be equal 1-D.")
+    seconds_of_audio = len(noisy) / rate
+    factors = {static_name(float(f)): float(f) for f in model.config.utilization_factors}
+    record = {"id": row["id"], "num_samples": len(noisy), "input_snr": input_snr(clean, noisy), "settings": {}}
+    for name in settings:
+        if name == NOISY:
+            enhanced, costs = noisy, {"macs_per_sample": 0.0, "mean_utilization": None, "rtf": 0.0}
+        elif name == RNNOISE:
+            start = time.perf_counter()
+            enhanced = rnnoise_enhance(noisy, rate)
+            costs = {"macs_per_sample": None, "mean_utilization": None,
+                     "rtf": (time.perf_counter() - start) / seconds_of_audio}
+        else:
+            if name != DYNAMIC and name not in factors:
+                raise ValueError(f"unknown setting {name!r}; the model's factors are {list(factors.values())}.")
+            result = run_model(model, noisy, None if name == DYNAMIC else factors[name])
+            enhanced = result["enhanced"]
+            costs = {"macs_per_sample": result["macs_per_sample"], "mean_utilization": result["mean_utilization"],
+                     "rtf": result["seconds"] / seconds_of_audio}
+        entry = score_item(enhanced, clean, rate, metrics, dnsmos_input)
+        entry.update(costs)
+        entry["peak"] = float(np.max(np.abs(enhanced))) if len(enhanced) else 0.0
+        record["settings"][name] = entry
+    return record
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The resumable loop
+# ---------------------------------------------------------------------------------------------------------
+
+
+def read_cache(path: Path, signature: dict) -> dict[str, dict]:
+    """Records of ``path`` (one JSON object a line) whose signature matches; a torn last line is ignored."""
+    done: dict[str, dict] = {}
+    if not path.is_file():
+        return done
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: that item is redone
+            if isinstance(record, dict) and record.get("signature") == signature and "id" in record:
+                done[record["id"]] = record
+    return done
+
+
+def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence[str] = ALL_SCORES,
+             include_rnnoise: bool = True, factors: Sequence[float] | None = None, dnsmos_input: str = "clip",
+             model_name: str | None = None, dataset_name: str | None = None, progress: bool = True) -> dict:
+    """Evaluate ``model`` on every row of ``dataset`` (``id``, ``noisy``, ``clean``) and return the report
+    (see ``summarize``). Finished items go to ``output_dir/items.jsonl``; a rerun with the same model, metrics
+    and settings skips them."""
+    from tqdm.auto import tqdm
+
+    metrics = list(dict.fromkeys(metrics))
+    unknown = [name for name in metrics if name not in SCORES]
+    if unknown or not metrics:
+        raise ValueError(f"unknown or no metrics {unknown or metrics}; choose from {list(ALL_SCORES)}.")
+    if dnsmos_input not in DNSMOS_INPUTS:
+        raise ValueError(f"dnsmos_input must be one of {DNSMOS_INPUTS}, got {dnsmos_input!r}.")
+    if factors is not None:
+        for factor in factors:
+            model.config.factor_index(float(factor))  # raises on a factor the model does not have
+    model.eval()
+    settings = settings_for(model, include_rnnoise, factors)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = output_dir / CACHE_NAME
+    signature = {"model": model_name, "metrics": metrics, "settings": settings, "dnsmos_input": dnsmos_input,
+                 "sample_rate": model.config.sample_rate}
+    done = read_cache(cache_path, signature)
+    ids = list(dataset["id"])
+    records, skipped = [], 0
+    if cache_path.is_file() and cache_path.stat().st_size:
+        with open(cache_path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        if torn:  # a line cut by a crash: end it, so the next record starts on a line of its own
+            with open(cache_path, "a", encoding="utf-8") as handle:
+                handle.write("\n")
+    with open(cache_path, "a", encoding="utf-8") as cache:
+        bar = tqdm(range(len(dataset)), desc="evaluating", unit="item", disable=not progress)
+        for index in bar:
+            item_id = ids[index]
+            if item_id in done:
+                records.append(done[item_id])
+                skipped += 1
+                continue
+            record = evaluate_item(model, dataset[index], metrics=metrics, settings=settings,
+                                   dnsmos_input=dnsmos_input)
+            record["signature"] = signature
+            cache.write(json.dumps(record) + "\n")
+            cache.flush()
+            os.fsync(cache.fileno())
+            records.append(record)
+        bar.close()
+    report = summarize(records, metrics=metrics, settings=settings, dnsmos_input=dnsmos_input)
+    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped})
+    return report
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
+def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequence[str],
+              dnsmos_input: str = "clip") -> dict:
+    """Per setting: metric means over items (NaN items left out), MACs per sample (total MACs over total
+    samples), mean utilization (mean of the items' means), real-time factor (total compute seconds over total
+    audio seconds); plus input SNR statistics and the router's utilization-vs-SNR correlation."""
+    keys = metric_keys(metrics)
+    lengths = np.array([record["num_samples"] for record in records], dtype=np.float64)
+    summary: dict[str, dict] = {}
+    for name in settings:
+        entries = [record["settings"][name] for record in records]
+        row: dict = {key: _mean(entry.get(key) for entry in entries) for key in keys}
+        for key in keys:
+            row[f"{key}_items_scored"] = sum(
+                1 for entry in entries if entry.get(key) is not None and math.isfinite(entry[key]))
+        macs = [entry["macs_per_sample"] for entry in entries]
+        row["macs_per_sample"] = (None if any(m is None for m in macs)
+                                  else float(np.dot(macs, lengths) / lengths.sum()))
+        row["mean_utilization"] = _mean(entry["mean_utilization"] for entry in entries)
+        rtfs = [entry["rtf"] for entry in entries]
+        row["rtf"] = float(np.dot(rtfs, lengths) / lengths.sum()) if records else None
+        if "dnsmos" in metrics:
+            row["dnsmos_items_changed"] = int(sum(entry.get("dnsmos_changed", 0.0) for entry in entries))
+        row["items_over_full_scale"] = sum(1 for entry in entries if entry.get("peak", 0.0) > 1.0)
+        summary[name] = row
+    snrs = [record["input_snr"] for record in records]
+    report = {
+        "settings": summary,
+        "items": len(records),
+        "metrics": list(keys),
+        "input_snr": {"mean": _mean(snrs), "min": float(np.min(snrs)) if snrs else None,
+                      "max": float(np.max(snrs)) if snrs else None},
+        "per_item": [
+            {"id": record["id"], "input_snr": record["input_snr"],
+             **({"dynamic_utilization": record["settings"][DYNAMIC]["mean_utilization"]}
+                if DYNAMIC in record["settings"] else {})}
+            for record in records
+        ],
+        "notes": {
+            "macs_per_sample": "multiply-accumulates of the model call over the clip's samples (AdaSlimModel "
+                               "output .macs, router included for dynamic); 0 for the noisy input; not counted "
+                               "for RNNoise (null).",
+            "rtf": "wall-clock seconds of compute per second of audio, batch 1, this machine "
+                   f"({torch.get_num_threads()} torch threads); RNNoise includes pyrnnoise's resampling.",
+            "dnsmos_input": (f"DNSMOS needs samples in [-1, 1]: signals outside were "
+                             f"{'clipped to [-1, 1]' if dnsmos_input == 'clip' else 'scaled by their peak'} "
+                             "before DNSMOS only (other metrics see the raw output); "
+                             "dnsmos_items_changed counts them."),
+            "rnnoise": f"pyrnnoise (RNNoise) at the clip's rate, its delay of {{delay}} samples removed so the "
+                       "output is aligned with the clean reference.",
+        },
+    }
+    if DYNAMIC in settings and records:
+        utilizations = [record["settings"][DYNAMIC]["mean_utilization"] for record in records]
+        report["router_vs_snr"] = {"pearson_r": pearson(snrs, utilizations), "items": len(records)}
+    if RNNOISE in settings and records:
+        report["notes"]["rnnoise"] = report["notes"]["rnnoise"].format(
+            delay=rnnoise_delay(_rate_of(records)))
+    else:
+        report["notes"].pop("rnnoise")
+    report["notes"]["dnsmos_input"] = report["notes"]["dnsmos_input"] if "dnsmos" in metrics else None
+    if report["notes"]["dnsmos_input"] is None:
+        report["notes"].pop("dnsmos_input")
+    report["dnsmos_input"] = dnsmos_input if "dnsmos" in metrics else None
+    return report
+
+
+def _rate_of(records: Sequence[dict]) -> int:
+    return int(records[0]["signature"]["sample_rate"]) if records and "signature" in records[0] else 16000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reports: JSON, markdown, plots
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    """Write ``data`` as JSON through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(_json_safe(data), out, indent=2, allow_nan=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def quality_key(report: dict) -> str:
+    """The quality axis of the Pareto plot: PESQ when measured, else the first metric."""
+    keys = report["metrics"]
+    return "pesq" if "pesq" in keys else keys[0]
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float) and abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def markdown_table(report: dict) -> str:
+    """The settings as a markdown table: metrics, MACs per sample, mean utilization, RTF."""
+    keys = report["metrics"]
+    columns = ["setting", *keys, "MACs/sample", "mean utilization", "RTF"]
+    lines = [
+        f"# Evaluation of `{report.get('model')}` on {report.get('dataset')} ({report['items']} items)",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
+    ]
+    for name, row in report["settings"].items():
+        cells = [name, *(_fmt(row.get(key)) for key in keys), _fmt(row["macs_per_sample"], 0),
+                 _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    snr = report.get("input_snr", {})
+    lines.append(f"Input SNR: mean {_fmt(snr.get('mean'), 2)} dB, range {_fmt(snr.get('min'), 2)} to "
+                 f"{_fmt(snr.get('max'), 2)} dB.")
+    if "router_vs_snr" in report:
+        lines.append(f"Router utilization vs input SNR: Pearson r = {_fmt(report['router_vs_snr']['pearson_r'])} "
+                     f"over {report['router_vs_snr']['items']} items.")
+    for note in report.get("notes", {}).values():
+        lines.append(f"- {note}")
+    if report.get("command"):
+        lines += ["", "Reproduce with:", "", "```", report["command"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(report: dict, path: str | os.PathLike) -> None:
+    """Quality vs MACs per sample: the static factors as a line, dynamic routing as a point, the noisy input
+    and RNNoise as horizontal reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = quality_key(report)
+    settings = report["settings"]
+    statics = sorted(((row["macs_per_sample"], row.get(key), name) for name, row in settings.items()
+                      if name.startswith("static ")), key=lambda item: item[0])
+    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
+    xs = [item[0] for item in statics]
+    ys = [np.nan if item[1] is None else item[1] for item in statics]
+    ax.plot(xs, ys, "o-", color="tab:blue", label="static factors", zorder=3)
+    for x, y, name in statics:
+        ax.annotate(name.split()[1], (x, y if y is not None else np.nan), textcoords="offset points",
+                    xytext=(6, -12), fontsize=9, color="tab:blue")
+    if DYNAMIC in settings:
+        row = settings[DYNAMIC]
+        ax.plot([row["macs_per_sample"]], [row.get(key) if row.get(key) is not None else np.nan], "*",
+                markersize=16, color="tab:red", label=f"dynamic (mean u={_fmt(row['mean_utilization'], 2)})",
+                zorder=4)
+    for name, color in ((NOISY, "gray"), (RNNOISE, "tab:green")):
+        if name in settings and settings[name].get(key) is not None:
+            ax.axhline(settings[name][key], linestyle="--", color=color,
+                       label=f"{name} ({_fmt(settings[name][key], 2)})")
+    ax.set_xlabel("MACs per input sample")
+    ax.set_ylabel({"pesq": "PESQ (wide-band)"}.get(key, key))
+    ax.set_title(f"Quality vs compute — {report.get('dataset')}, {report['items']} items")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_utilization_vs_snr(report: dict, path: str | os.PathLike) -> None:
+    """Each item's mean router utilization (dynamic routing) against its input SNR, Pearson r in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = [item for item in report["per_item"] if item.get("dynamic_utilization") is not None]
+    snrs = np.array([item["input_snr"] for item in items], dtype=float)
+    utils = np.array([item["dynamic_utilization"] for item in items], dtype=float)
+    r = report.get("router_vs_snr", {}).get("pearson_r")
+    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
+    ax.scatter(snrs, utils, s=18, alpha=0.7, color="tab:red", edgecolors="none")
+    finite = np.isfinite(snrs) & np.isfinite(utils)
+    if finite.sum() >= 3 and r is not None and math.isfinite(r):
+        slope, intercept = np.polyfit(snrs[finite], utils[finite], 1)
+        grid = np.linspace(snrs[finite].min(), snrs[finite].max(), 2)
+        ax.plot(grid, slope * grid + intercept, "-", color="black", linewidth=1, label="least-squares fit")
+        ax.legend(loc="best", fontsize=9)
+    ax.set_xlabel("input SNR (dB)")
+    ax.set_ylabel("mean router utilization")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"Router utilization vs input SNR — Pearson r = {_fmt(r, 2)} ({len(items)} items)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
+    """evaluation.json (atomic), evaluation.md, pareto.png and utilization_vs_snr.png in ``output_dir``."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: output_dir / name for name in
+             ("evaluation.json", "evaluation.md", "pareto.png", "utilization_vs_snr.png")}
+    write_json_atomic(paths["evaluation.json"], report)
+    paths["evaluation.md"].write_text(markdown_table(report), encoding="utf-8")
+    plot_pareto(report, paths["pareto.png"])
+    if DYNAMIC in report["settings"]:
+        plot_utilization_vs_snr(report, paths["utilization_vs_snr.png"])
+    else:
+        paths.pop("utilization_vs_snr.png")
+    return paths
+
+
+__all__ = [
+    "DATASETS", "evaluate", "evaluate_item", "input_snr", "load_test_set", "markdown_table", "pearson",
+    "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item", "summarize",
+    "write_json_atomic", "write_report",
+]

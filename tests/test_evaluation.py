@@ -1,0 +1,180 @@
+"""scripts/evaluate.py and adaslim_hf.evaluation: a tiny untrained model on 3 tiny real-audio clips in the
+VoiceBank folder layout (tests/fixtures speech + hiss at three SNRs), fast metrics only. Checks the JSON's
+keys and values, the markdown and PNGs, that a rerun skips the cached items, the RNNoise alignment, and the
+errors on bad input."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf import evaluation
+from adaslim_hf.evaluation import input_snr, load_test_set, pearson, rnnoise_delay, rnnoise_enhance
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+RATE = 16000
+METRICS = "pesq,stoi,si_sdr"
+SNRS = (0.0, 5.0, 10.0)
+
+torch.set_num_threads(1)
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("evaluate_script", REPO / "scripts" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _load_script()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluation")
+    speech, _ = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    noise, _ = sf.read(FIXTURES / "noise.wav", dtype="float32")
+    data = root / "voicebank"
+    (data / "clean_testset_wav").mkdir(parents=True)
+    (data / "noisy_testset_wav").mkdir(parents=True)
+    length = RATE  # 1 s clips
+    for index, snr in enumerate(SNRS):
+        clean = speech[index * 8000: index * 8000 + length]
+        part = noise[index * 4000: index * 4000 + length]
+        part = part * np.sqrt(np.sum(clean**2) / np.sum(part**2) / 10 ** (snr / 10))
+        sf.write(data / "clean_testset_wav" / f"p232_{index:03d}.wav", clean, RATE, subtype="FLOAT")
+        sf.write(data / "noisy_testset_wav" / f"p232_{index:03d}.wav", clean + part, RATE, subtype="FLOAT")
+    torch.manual_seed(0)
+    model_dir = root / "model"
+    AdaSlimModel(AdaSlimConfig(hidden=8, depth=4)).save_pretrained(model_dir)
+    return {"root": root, "data": data, "model": model_dir}
+
+
+def _run(setup, output_dir, *extra):
+    argv = ["--model", str(setup["model"]), "--dataset", "voicebank", "--data_dir", str(setup["data"]),
+            "--metrics", METRICS, "--output_dir", str(output_dir), "--no_progress", *extra]
+    return script.main(script.parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def first_run(setup):
+    output_dir = setup["root"] / "out"
+    report = _run(setup, output_dir)
+    return output_dir, report
+
+
+def test_json_schema_and_values(setup, first_run):
+    output_dir, _ = first_run
+    report = json.loads((output_dir / "evaluation.json").read_text())
+    assert report["model"] == str(setup["model"])
+    assert "voicebank" in report["dataset"]
+    assert report["items"] == 3
+    assert report["command"].startswith("python scripts/evaluate.py ") and "--metrics pesq,stoi,si_sdr" in report[
+        "command"]
+    factors = AdaSlimConfig(hidden=8, depth=4).utilization_factors
+    expected = [f"static {factor:g}" for factor in factors] + ["dynamic", "noisy", "rnnoise"]
+    assert list(report["settings"]) == expected
+    for name, row in report["settings"].items():
+        for key in ("pesq", "stoi", "si_sdr", "macs_per_sample", "mean_utilization", "rtf"):
+            assert key in row, (name, key)
+        assert "dnsmos_ovrl" not in row  # not asked for
+        assert 1.0 <= row["pesq"] <= 4.7 and 0.0 <= row["stoi"] <= 1.0 and -60 < row["si_sdr"] < 60
+        assert row["rtf"] >= 0
+    statics = [report["settings"][f"static {factor:g}"] for factor in factors]
+    macs = [row["macs_per_sample"] for row in statics]
+    assert all(a < b for a, b in zip(macs, macs[1:])), macs  # wider costs more
+    for factor, row in zip(factors, statics):
+        assert row["mean_utilization"] == pytest.approx(factor)
+        assert row["rtf"] > 0
+    dynamic = report["settings"]["dynamic"]
+    assert factors[0] <= dynamic["mean_utilization"] <= factors[-1]
+    assert report["settings"]["noisy"]["macs_per_sample"] == 0
+    assert report["settings"]["rnnoise"]["macs_per_sample"] is None
+    # the noisy input's SI-SDR is close to its input SNR (the noise is nearly uncorrelated with speech)
+    assert report["settings"]["noisy"]["si_sdr"] == pytest.approx(np.mean(SNRS), abs=1.0)
+    assert report["input_snr"]["mean"] == pytest.approx(np.mean(SNRS), abs=1e-3)
+    assert [item["input_snr"] for item in report["per_item"]] == pytest.approx(SNRS, abs=1e-3)
+    r = report["router_vs_snr"]["pearson_r"]
+    assert r is None or -1.0 <= r <= 1.0
+    assert "dnsmos_input" not in report["notes"]
+
+
+def test_markdown_and_plots(first_run):
+    output_dir, _ = first_run
+    table = (output_dir / "evaluation.md").read_text()
+    assert "| static 0.125 |" in table and "| dynamic |" in table and "| rnnoise |" in table
+    assert "python scripts/evaluate.py" in table
+    for name in ("pareto.png", "utilization_vs_snr.png"):
+        data = (output_dir / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_resume_skips_done_items(setup, first_run, monkeypatch):
+    output_dir, report = first_run
+    cache = output_dir / "items.jsonl"
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 3
+    # drop the last item and tear the line before it, as a crash mid-write would
+    cache.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    calls = []
+    real = evaluation.evaluate_item
+
+    def counting(model, row, **kwargs):
+        calls.append(row["id"])
+        return real(model, row, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_item", counting)
+    again = _run(setup, output_dir)
+    assert calls == ["p232_001", "p232_002"]
+    assert again["resumed_items"] == 1 and again["items"] == 3
+    # a second rerun finds everything done
+    calls.clear()
+    third = _run(setup, output_dir)
+    assert calls == [] and third["resumed_items"] == 3
+    for key in ("pesq", "stoi", "si_sdr", "macs_per_sample"):
+        assert third["settings"]["static 0.5"][key] == pytest.approx(report["settings"]["static 0.5"][key])
+    # other metrics: a different signature, so the items are redone
+    fourth = _run(setup, output_dir, "--metrics", "si_sdr", "--no_rnnoise", "--max_items", "1")
+    assert calls == ["p232_000"] and fourth["resumed_items"] == 0 and "rnnoise" not in fourth["settings"]
+
+
+def test_rnnoise_is_aligned():
+    speech, _ = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    assert rnnoise_delay(RATE) == 320
+    out = rnnoise_enhance(speech, RATE)
+    assert out.shape == speech.shape
+    correlation = np.dot(out, speech) / np.linalg.norm(out) / np.linalg.norm(speech)
+    assert correlation > 0.9
+
+
+def test_helpers():
+    clean = np.sin(np.arange(1000) / 5.0)
+    assert input_snr(clean, clean + 0.1 * clean) == pytest.approx(20.0)
+    assert input_snr(clean, clean) == math.inf
+    assert pearson([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
+    assert math.isnan(pearson([1, 2], [1, 2]))
+
+
+def test_bad_inputs(setup, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="does not exist"):
+        _run(setup, tmp_path / "o", "--data_dir", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit):
+        script.parse_args(["--model", "m", "--dataset", "librispeech", "--output_dir", "o"])
+    assert "invalid choice: 'librispeech'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown dataset 'librispeech'"):
+        load_test_set(setup["data"], "librispeech")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_test_set(tmp_path / "missing", "voicebank")
+    with pytest.raises(SystemExit, match="corpus.json not found"):
+        _run(setup, tmp_path / "o", "--dataset", "corpus")  # a VoiceBank folder is not a built corpus
+    with pytest.raises(SystemExit, match="unknown metric"):
+        _run(setup, tmp_path / "o", "--metrics", "pesq,mos")
+    with pytest.raises(SystemExit, match="Expected the VoiceBank folder"):
+        _run(setup, tmp_path / "o", "--data_dir", str(tmp_path))
