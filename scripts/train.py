@@ -22,8 +22,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python scripts/train.py` from a checkout without an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# scripts/ holds evaluate.py, named like the `evaluate` library the metrics load through: keep this folder off
+# the import path, and put the checkout on it (`python scripts/train.py` without an installed package)
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 from adaslim_hf.training import NonFiniteLossError, TrainingSettings, load_settings, train  # noqa: E402
 

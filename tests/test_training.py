@@ -306,11 +306,11 @@ def test_unknown_config_keys_are_refused(tmp_path):
 
 
 def test_script_reports_bad_input_before_any_step(voicebank, tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import train as train_script
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    train_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_script)
     output_dir = tmp_path / "bad"
     args = train_script.parse_args(["--config", str(SMOKE), "--data_dir", str(voicebank), "--output_dir",
                                     str(output_dir), "--target_utilization", "0.05"])
