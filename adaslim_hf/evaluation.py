@@ -307,7 +307,9 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
             records.append(record)
         bar.close()
     report = summarize(records, metrics=metrics, settings=settings, dnsmos_input=dnsmos_input)
-    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped})
+    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped,
+                   "sample_rate": model.config.sample_rate,
+                   "utilization_factors": [float(f) for f in model.config.utilization_factors]})
     return report
 
 
@@ -488,9 +490,13 @@ def plot_pareto(report: dict, path: str | os.PathLike) -> None:
         if name in settings and settings[name].get(key) is not None:
             ax.axhline(settings[name][key], linestyle="--", color=color,
                        label=f"{name} ({_fmt(settings[name][key], 2)})")
+    rate = report.get("sample_rate") or 16000
     ax.set_xlabel("MACs per input sample")
+    seconds_axis = ax.secondary_xaxis("top", functions=(lambda x: x * rate / 1e6, lambda m: m * 1e6 / rate))
+    seconds_axis.set_xlabel(f"MMACs per second of audio ({rate} Hz)", fontsize=9)
     ax.set_ylabel({"pesq": "PESQ (wide-band)"}.get(key, key))
-    ax.set_title(f"Quality vs compute — {report.get('dataset')}, {report['items']} items")
+    dataset = str(report.get("dataset") or "").split(" (")[0]
+    ax.set_title(f"Quality vs compute — {dataset}, {report['items']} items", fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
@@ -510,15 +516,18 @@ def plot_utilization_vs_snr(report: dict, path: str | os.PathLike) -> None:
     utils = np.array([item["dynamic_utilization"] for item in items], dtype=float)
     r = report.get("router_vs_snr", {}).get("pearson_r")
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
-    ax.scatter(snrs, utils, s=18, alpha=0.7, color="tab:red", edgecolors="none")
+    ax.scatter(snrs, utils, s=30, alpha=0.7, color="tab:red", edgecolors="black", linewidths=0.3,
+               label="one test item", zorder=3)
+    for factor in report.get("utilization_factors") or []:
+        ax.axhline(factor, color="gray", linewidth=0.6, linestyle=":", zorder=1)
     finite = np.isfinite(snrs) & np.isfinite(utils)
     if finite.sum() >= 3 and r is not None and math.isfinite(r):
         slope, intercept = np.polyfit(snrs[finite], utils[finite], 1)
         grid = np.linspace(snrs[finite].min(), snrs[finite].max(), 2)
         ax.plot(grid, slope * grid + intercept, "-", color="black", linewidth=1, label="least-squares fit")
-        ax.legend(loc="best", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
     ax.set_xlabel("input SNR (dB)")
-    ax.set_ylabel("mean router utilization")
+    ax.set_ylabel("mean router utilization (dotted: the factors)")
     ax.set_ylim(0, 1.05)
     ax.set_title(f"Router utilization vs input SNR — Pearson r = {_fmt(r, 2)} ({len(items)} items)")
     ax.grid(True, alpha=0.3)
@@ -533,7 +542,9 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: output_dir / name for name in
              ("evaluation.json", "evaluation.md", "pareto.png", "utilization_vs_snr.png")}
-    write_json_atomic(paths["evaluation.json"], report)
+    first = ("model", "dataset", "settings", "items", "command")
+    ordered = {key: report.get(key) for key in first} | {k: v for k, v in report.items() if k not in first}
+    write_json_atomic(paths["evaluation.json"], ordered)
     paths["evaluation.md"].write_text(markdown_table(report), encoding="utf-8")
     plot_pareto(report, paths["pareto.png"])
     if DYNAMIC in report["settings"]:
