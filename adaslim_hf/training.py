@@ -105,6 +105,9 @@ class TrainingSettings:
                                                       "for model.target_utilization)")
     static_utilization: float | None = _setting(None, "stage 'static': the factor to train")
     train_router_only: bool = _setting(False, "stage 2: freeze the backbone and train only the router")
+    calibrate_router: int = _setting(0, "stage 2: after training, shift the router's scores by -lambda * u_j, "
+                                        "lambda set by bisection so that the mean utilization (arg max, as at "
+                                        "inference) on this many training segments equals the target (0 = off)")
     # ---- data ----
     dataset: str = _setting("voicebank", "'voicebank': pairs in the VoiceBank layout (or a Hub id) in data_dir; "
                                          "'dns': clean speech (data_dir) and noise (noise_dir) folders mixed "
@@ -331,6 +334,7 @@ def _check_settings(settings: TrainingSettings):
                 f"`static_utilization` belongs to stage 'static', not stage {settings.stage!r}.")
     require(settings.stage != PIPELINE or settings.static_utilization is None,
             "`static_utilization` belongs to stage 'static', not to the '1+2' pipeline.")
+    require(settings.calibrate_router >= 0, f"`calibrate_router` must be >= 0 segments, got {settings.calibrate_router}.")
     require(not settings.train_router_only or settings.stage in ("2", PIPELINE),
             "`train_router_only` needs stage '2' (the router is not used in stages '1' and 'static').")
     unknown_model = sorted(set(settings.model) - set(_config_fields()))
@@ -827,6 +831,55 @@ def score(results: dict[str, dict[str, float]], metric: str) -> float:
     return -mean if metric == "loss" else mean
 
 
+@torch.no_grad()
+def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float | None = None,
+                     iterations: int = 60) -> dict[str, float]:
+    """Make the router's arg-max decisions meet ``target`` (default: ``config.target_utilization``) on average.
+
+    Training pulls the mean utilization of the *Gumbel-perturbed* choices to the target; at inference the
+    router takes the arg max without noise, whose mean can land elsewhere (the paper's joint models overshoot
+    by ~0.04). A cost term fixes that: decisions become arg max_j (r_j - lambda u_j), whose mean utilization
+    falls monotonically as lambda grows, so bisection finds the lambda that meets the target on ``batches``
+    (noisy ``input_values`` with optional ``padding_mask``; use training data, not the validation set). The
+    shift is folded into the bias of the router's last conv, so the saved model decides this way by itself.
+
+    Returns {"lambda", "utilization_before", "utilization_after", "target"} (means over items, as the
+    validation reports them).
+    """
+    config = model.config
+    target = config.target_utilization if target is None else float(target)
+    was_training = model.training
+    model.eval()
+    logits, masks = [], []
+    for batch in batches:
+        out = model(batch["input_values"], padding_mask=batch.get("padding_mask"))
+        logits.append(out.router_logits.float())  # [B, N, J]
+        masks.append((out.choice >= 0).float())  # [B, N]
+    model.train(was_training)
+    factors = torch.tensor(config.utilization_factors)
+
+    def utilization(shift: float) -> float:
+        means = []
+        for scores, mask in zip(logits, masks):
+            chosen = factors[(scores - shift * factors).argmax(dim=-1)]  # [B, N]
+            means.append((chosen * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1))
+        return float(torch.cat(means).mean())
+
+    spread = max(float((torch.cat([x.flatten() for x in logits])).abs().max()), 1.0)
+    low, high = -4 * spread / factors[0].item(), 4 * spread / factors[0].item()  # every frame at 1.0 ... at u_1
+    before = utilization(0.0)
+    for _ in range(iterations):  # utilization(shift) is non-increasing in shift
+        middle = (low + high) / 2
+        if utilization(middle) > target:
+            low = middle
+        else:
+            high = middle
+    shift = min((low, high), key=lambda value: abs(utilization(value) - target))
+    model.router.projection.bias.data -= shift * factors.to(model.router.projection.bias)
+    return {"lambda": shift, "utilization_before": before, "utilization_after": utilization(shift),
+            "target": target}
+
+
 # ----------------------------------------------------------------------------------------------------
 # Checkpoints: accelerate's automatic naming, a completion marker, atomic folders
 # ----------------------------------------------------------------------------------------------------
@@ -982,6 +1035,17 @@ def micro_batch_seed(seed: int, epoch: int, batch: int, process: int) -> int:
 # ----------------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------------
+
+
+def calibration_batches(train_dataset, count: int, batch_size: int, collator) -> list[dict]:
+    """The first ``count`` training segments (epoch 0's order for a stream), collated in batches."""
+    if isinstance(train_dataset, EpochStream):
+        import itertools
+
+        items = list(itertools.islice(iter(train_dataset.build(0)), count))
+    else:
+        items = [train_dataset[i] for i in range(min(count, len(train_dataset)))]
+    return [collator(items[start : start + batch_size]) for start in range(0, len(items), batch_size)]
 
 
 def _describe_batch(batch: dict) -> str:
@@ -1362,6 +1426,13 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
 
             final.load_state_dict(load_file(output_dir / "best" / "model.safetensors"))
             chosen = f"best validation (step {progress.best_step})"
+        calibration = None
+        if settings.stage == "2" and settings.calibrate_router:
+            calibration = calibrate_router(final, calibration_batches(train_dataset, settings.calibrate_router,
+                                                                      settings.eval_batch_size, collator))
+            accelerator.print(f"router calibrated on {settings.calibrate_router} training segments: lambda "
+                              f"{calibration['lambda']:.4g}, mean utilization {calibration['utilization_before']:.3f}"
+                              f" -> {calibration['utilization_after']:.3f} (target {calibration['target']})")
         evaluation_set = test_dataset if test_dataset is not None else valid_dataset
         evaluation = None
         if evaluation_set is not None:
@@ -1383,6 +1454,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
                 "stage": settings.stage,
                 "steps": progress.global_step,
                 "target_utilization": config.target_utilization if settings.stage == "2" else None,
+                "router_calibration": calibration,
                 "evaluated_on": "test" if test_dataset is not None else ("validation" if evaluation else None),
                 "dataset": settings.dataset,
                 "data_dir": settings.data_dir,

@@ -22,6 +22,7 @@ import torch
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.training import (
     CHECKPOINT_MARKER,
+    calibrate_router,
     NonFiniteLossError,
     TrainingObjective,
     backward_terms,
@@ -128,6 +129,22 @@ def test_stage1_terms_sum_to_the_slimmable_loss_and_its_gradient():
     assert all(p.grad is None for p in model.router.parameters())  # stage 1 never calls the router
 
 
+def test_router_calibration_meets_the_target_at_inference():
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3)).eval()
+    with torch.no_grad():
+        model.router.projection.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 2.0]))  # a router that overspends
+    batches = [{"input_values": torch.randn(4, 8000) * 0.1} for _ in range(3)]
+    with torch.no_grad():
+        before = torch.cat([model(b["input_values"]).mean_utilization for b in batches]).mean()
+    result = calibrate_router(model, batches)
+    assert result["utilization_before"] == pytest.approx(float(before), abs=1e-6) and before > 0.5
+    assert result["utilization_after"] == pytest.approx(0.3, abs=0.03)
+    with torch.no_grad():  # the shift lives in the model now: plain inference decides the calibrated way
+        after = torch.cat([model(b["input_values"]).mean_utilization for b in batches]).mean()
+    assert float(after) == pytest.approx(result["utilization_after"], abs=0.01)  # frames at the boundary may flip
+
+
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
 
 
@@ -145,11 +162,12 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     assert logs, "accelerator.log wrote no tensorboard events"
 
     stage2 = train(smoke(voicebank, tmp_path / "stage2", stage="2", init_from=str(stage1),
-                         target_utilization=0.5, max_train_steps=3))
+                         target_utilization=0.5, max_train_steps=3, calibrate_router=8))
     tuned = AdaSlimModel.from_pretrained(stage2)
     assert tuned.config.target_utilization == 0.5
     report = json.loads((stage2 / "evaluation.json").read_text())
     assert 0.125 <= report["results"]["auto"]["mean_utilization"] <= 1.0
+    assert report["router_calibration"]["target"] == 0.5
     steps = read_steps(tmp_path / "stage2")
     assert sorted(steps) == [1, 2, 3]
 
