@@ -158,6 +158,9 @@ class TrainingSettings:
     mixed_precision: str = _setting("no", "accelerate mixed precision", choices=MIXED_PRECISION)
     overwrite_output_dir: bool = _setting(False, "delete an earlier run's checkpoints and models in output_dir "
                                                  "instead of refusing to start")
+    num_threads: int | None = _setting(None, "torch.set_num_threads in each process (none: torch's default, all "
+                                             "cores; on a shared machine 1 avoids stalls of threads waiting for "
+                                             "each other)")
     cpu: bool = _setting(False, "train on the CPU even when a GPU is present (implied when processes are "
                                 "launched on a machine without any accelerator)")
     # ---- checkpoints and validation ----
@@ -315,7 +318,7 @@ def _check_settings(settings: TrainingSettings):
     for name in ("train_batch_size", "gradient_accumulation_steps", "checkpointing_steps", "eval_batch_size",
                  "logging_steps", "num_train_epochs"):
         require(getattr(settings, name) >= 1, f"setting `{name}` must be >= 1, got {getattr(settings, name)}.")
-    for name in ("max_train_steps", "checkpoints_total_limit", "max_valid_items", "max_test_items"):
+    for name in ("max_train_steps", "checkpoints_total_limit", "max_valid_items", "max_test_items", "num_threads"):
         value = getattr(settings, name)
         require(value is None or value >= 1, f"setting `{name}` must be >= 1 or empty, got {value}.")
     require(settings.validation_steps >= 0, f"`validation_steps` must be >= 0, got {settings.validation_steps}.")
@@ -1135,6 +1138,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
     _check_settings(settings)
     if settings.stage == PIPELINE:
         return _train_pipeline(settings, datasets)
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint

@@ -62,7 +62,6 @@ def _yaml_mapping(text: str) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of settings (keys: the flags below without '--')")
-    parser.add_argument("--num_threads", type=int, help="torch.set_num_threads for this process")
     for setting in dataclasses.fields(TrainingSettings):
         name, help_text = setting.name, setting.metadata.get("help", "")
         annotation = str(setting.type)
@@ -84,17 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainingSettings:
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("config", "num_threads")}
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k != "config"}
     if "model" in overrides:
         overrides["model"] = dict(overrides["model"])
     return load_settings(args.config, overrides)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.num_threads:
-        import torch
-
-        torch.set_num_threads(args.num_threads)
     try:
         settings = settings_from_args(args)
         train(settings)
