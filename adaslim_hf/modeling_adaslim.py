@@ -517,11 +517,13 @@ class DiagonalGRU(nn.Module):
         nn.init.uniform_(self.recurrent_weight, -bound, bound)
         nn.init.uniform_(self.recurrent_bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, N, I], state [B, H] (the hidden units before the first frame; zeros when None) -> [B, N, H].
+        Each output frame is the hidden state after it, so a stream carries ``output[:, -1]`` to its next call."""
         projected = self.input_projection(x)  # [B, N, 3H], all frames at once
         u_z, u_r, u_n = self.recurrent_weight.chunk(3)
         c_z, c_r, c_n = self.recurrent_bias.chunk(3)
-        hidden = x.new_zeros(x.shape[0], self.hidden_size)
+        hidden = x.new_zeros(x.shape[0], self.hidden_size) if state is None else state
         outputs = [None] * x.shape[1]
         frames = range(x.shape[1] - 1, -1, -1) if self.reverse else range(x.shape[1])
         for t in frames:
