@@ -429,7 +429,7 @@ def quality_key(report: dict) -> str:
 def _fmt(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    if isinstance(value, float) and abs(value) >= 1e4:
+    if isinstance(value, float) and abs(value) >= 1e3 and digits == 0:
         return f"{value:,.0f}"
     return f"{value:.{digits}f}"
 
