@@ -16,3 +16,15 @@ AdaSlimConfig.register_for_auto_class()
 AdaSlimModel.register_for_auto_class("AutoModel")
 
 __all__ = ["AdaSlimConfig", "AdaSlimModel", "AdaSlimOutput", "AdaSlimPreTrainedModel", "__version__"]
+
+# Feature extractor and the "speech-enhancement" pipeline (alias "audio-to-audio"), registered with transformers.
+from transformers import AutoFeatureExtractor
+
+from .feature_extraction_adaslim import AdaSlimFeatureExtractor
+from .pipeline_adaslim import SpeechEnhancementPipeline, register_pipeline
+
+AutoFeatureExtractor.register(AdaSlimConfig, AdaSlimFeatureExtractor, exist_ok=True)
+AdaSlimFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+register_pipeline()
+
+__all__ += ["AdaSlimFeatureExtractor", "SpeechEnhancementPipeline"]
