@@ -1095,7 +1095,7 @@ def _train_pipeline(settings: TrainingSettings, datasets: tuple | None) -> Path:
     if settings.resume_from_checkpoint and (stage1_model / "evaluation.json").is_file():
         print(f"stage 1 finished earlier ({stage1_model}); going on with stage 2")
     else:
-        train(first, datasets)
+        train(first, datasets, end_training=False)
         AcceleratorState._reset_state()  # the stage-2 Accelerator starts afresh (the process group stays)
         GradientState._reset_state()
     second = settings_for_stage(settings, "2", output_dir=str(root / "stage2"), init_from=str(stage1_model))
@@ -1123,12 +1123,14 @@ def warn_single_cpu_process(accelerator) -> None:
         )
 
 
-def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
-    """Run one training stage end to end; -> the folder of the final model (``<output_dir>/model``).
+def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_training: bool = True) -> Path:
+    """Run one training stage (or the '1+2' pipeline) end to end; -> the folder of the final model
+    (``<output_dir>/model``).
 
     Everything that can be wrong with the inputs (settings, the starting model, the data, the checkpoint
     to resume) raises a ValueError before the first step. ``datasets`` = (train, valid, test) overrides
-    what the settings would build (tests, notebooks); valid and test may be None.
+    what the settings would build (tests, notebooks); valid and test may be None. ``end_training=False``
+    keeps the distributed process group alive for another stage in the same processes.
     """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
@@ -1473,4 +1475,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None) -> Path:
         return model_dir
     finally:
         bar.close()
-        accelerator.end_training()
+        if end_training:
+            accelerator.end_training()  # trackers, and the distributed process group
+        else:
+            for tracker in accelerator.trackers:
+                tracker.finish()

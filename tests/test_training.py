@@ -288,19 +288,21 @@ def test_resume_after_sigkill_continues_at_the_checkpoint_with_the_same_data_ord
 # ---- two processes ----------------------------------------------------------------------------------------
 
 
-def test_two_processes_train_together_with_gloo(voicebank, tmp_path):
+def test_two_processes_train_both_stages_together_with_gloo(voicebank, tmp_path):
     output_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", "29517", str(REPO / "scripts" / "train.py"), "--config", str(SMOKE),
-               "--data_dir", str(voicebank), "--output_dir", str(output_dir), "--max_train_steps", "2",
-               "--checkpointing_steps", "2", "--validation_steps", "0"]
+               "--data_dir", str(voicebank), "--output_dir", str(output_dir), "--stage", "1+2",
+               "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "0"]
     result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 process(es), MULTI_CPU, gloo" in result.stdout + result.stderr
-    assert sorted(read_steps(output_dir)) == [1, 2]
-    assert (output_dir / "checkpoints" / "checkpoint_0" / "random_states_1.pkl").is_file()
-    AdaSlimModel.from_pretrained(output_dir / "model")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert output.count("(2 process(es), MULTI_CPU, gloo)") == 2  # stage 1, then stage 2 in the same group
+    for stage in ("stage1", "stage2"):
+        assert sorted(read_steps(output_dir / stage)) == [1, 2]
+        assert (output_dir / stage / "checkpoints" / "checkpoint_0" / "random_states_1.pkl").is_file()
+    assert AdaSlimModel.from_pretrained(output_dir / "stage2" / "model").config.hidden == 8
 
 
 # ---- bad input: a clear error before any step ---------------------------------------------------------------
