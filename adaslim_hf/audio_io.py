@@ -204,8 +204,10 @@ def _decode(data: bytes, name: str, expected_frames: int, file_format: str) -> A
 
 
 def _reason(error: Exception) -> str:
+    """libsndfile's own words without its "Error opening '<name>': " prefix or final period."""
     text = str(error)
-    return text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
+    text = text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
+    return text.strip().rstrip(".")
 
 
 def load_audio(source, name: str | None = None) -> tuple[np.ndarray, int]:
@@ -308,13 +310,16 @@ class AudioWriter:
         if not os.path.isdir(folder):
             raise AudioError(f"{self.path}: the output folder {folder} does not exist.")
         self._temporary = os.path.join(folder, f".{os.path.basename(self.path)}.{uuid.uuid4().hex[:8]}.tmp")
+        try:  # create it ourselves first: the OS's reason (permission, read-only, full) is clearer than libsndfile's
+            os.close(os.open(self._temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except OSError as error:
+            raise AudioError(f"{self.path}: cannot write into {folder} ({error.strerror}).") from None
         try:
             self._handle = sf.SoundFile(self._temporary, "w", samplerate=int(sampling_rate), channels=int(channels),
                                         subtype=subtype, format=file_format)
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
             self._remove_temporary()
-            reason = "permission denied" if not os.access(folder, os.W_OK) else _reason(error)
-            raise AudioError(f"{self.path}: cannot write into {folder} ({reason}).") from None
+            raise AudioError(f"{self.path}: cannot write into {folder} ({_reason(error)}).") from None
         self.channels = int(channels)
 
     def write(self, block) -> None:

@@ -550,11 +550,12 @@ class SpeechEnhancementPipeline(ChunkPipeline):
     # ---- streaming: file to file ----
 
     def enhance_file(self, inputs, output_path, *, subtype: str | None = "FLOAT", overwrite: bool = False,
-                     progress=None, batch_size: int | None = None, **parameters) -> dict:
+                     protect=(), progress=None, batch_size: int | None = None, **parameters) -> dict:
         """Enhance ``inputs`` (a path, or anything the pipeline accepts) into the audio file ``output_path``,
         streaming chunk by chunk: memory stays bounded by one chunk whatever the length. The output is written
-        atomically at the input's rate and never over the input. ``progress(seconds_done)`` is called after
-        each chunk. Returns the summary dict of a pipeline call, without "audio", plus "seconds" and "output".
+        atomically at the input's rate, never over the input nor over the paths in ``protect``, nor over an
+        existing file unless ``overwrite``. ``progress(seconds_done)`` is called after each chunk. Returns the
+        summary dict of a pipeline call without "audio", plus "seconds" and "output".
         """
         preprocess, forward, postprocess = self._sanitize_parameters(**parameters)
         preprocess = {**self._preprocess_params, **preprocess}
@@ -565,7 +566,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         batch_size = batch_size or self._batch_size or 1
         job = self.prepare(inputs, **preprocess)
         assembler = self._assembler(job, postprocess.get("dry", 0.0))
-        protect = [inputs] if isinstance(inputs, (str, os.PathLike)) else []
+        protect = [*protect, inputs] if isinstance(inputs, (str, os.PathLike)) else list(protect)
         collate = pad_collate_fn(None, self.feature_extractor)
         with AudioWriter(output_path, job.source.sampling_rate, job.source.channels, subtype, protect, overwrite) as writer:
             items = self.chunks(job)

@@ -1,0 +1,441 @@
+"""The ``adaslim`` command line: argparse subcommands mapped to functions.
+
+    adaslim enhance IN... -o OUTDIR [--model M] [--utilization auto|U] [--dry D] [--plot] ...
+    adaslim info [MODEL] [--json]
+
+Each subcommand is ``add_<name>_parser(subparsers)`` (its options) plus ``run_<name>(args) -> exit code``;
+``build_parser`` lists them, so a new one (``adaslim export``) is one more pair. Exit codes: 0 all went
+well, 1 some input failed (each failure is reported and the others still run), 2 unusable arguments
+(unknown model, bad option value, output folder that cannot be written).
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio_io import AudioError, open_audio
+from .configuration_adaslim import AdaSlimConfig
+from .feature_extraction_adaslim import AdaSlimFeatureExtractor
+from .modeling_adaslim import AdaSlimModel
+from .pipeline_adaslim import SpeechEnhancementPipeline
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "adaslim-demucs"
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
+OUTPUT_SUFFIX = "_enhanced"
+UNTRAINED_SEED = 0
+
+
+class UsageError(Exception):
+    """Arguments the command cannot run with (exit code 2)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model loading
+# ----------------------------------------------------------------------------------------------------
+
+
+def _warn_untrained() -> None:
+    bar = "!" * 78
+    print(
+        f"{bar}\n"
+        f"WARNING: no trained weights at {DEFAULT_MODEL}.\n"
+        f"Using a RANDOMLY INITIALISED AdaSlimModel (default config, seed {UNTRAINED_SEED}).\n"
+        "Its output is NOT enhanced speech. Pass --model <folder or Hub id> with trained weights.\n"
+        f"{bar}",
+        file=sys.stderr,
+    )
+
+
+def load_model(model: str | None) -> tuple[AdaSlimModel, AdaSlimFeatureExtractor, str]:
+    """(model in eval mode, feature extractor, a description) for a folder, a Hub id, or None (the packaged
+    default; a seeded, untrained model with a loud warning when no weights are packaged)."""
+    if model is None:
+        if (DEFAULT_MODEL / "config.json").is_file():
+            model = str(DEFAULT_MODEL)
+        else:
+            _warn_untrained()
+            torch.manual_seed(UNTRAINED_SEED)
+            network = AdaSlimModel(AdaSlimConfig()).eval()
+            extractor = AdaSlimFeatureExtractor(sampling_rate=network.config.sampling_rate)
+            return network, extractor, f"UNTRAINED (random init, seed {UNTRAINED_SEED}, default config)"
+    looks_like_path = model.startswith((os.sep, ".", "~")) or model.endswith(os.sep) or os.path.exists(model)
+    if looks_like_path and not os.path.isdir(os.path.expanduser(model)):
+        raise UsageError(f"no model folder at {model!r} (expected a save_pretrained folder or a Hub id 'org/name')")
+    try:
+        network = AdaSlimModel.from_pretrained(os.path.expanduser(model)).eval()
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot load model {model!r}: {error}") from None
+    try:
+        extractor = AdaSlimFeatureExtractor.from_pretrained(os.path.expanduser(model))
+    except (OSError, ValueError):
+        extractor = AdaSlimFeatureExtractor(sampling_rate=network.config.sampling_rate)
+    return network, extractor, model
+
+
+# ----------------------------------------------------------------------------------------------------
+# adaslim enhance
+# ----------------------------------------------------------------------------------------------------
+
+
+def add_enhance_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "enhance",
+        help="enhance audio files and folders",
+        description="Enhance speech in audio files (and audio files found in folders, recursively). Each output is "
+        f"written atomically to OUTDIR as <name>{OUTPUT_SUFFIX}.wav (folder structure kept), at the input's rate, "
+        "never over an input or an existing file.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders")
+    parser.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="folder for the enhanced files")
+    parser.add_argument("--model", default=None, help="model folder or Hub id (default: the packaged model)")
+    parser.add_argument("--utilization", default="auto",
+                        help="'auto' (the router picks a width per frame) or one of the model's factors, e.g. 0.25")
+    parser.add_argument("--dry", type=float, default=0.0, help="share of the input mixed back, 0..1 (default 0)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write <name>_enhanced.png: input/output spectrograms with the per-frame utilization")
+    parser.add_argument("--batch-size", type=int, default=1, help="chunks per model call (default 1)")
+    parser.add_argument("--chunk-seconds", type=float, default=SpeechEnhancementPipeline.default_chunk_length_s,
+                        help="seconds kept per model call; memory grows with it (default %(default)s)")
+    parser.add_argument("--context-seconds", type=float, default=SpeechEnhancementPipeline.default_context_s,
+                        help="left context per chunk, computed and discarded (default %(default)s)")
+    parser.add_argument("--subtype", default="FLOAT",
+                        help="sample format of the output WAV: FLOAT (default, never clips), PCM_16, PCM_24")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never inputs)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_enhance)
+
+
+def collect_inputs(inputs: list[str], output_dir: Path) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """-> ([(input file, output file)], [(input, error)]). Folders are searched recursively for audio files
+    (by extension), skipping OUTDIR when it lies inside them; files named explicitly are always tried."""
+    jobs, failures, seen = [], [], {}
+    output_root = output_dir.resolve()
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            root = path.resolve()
+            found = []
+            for folder, subfolders, files in os.walk(path):
+                subfolders[:] = sorted(d for d in subfolders if (Path(folder) / d).resolve() != output_root
+                                       or output_root == root)
+                found += [Path(folder) / f for f in sorted(files) if Path(f).suffix.lower() in AUDIO_SUFFIXES
+                          and not f.startswith(".")]
+            if not found:
+                failures.append((name, "no audio files found in this folder"))
+            for file in found:
+                relative = file.relative_to(path)
+                jobs.append((file, output_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}.wav"))
+        elif path.exists():
+            jobs.append((path, output_dir / f"{path.stem}{OUTPUT_SUFFIX}.wav"))
+        else:
+            failures.append((name, "no such file or folder"))
+    unique = []
+    for source, target in jobs:
+        key = os.path.realpath(target)
+        if key in seen:
+            failures.append((str(source), f"its output {target} would also be written for {seen[key]}; rename one"))
+            continue
+        seen[key] = source
+        unique.append((source, target))
+    return unique, failures
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the output folder {output_dir}: {error.strerror or error}") from None
+    if not output_dir.is_dir():
+        raise UsageError(f"the output path {output_dir} exists and is not a folder")
+    probe = output_dir / f".adaslim-write-test-{os.getpid()}"
+    try:  # a real write: permission bits do not tell for root, read-only mounts or full disks
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"the output folder {output_dir} is not writable ({error.strerror or error})") from None
+
+
+def _without_name(message: str, source: Path) -> str:
+    """Error messages of audio_io start with the file's name; the report names it already."""
+    return message.removeprefix(f"{source}: ")
+
+
+def _duration(path: Path) -> float:
+    try:
+        return open_audio(path).seconds
+    except (AudioError, OSError):
+        return 0.0
+
+
+def run_enhance(args) -> int:
+    if not 0.0 <= args.dry <= 1.0 or math.isnan(args.dry):
+        raise UsageError(f"--dry must be in [0, 1], got {args.dry}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    output_dir = Path(args.output_dir)
+    network, extractor, description = load_model(args.model)
+    pipe = SpeechEnhancementPipeline(model=network, feature_extractor=extractor, device=-1)
+    try:  # every option the pipeline checks, before any file is touched
+        pipe._sanitize_parameters(utilization=args.utilization, dry=args.dry, chunk_length_s=args.chunk_seconds,
+                                  context_s=args.context_seconds)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    _prepare_output_dir(output_dir)
+    jobs, failures = collect_inputs(args.inputs, output_dir)
+    protected = [source for source, _ in jobs]
+
+    from tqdm.auto import tqdm
+
+    durations = [_duration(source) for source, _ in jobs]
+    bar = tqdm(total=sum(durations), unit="s", desc="enhancing", disable=args.quiet, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+    done = 0
+    for (source, target), seconds in zip(jobs, durations):
+        bar.set_postfix_str(source.name, refresh=False)
+        start = bar.n
+
+        def progress(seconds_done, start=start):
+            bar.update(max(0.0, start + seconds_done - bar.n))
+
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            result = pipe.enhance_file(
+                source, target, utilization=args.utilization, dry=args.dry, chunk_length_s=args.chunk_seconds,
+                context_s=args.context_seconds, batch_size=args.batch_size, subtype=args.subtype,
+                overwrite=args.overwrite, progress=progress, protect=protected,
+            )
+            line = (f"{source} -> {target}  utilization {result['utilization']:.3f}, "
+                    f"{result['macs'] / 1e9:.2f} GMAC")
+            if args.plot:
+                png = target.with_suffix(".png")
+                plot_enhancement(source, target, result["utilization_per_frame"], network.config, png,
+                                 overwrite=args.overwrite)
+                line += f", plot {png}"
+            tqdm.write(line)
+            done += 1
+        except (ValueError, OSError) as error:  # AudioError and every input check are ValueErrors
+            failures.append((str(source), _without_name(str(error), source)))
+            tqdm.write(f"FAILED {source}: {failures[-1][1]}", file=sys.stderr)
+        except Exception as error:  # noqa: BLE001 - one broken file must not stop the others; reported below
+            failures.append((str(source), f"{type(error).__name__}: {error}"))
+            tqdm.write(f"FAILED {source}: {failures[-1][1]}", file=sys.stderr)
+        bar.update(max(0.0, start + seconds - bar.n))
+    bar.close()
+    print(f"enhanced {done} file(s) into {output_dir} with model {description}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} input(s) failed:", file=sys.stderr)
+        for name, error in failures:
+            print(f"  {name}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# The plot
+# ----------------------------------------------------------------------------------------------------
+
+
+def _spectrogram_db(source, channel: int, n_fft: int, max_columns: int) -> tuple[np.ndarray, float]:
+    """Magnitude spectrogram (dB) of one channel with at most ``max_columns`` frames, read block by block.
+    -> ([freq, frames], seconds per frame)."""
+    frames = source.frames
+    hop = max(n_fft // 4, math.ceil(max(frames - n_fft, 1) / max_columns))
+    starts = np.arange(0, max(frames - n_fft, 0) + 1, hop)
+    window = np.hanning(n_fft).astype(np.float32)
+    columns = []
+    per_block = max(1, (1 << 20) // hop)
+    for first in range(0, len(starts), per_block):
+        chosen = starts[first : first + per_block]
+        block = source.read(int(chosen[0]), int(chosen[-1]) + n_fft)[channel]
+        block = np.pad(block, (0, int(chosen[-1]) + n_fft - int(chosen[0]) - block.shape[0]))
+        offsets = chosen - chosen[0]
+        windows = block[offsets[:, None] + np.arange(n_fft)[None, :]] * window
+        columns.append(np.abs(np.fft.rfft(windows, axis=1)).T)
+    magnitude = np.concatenate(columns, axis=1)
+    return 20 * np.log10(magnitude + 1e-8), hop / source.sampling_rate
+
+
+def plot_enhancement(noisy_path, enhanced_path, utilization_per_frame, config, png_path, overwrite: bool = False):
+    """PNG of the input and output spectrograms (channel 1) with the router's per-frame utilization drawn
+    over both (right axis, one step per decision; averaged per pixel column on long files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.patheffects as effects
+    import matplotlib.pyplot as plt
+
+    png_path = Path(png_path)
+    if png_path.exists() and not overwrite:
+        raise AudioError(f"{png_path}: already exists; refusing to overwrite it.")
+    noisy, enhanced = open_audio(noisy_path), open_audio(enhanced_path)
+    rate = noisy.sampling_rate
+    n_fft = 1 << max(8, round(math.log2(512 * rate / 16000)))
+    spectra = [_spectrogram_db(audio, 0, n_fft, 1600) for audio in (noisy, enhanced)]
+    top = max(float(s.max()) for s, _ in spectra)
+    usage = np.asarray(utilization_per_frame, dtype=np.float32)
+    usage = usage[0] if usage.ndim == 2 else usage
+    frame_seconds = config.router_hop / config.sampling_rate
+    times = np.arange(usage.shape[0]) * frame_seconds
+    label = f"utilization per {frame_seconds * 1000:.0f} ms frame"
+    if usage.shape[0] > 2000:  # too many decisions for the pixels: show the mean per bucket
+        per = math.ceil(usage.shape[0] / 2000)
+        padded = np.pad(usage, (0, -usage.shape[0] % per), constant_values=np.nan)
+        usage = np.nanmean(padded.reshape(-1, per), axis=1)
+        times = np.arange(usage.shape[0]) * per * frame_seconds
+        label = f"mean utilization per {per * frame_seconds:.2f} s"
+    factors = list(config.utilization_factors)
+    levels = np.interp(usage, factors, np.arange(len(factors)))  # one evenly spaced band per factor
+    chosen = np.asarray(utilization_per_frame, dtype=np.float32)
+    mean = float(chosen[chosen > 0].mean()) if (chosen > 0).any() else float("nan")
+
+    figure, axes = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True, constrained_layout=True)
+    duration = noisy.seconds
+    channels = "" if noisy.channels == 1 else f" (channel 1 of {noisy.channels})"
+    step = times[1] - times[0] if len(times) > 1 else frame_seconds
+    for axis, (spectrum, seconds), title in zip(axes, spectra, ("input (noisy)", "output (enhanced)")):
+        image = axis.imshow(spectrum, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
+                            extent=(0, spectrum.shape[1] * seconds, 0, rate / 2000), interpolation="nearest")
+        axis.set_ylabel("frequency (kHz)")
+        axis.set_title(f"{title}{channels}", loc="left", fontsize=11)
+        twin = axis.twinx()
+        twin.step(np.append(times, times[-1] + step), np.append(levels, levels[-1]), where="post", color="#3cf0ff",
+                  linewidth=1.6, path_effects=[effects.Stroke(linewidth=3.4, foreground="black"), effects.Normal()])
+        twin.set_ylim(-0.6, len(factors) - 0.4)
+        twin.set_yticks(range(len(factors)))
+        twin.set_yticklabels([f"{f:g}" for f in factors])
+        twin.set_ylabel("utilization", color="#008fb3")
+        twin.tick_params(axis="y", colors="#008fb3")
+    axes[0].set_xlim(0, duration)
+    axes[1].set_xlabel("time (s)")
+    figure.colorbar(image, ax=axes, label="level (dB, relative)", pad=0.01, shrink=0.9, aspect=30)
+    factor_list = "/".join(f"{f:g}" for f in factors)
+    figure.suptitle(
+        f"{Path(noisy_path).name}: mean utilization {mean:.3f} (factors {factor_list})\n"
+        f"cyan line, right axis: width the router chose, {label}",
+        fontsize=11,
+    )
+    temporary = png_path.with_name(f".{png_path.name}.tmp.png")
+    try:
+        figure.savefig(temporary, dpi=110)
+        os.replace(temporary, png_path)
+    finally:
+        plt.close(figure)
+        if temporary.exists():
+            temporary.unlink()
+    return png_path
+
+
+# ----------------------------------------------------------------------------------------------------
+# adaslim info
+# ----------------------------------------------------------------------------------------------------
+
+
+def add_info_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "info", help="parameters, MACs per second of audio per factor, router overhead",
+        description="Describe a model: its architecture, parameter counts, MACs per second of audio at each static "
+        "utilization factor, and what the router adds.",
+    )
+    parser.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                        help="model folder or Hub id (default: the packaged model)")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.set_defaults(run=run_info)
+
+
+def model_info(network: AdaSlimModel) -> dict:
+    """Parameters and compute of a model, as plain numbers."""
+    from . import macs
+
+    config = network.config
+    rate = config.sampling_rate
+    parameters = macs.count_parameters(network)
+    per_factor = []
+    for factor in config.utilization_factors:
+        parts = macs.macs_per_sample(config, factor, router=False)
+        per_factor.append({"utilization": factor, **{f"{key}_per_second": value * rate for key, value in parts.items()}})
+    router = macs.router_macs_per_frame(config) / config.router_hop * rate
+    full = per_factor[-1]["total_per_second"]
+    return {
+        "sample_rate": rate,
+        "router_hop_samples": config.router_hop,
+        "utilization_factors": list(config.utilization_factors),
+        "parameters": parameters,
+        "macs_per_second": per_factor,
+        "router_macs_per_second": router,
+        "router_macs_percent_of_full_width": 100.0 * router / full,
+    }
+
+
+def run_info(args) -> int:
+    network, _, description = load_model(args.model)
+    info = model_info(network)
+    if args.json:
+        print(json.dumps({"model": description, **info}, indent=2))
+        return 0
+    config = network.config
+    p = info["parameters"]
+    bottleneck = (f"grouped GRU ({config.bottleneck_groups} groups, {config.bottleneck_layers} layer)"
+                  if config.bottleneck == "gru" else f"LSTM ({config.bottleneck_layers} layers)")
+    rate, hop = info["sample_rate"], config.router_hop
+    architecture = (f"{'causal' if config.causal else 'non-causal'} DEMUCS: hidden={config.hidden} depth={config.depth} "
+                    f"kernel={config.kernel_size} stride={config.stride} resample={config.resample}, {bottleneck} bottleneck")
+    counts = (f"backbone {p['backbone']:,} + router {p['router']:,} ({p['router_percent']:.2f} % of the backbone) "
+              f"= {p['total']:,}")
+    lines = [
+        f"model         {description}",
+        f"backbone      {architecture}",
+        f"sample rate   {rate} Hz; one router decision per {hop} samples ({1000 * hop / rate:.1f} ms)",
+        f"parameters    {counts}",
+        "",
+        "MACs per second of audio, static factor (steady state; millions):",
+        f"  {'factor':>7} {'convs':>10} {'bottleneck':>11} {'resampling':>11} {'total':>10} {'vs full':>8}",
+    ]
+    full = info["macs_per_second"][-1]["total_per_second"]
+    for row in info["macs_per_second"]:
+        lines.append(
+            f"  {row['utilization']:>7g} {row['conv_per_second'] / 1e6:>10.1f} {row['bottleneck_per_second'] / 1e6:>11.1f} "
+            f"{row['resampling_per_second'] / 1e6:>11.1f} {row['total_per_second'] / 1e6:>10.1f} "
+            f"{row['total_per_second'] / full:>8.3f}"
+        )
+    router = (f"router overhead: {info['router_macs_per_second'] / 1e6:.3f} M MACs per second "
+              f"({info['router_macs_percent_of_full_width']:.3f} % of full width), spent only with --utilization auto, "
+              "which then runs each frame at the factor the router picks.")
+    lines += ["", router]
+    print("\n".join(lines))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adaslim", description="Adaptive-slimming DEMUCS speech enhancement.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_enhance_parser(subparsers)
+    add_info_parser(subparsers)
+    # `adaslim export` (ONNX) plugs in here as add_export_parser(subparsers) with its own run_export(args).
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"adaslim {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
