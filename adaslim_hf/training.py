@@ -69,8 +69,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _setting(default, help: str, **kwargs):
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
+    """A dataclasses.field of an immutable default with its help text (and choices)."""
     return field(default=default, metadata={"help": help, **kwargs})
 
 
@@ -85,8 +84,8 @@ class TrainingSettings:
                                "(L_SE + beta L_Eff + gamma L_Bal), 'static' one factor, '1+2' both in one "
                                "command (<output_dir>/stage1, then <output_dir>/stage2 from its model)",
                           choices=(*STAGES, PIPELINE))
-    per_stage: dict = _setting({}, "settings that apply in one stage only, e.g. {'2': {'learning_rate': 3e-4}}; "
-                                   "command-line flags still win")
+    per_stage: dict = field(default_factory=dict, metadata={"help": "settings that apply in one stage only, e.g. "
+                            "{'2': {'learning_rate': 3e-4}}; command-line flags still win"})
     output_dir: str = _setting("runs/adaslim", "folder of checkpoints, logs, the best and the final model")
     seed: int = _setting(2036, "seed of the model initialisation, data order, augmentations and Gumbel noise")
     report_to: str = _setting("tensorboard", "tracker for accelerator.log: 'tensorboard' or 'none'",
@@ -99,8 +98,8 @@ class TrainingSettings:
                                            "none = a new model from `model`")
     denoiser_preset: str | None = _setting(None, "hyper-parameters of a denoiser .th given as init_from "
                                                  "(dns48, dns64, master64, valentini_nc)")
-    model: dict = _setting({}, "AdaSlimConfig fields of a new model; with init_from only the loss fields "
-                               f"{', '.join(TRAINING_ONLY_FIELDS)} may change")
+    model: dict = field(default_factory=dict, metadata={"help": "AdaSlimConfig fields of a new model; with init_from "
+                        f"only the loss fields {', '.join(TRAINING_ONLY_FIELDS)} may change"})
     target_utilization: float | None = _setting(None, "stage 2: mean utilization to train towards (a shortcut "
                                                       "for model.target_utilization)")
     static_utilization: float | None = _setting(None, "stage 'static': the factor to train")
@@ -121,15 +120,16 @@ class TrainingSettings:
     noise_dir: str | None = _setting(None, "dns: the noise folder (searched recursively)")
     rir_dir: str | None = _setting(None, "dns: room impulse responses (optional)")
     rir_probability: float = _setting(0.0, "dns: fraction of segments reverberated with a random RIR")
-    snr_range: list | None = _setting(None, "dns: [low, high] SNR in dB drawn per segment (default -5, 20)")
+    snr_range: list | None = field(default=None, metadata={
+        "help": "dns: [low, high] SNR in dB drawn per segment (default -5, 20)"})
     shuffle_buffer: int = _setting(256, "dns: examples in the streaming shuffle buffer")
     valid_dir: str | None = _setting(None, "fixed validation mixtures (VoiceBank test layout or DNS noisy/clean "
                                            "layout); voicebank default: the held-out valid_speakers")
     test_dir: str | None = _setting(None, "fixed test mixtures (same layouts); voicebank default: its test folders")
     segment: float = _setting(4.5, "training segment in seconds")
     segment_stride: float = _setting(0.5, "hop between training segments in seconds")
-    valid_speakers: list | None = _setting(None, "voicebank: training speakers held out for validation (default "
-                                                 "p226, p287; [] = no validation)")
+    valid_speakers: list | None = field(default=None, metadata={
+        "help": "voicebank: training speakers held out for validation (default p226, p287; [] = no validation)"})
     max_valid_items: int | None = _setting(None, "validate on at most this many items (the first ones)")
     evaluate_test: bool = _setting(True, "evaluate the final model on the test split (else on validation)")
     max_test_items: int | None = _setting(None, "evaluate the final model on at most this many items")
@@ -168,9 +168,9 @@ class TrainingSettings:
     checkpoints_total_limit: int | None = _setting(3, "keep at most N checkpoints")
     resume_from_checkpoint: str | None = _setting(None, "'latest' or a checkpoint folder to resume from")
     validation_steps: int = _setting(500, "validate every N optimizer steps (0 = only at the end)")
-    validation_utilizations: list | None = _setting(None, "what to validate: factors and/or 'auto' (the "
-                                                          "router); default: every factor (stage 1), 'auto' "
-                                                          "(stage 2), the factor (static)")
+    validation_utilizations: list | None = field(default=None, metadata={
+        "help": "what to validate: factors and/or 'auto' (the router); default: every factor (stage 1), 'auto' "
+                "(stage 2), the factor (static)"})
     eval_batch_size: int = _setting(4, "validation items per batch (padded, exact per item)")
     best_metric: str = _setting("pesq", "validation metric selecting the best weights (mean over the validated "
                                         "settings; loss is minimised, the others maximised)", choices=BEST_METRICS)
@@ -337,7 +337,8 @@ def _check_settings(settings: TrainingSettings):
                 f"`static_utilization` belongs to stage 'static', not stage {settings.stage!r}.")
     require(settings.stage != PIPELINE or settings.static_utilization is None,
             "`static_utilization` belongs to stage 'static', not to the '1+2' pipeline.")
-    require(settings.calibrate_router >= 0, f"`calibrate_router` must be >= 0 segments, got {settings.calibrate_router}.")
+    require(settings.calibrate_router >= 0,
+            f"`calibrate_router` must be >= 0 segments, got {settings.calibrate_router}.")
     require(not settings.train_router_only or settings.stage in ("2", PIPELINE),
             "`train_router_only` needs stage '2' (the router is not used in stages '1' and 'static').")
     unknown_model = sorted(set(settings.model) - set(_config_fields()))
@@ -421,8 +422,7 @@ def load_model(init_from: str | None = None, model_overrides: dict | None = None
         return AdaSlimModel(config)
     kind, location = resolve_init_source(init_from)
     if kind == "denoiser":
-        from .convert_denoiser import DENOISER_PRESETS, config_from_denoiser, convert_denoiser, \
-            load_denoiser_state_dict
+        from .convert_denoiser import DENOISER_PRESETS, config_from_denoiser, convert_denoiser, load_denoiser_state_dict
 
         if denoiser_preset is not None and denoiser_preset not in DENOISER_PRESETS:
             raise ValueError(f"denoiser_preset must be one of {sorted(DENOISER_PRESETS)}, got {denoiser_preset!r}.")
@@ -595,7 +595,8 @@ def load_mixtures(folder: str, sample_rate: int):
     if (root / "noisy").is_dir() or (root / "clean").is_dir():
         return load_dns_test_set(root, sampling_rate=sample_rate)
     raise ValueError(f"{root} holds neither the VoiceBank test layout (noisy_testset_wav, clean_testset_wav) nor "
-                     f"the DNS layout (noisy/, clean/); found {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no folder'}.")
+                     f"the DNS layout (noisy/, clean/); found "
+                     f"{sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no folder'}.")
 
 
 def build_datasets(settings: TrainingSettings, config: AdaSlimConfig) -> tuple:
@@ -1214,7 +1215,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
             accelerator.print(f"no checkpoint in {output_dir / 'checkpoints'}: starting a new run")
         else:
             check_checkpoint_fits(resume_path, config)
-    segment_samples = int(round(settings.segment * config.sample_rate))
+    segment_samples = round(settings.segment * config.sample_rate)
     if settings.shift and settings.shift >= segment_samples:
         raise ValueError(f"shift={settings.shift} samples needs segments longer than that; segment={settings.segment} "
                          f"s is {segment_samples} samples.")
@@ -1285,7 +1286,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
         f"parameters, {train_dataset.description if streaming else f'{len(train_dataset)} training segments'}, "
         f"{updates_per_epoch or 'unknown'} steps per epoch, "
         f"{max_steps} steps, effective batch {total_batch} ({accelerator.num_processes} process(es), "
-        f"{accelerator.distributed_type.value}{', ' + str(accelerator.state.backend) if accelerator.state.backend else ''})"
+        f"{accelerator.distributed_type.value}"
+        f"{', ' + str(accelerator.state.backend) if accelerator.state.backend else ''})"
     )
 
     def save_checkpoint():
@@ -1361,7 +1363,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
                     logs = backward_terms(
                         objective, terms, noisy, clean, padding_mask, backward=accelerator.backward,
                         no_sync=lambda: accelerator.no_sync(objective),
-                        check_loss=lambda loss, term: check_finite(loss, term, batch),
+                        check_loss=lambda loss, term, batch=batch: check_finite(loss, term, batch),
                     )
                     grad_norm = None
                     if accelerator.sync_gradients:

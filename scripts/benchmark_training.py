@@ -26,10 +26,10 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import torch  # noqa: E402
+import torch
 
-from adaslim_hf import AdaSlimConfig, AdaSlimModel  # noqa: E402
-from adaslim_hf.training import TrainingObjective, backward_terms, freeze_router  # noqa: E402
+from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.training import TrainingObjective, backward_terms, freeze_router
 
 
 def parse_args(argv=None):

@@ -28,7 +28,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from adaslim_hf.training import NonFiniteLossError, TrainingSettings, load_settings, train  # noqa: E402
+from adaslim_hf.training import NonFiniteLossError, TrainingSettings, load_settings, train
 
 
 def _bool(text: str) -> bool:

@@ -22,10 +22,10 @@ import torch
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.training import (
     CHECKPOINT_MARKER,
-    calibrate_router,
     NonFiniteLossError,
     TrainingObjective,
     backward_terms,
+    calibrate_router,
     list_checkpoints,
     load_settings,
     slimmable_loss,
@@ -295,7 +295,7 @@ def test_two_processes_train_both_stages_together_with_gloo(voicebank, tmp_path)
                "--main_process_port", "29517", str(REPO / "scripts" / "train.py"), "--config", str(SMOKE),
                "--data_dir", str(voicebank), "--output_dir", str(output_dir), "--stage", "1+2",
                "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "0"]
-    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170)
+    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert output.count("(2 process(es), MULTI_CPU, gloo)") == 2  # stage 1, then stage 2 in the same group
