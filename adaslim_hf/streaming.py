@@ -1,0 +1,636 @@
+"""Real-time streaming for ``AdaSlimModel``: feed chunks of any size, get enhanced audio back at a fixed latency.
+
+``AdaSlimStreamer`` computes exactly what the offline causal forward computes, one piece at a time. Every
+stage of the model (normalisation, sinc up-sampling, each encoder block, the recurrent bottleneck, each
+decoder block with its overlap-add, sinc down-sampling, and the router) keeps the context it still needs
+and computes a row as soon as that row is *final*: equal to what the offline forward gives it for every
+possible continuation of the stream, including the stream ending right there. Nothing is computed twice
+and nothing is approximated, so the streamed output equals ``model(noisy)`` up to float rounding (the
+tests measure < 1e-5) for any chunking.
+
+Latency (``AdaSlimStreamer.latency``, in samples) follows from the model's geometry and is fixed: after
+``n`` samples have been fed, ``n - latency`` enhanced samples have been returned. It is the largest delay
+any output sample needs before it is final. For the paper's configuration (hidden 32, depth 5, kernel 8,
+stride 4, resample 4, 16 kHz):
+
+* static factor: 763 samples (47.7 ms) = 597 (receptive field of one bottleneck frame: the 41.3 ms of
+  denoiser's ``DemucsStreamer``, which calls it ``valid_length(1)``) + 84 (look-ahead of the two x2 sinc
+  up-samplers, 56 taps each side) + 83 (look-ahead of the two x2 sinc down-samplers). ``DemucsStreamer``
+  reaches 660 by cutting the up-sampler look-ahead to 64 samples and feeding the down-sampler partial
+  overlap-add sums: an approximation (about 0.2% in its README); this streamer does not approximate.
+* routed (``utilization="auto"``): 936 samples (58.5 ms). One bottleneck frame reads 597 samples, which
+  straddle three router frames, and the last of them (a decision about samples up to 768) must exist
+  first (+87). And the offline model gives frames past its last router frame (``num_router_frames``) the
+  last decision: whether router frame r exists at all is only certain once 256 r + 342 samples are in
+  (+86). Both come from the model's router geometry, not from the streamer.
+
+Normalisation. Offline, the input is divided by the standard deviation of the whole input, which a stream
+cannot know. With ``input_std=None`` (the default for ``config.normalize=True``) the streamer divides
+sample m by ``floor + s_m``, s_m the standard deviation (with Bessel's correction) of the mono input seen
+so far, ``x[0 : max(m + 1, W)]`` with W = ``latency`` (so the first W samples share one estimate, and the
+warm-up adds no delay), and multiplies output sample m by s_m. The stream then equals, exactly, the model
+without normalisation applied to ``noisy / (floor + s)`` and multiplied by ``s``. With ``input_std=std``
+given, every sample uses that value, and the stream equals the offline ``model(noisy)`` when ``std`` is
+the offline estimate ``noisy.mean(0).std()`` (how the tests check a normalising model).
+
+Compute budget. ``max_utilization`` caps the router's choice (or refuses a larger static factor).
+``realtime_guard=True`` watches the wall-clock time of each ``feed`` against the duration of its audio;
+while the stream is behind real time (a backlog over ``guard_tolerance`` seconds) it lowers the factor of
+the router frames it decides by one more step per call, and raises it again a step per call once the
+backlog is gone. ``stats`` says how often it did. The executed factors are in ``choice``; feeding them to
+the offline model as ``utilization=choice`` gives the streamed output.
+
+Example:
+```python
+>>> import torch
+>>> from adaslim_hf import AdaSlimConfig, AdaSlimModel
+>>> from adaslim_hf.streaming import AdaSlimStreamer
+>>> model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=4, normalize=False)).eval()
+>>> noisy = torch.randn(8000) * 0.1
+>>> streamer = AdaSlimStreamer(model)                     # the router decides per frame
+>>> pieces = [streamer.feed(chunk) for chunk in noisy.split(123)] + [streamer.flush()]
+>>> streamed = torch.cat(pieces)
+>>> offline = model(noisy[None]).enhanced_values[0]
+>>> bool((streamed - offline).abs().max() < 1e-4), streamer.latency
+(True, 315)
+```
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .configuration_adaslim import AdaSlimConfig
+from .macs import frames_per_router_frame
+from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, sinc_kernel
+
+# Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
+# sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
+
+# ----------------------------------------------------------------------------------------------------
+# The schedule: how many rows of each stage are final once n input samples are in. The stages below
+# compute exactly this much; ``stream_latency`` takes the worst delay over a few periods.
+# ----------------------------------------------------------------------------------------------------
+
+
+def _resampling_stages(config: AdaSlimConfig) -> int:
+    return int(math.log2(config.resample))
+
+
+def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: int = 0) -> int:
+    """Enhanced samples that are final once ``fed`` input samples are in (before ``flush``).
+
+    Follows every stage's rule: an up-sampled pair i needs input i + Z; an encoder frame f needs its
+    K input rows (and, when ``routed``, a decision of a router frame surely inside the stream); a decoder
+    position needs every frame that overlaps it; a down-sampled sample i needs odd input i + Z - 1.
+    ``warmup``: no sample is normalised before that many are in (running normalisation).
+    """
+    normalised = fed if fed >= warmup else 0
+    rows = normalised
+    for _ in range(_resampling_stages(config)):
+        rows = 2 * max(0, rows - SINC_ZEROS)
+    usable = min(normalised // config.router_hop, config.num_router_frames(fed)) if routed and fed else 0
+    frames = []
+    for layer in range(config.depth):
+        rows = (rows - config.kernel_size) // config.stride + 1 if rows >= config.kernel_size else 0
+        if routed:
+            rows = min(rows, usable * frames_per_router_frame(config, layer))
+        frames.append(rows)
+    positions = frames[-1]
+    for layer in reversed(range(config.depth)):
+        positions = min(positions, frames[layer]) * config.stride
+    for _ in range(_resampling_stages(config)):
+        positions = max(0, positions // 2 - (SINC_ZEROS - 1))
+    return positions
+
+
+def stream_latency(config: AdaSlimConfig, routed: bool) -> int:
+    """Fixed latency in samples of an exact stream: max over n of n - final_output_samples(n). The schedule is
+    periodic in n with period ``router_hop`` once the receptive field is filled, so a few periods suffice."""
+    horizon = config.valid_length(1) + 4 * SINC_ZEROS + 8 * config.router_hop
+    return max(fed - final_output_samples(config, fed, routed) for fed in range(horizon))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stream stages. Each keeps only the context its next rows need; ``final=True`` means the input has
+# ended (what lies beyond it is zero, as the offline convolutions pad).
+# ----------------------------------------------------------------------------------------------------
+
+
+class _SincUpsampler:
+    """x2 windowed-sinc up-sampling of a growing signal, as ``modeling_adaslim.upsample2``: output 2i is input
+    i, output 2i + 1 interpolates inputs i - Z + 1 .. i + Z, so the pair i is final once input i + Z is in."""
+
+    def __init__(self, kernel: torch.Tensor, channels: int):
+        self.kernel = kernel  # [1, 1, 2Z]
+        self.history = kernel.new_zeros(SINC_ZEROS - 1, channels)  # input rows from next - Z + 1 (zeros before 0)
+        self.received = self.next = 0
+
+    def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
+        """rows [n, C] -> the newly final output rows [2m, C]."""
+        self.history = torch.cat([self.history, rows]) if len(rows) else self.history
+        self.received += len(rows)
+        end = self.received if final else self.received - SINC_ZEROS
+        count = end - self.next
+        if count <= 0:
+            return self.history.new_zeros(0, self.history.shape[1])
+        window = self.history[: count + 2 * SINC_ZEROS - 1]  # inputs next - Z + 1 .. end + Z - 1
+        window = F.pad(window, (0, 0, 0, count + 2 * SINC_ZEROS - 1 - len(window)))  # zeros past the end
+        halfway = F.conv1d(window.t()[:, None], self.kernel)[:, 0].t()  # [count, C]
+        kept = self.history[SINC_ZEROS - 1 : SINC_ZEROS - 1 + count]
+        self.history = self.history[count:]
+        self.next = end
+        return torch.stack([kept, halfway], dim=1).reshape(2 * count, -1)
+
+
+class _SincDownsampler:
+    """x2 windowed-sinc down-sampling of a growing signal, as ``modeling_adaslim.downsample2``: output i averages
+    input 2i with odd inputs i - Z .. i + Z - 1 filtered, so it is final once odd input i + Z - 1 is in."""
+
+    def __init__(self, kernel: torch.Tensor, channels: int):
+        self.kernel = kernel
+        self.history = kernel.new_zeros(2 * SINC_ZEROS, channels)  # input rows from 2 (next - Z) (zeros before 0)
+        self.received = self.next = 0
+
+    def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
+        """rows [n, C] -> the newly final output rows [m, C]. At the end an odd length is padded by one zero."""
+        self.history = torch.cat([self.history, rows]) if len(rows) else self.history
+        self.received += len(rows)
+        if final and self.received % 2:
+            self.history = F.pad(self.history, (0, 0, 0, 1))
+            self.received += 1
+        end = self.received // 2 if final else self.received // 2 - (SINC_ZEROS - 1)
+        count = end - self.next
+        if count <= 0:
+            return self.history.new_zeros(0, self.history.shape[1])
+        needed = 2 * (count + 2 * SINC_ZEROS - 1)  # inputs 2 (next - Z) .. 2 (end + Z - 1)
+        window = self.history[:needed]
+        window = F.pad(window, (0, 0, 0, needed - len(window))).reshape(count + 2 * SINC_ZEROS - 1, 2, -1)
+        interpolated = F.conv1d(window[:, 1].t()[:, None], self.kernel)[:, 0].t()  # [count, C]
+        self.history = self.history[2 * count :]
+        self.next = end
+        return (window[SINC_ZEROS : SINC_ZEROS + count, 0] + interpolated) * 0.5
+
+
+class _InputScale:
+    """Normalisation of the stream: ``x / (floor + s)`` on the way in, ``* s`` on the way out.
+
+    mode "off" (config.normalize False): s = 1 and nothing is divided. "fixed": s = the given std.
+    "running": s_m = std of the mono input x[0 : max(m + 1, warmup)], Bessel-corrected like the model;
+    samples wait here until their s is known (only during the warm-up).
+    """
+
+    def __init__(self, mode: str, floor: float, warmup: int, std: float | None):
+        self.mode, self.floor, self.warmup, self.std = mode, floor, warmup, std
+        self.count, self.total, self.total_squares = 0, 0.0, 0.0  # running sums over the mono input (float64)
+        self.held_rows: list[torch.Tensor] = []
+        self.held_scales: list[torch.Tensor] = []
+        self.warm = mode != "running" or warmup == 0
+
+    def push(self, rows: torch.Tensor, final: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """rows [n, C] raw -> (normalised rows [m, C], s [m]) for the samples whose s is now known."""
+        if self.mode == "off":
+            return rows, rows.new_ones(len(rows))
+        if self.mode == "fixed":
+            return rows / (self.floor + self.std), rows.new_full((len(rows),), self.std)
+        mono = rows.mean(dim=1).double().cpu()
+        sums = self.total + torch.cumsum(mono, 0)
+        squares = self.total_squares + torch.cumsum(mono * mono, 0)
+        counts = self.count + torch.arange(1, len(rows) + 1, dtype=torch.float64)
+        scales = ((squares - sums * sums / counts) / (counts - 1).clamp(min=1)).clamp(min=0).sqrt()  # s_m
+        if len(rows):
+            self.count, self.total, self.total_squares = int(counts[-1]), float(sums[-1]), float(squares[-1])
+        if not self.warm:
+            self.held_rows.append(rows)
+            self.held_scales.append(scales)
+            if self.count < self.warmup and not final:
+                return rows[:0], rows.new_zeros(0)
+            rows, scales = torch.cat(self.held_rows), torch.cat(self.held_scales)
+            self.held_rows, self.held_scales, self.warm = [], [], True
+            warm = min(self.warmup, len(scales))
+            if warm:  # the first `warm` samples share the estimate over all of them
+                scales = torch.cat([scales[warm - 1].expand(warm), scales[warm:]])
+        scales = scales.to(device=rows.device, dtype=rows.dtype)
+        return rows / (self.floor + scales[:, None]), scales
+
+
+# ----------------------------------------------------------------------------------------------------
+# The streamer
+# ----------------------------------------------------------------------------------------------------
+
+
+class AdaSlimStreamer:
+    """Streams an ``AdaSlimModel``: ``feed(chunk)`` returns the enhanced samples that are due, ``flush()`` the
+    rest; the result equals the offline causal forward (see the module docstring for the latency and the
+    normalisation).
+
+    Args:
+        model: a causal ``AdaSlimModel`` (eval mode is set on a reference, not copied).
+        utilization: ``"auto"`` lets the router choose per router frame as the audio arrives; a configured
+            factor runs every frame at that width.
+        max_utilization: cap on the factor (the router's choice is lowered to the largest configured factor
+            <= it); a static ``utilization`` above it is refused.
+        dry: share of the input mixed into the output (0 = fully enhanced), the input delayed by ``latency``.
+        input_std: fixed input standard deviation for normalisation; None keeps a running estimate (only
+            used when ``config.normalize``).
+        realtime_guard: lower the factor while processing falls behind real time (see the module docstring).
+        guard_tolerance: backlog in seconds the guard tolerates (defaults to one router frame).
+        clock: seconds for the guard (``time.perf_counter``; tests pass a fake one).
+
+    Chunks are float tensors or numpy arrays, [samples] for mono models or [chin, samples]; the output has the
+    same kind, rank and dtype ([chout, samples] for 2-D input). Wrong dtype, rank or channel count, NaN/Inf, or
+    a chunk after ``flush`` raise a ValueError and leave the stream as it was; ``reset()`` starts a new one.
+    """
+
+    def __init__(
+        self,
+        model: AdaSlimModel,
+        utilization: str | float = "auto",
+        max_utilization: float | None = None,
+        dry: float = 0.0,
+        input_std: float | None = None,
+        realtime_guard: bool = False,
+        guard_tolerance: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        config: AdaSlimConfig = model.config
+        if not config.causal:
+            raise ValueError("streaming needs a causal model (config.causal=True): a bidirectional bottleneck "
+                             "or router reads the whole input.")
+        factors = config.utilization_factors
+        if isinstance(utilization, str):
+            if utilization != "auto":
+                raise ValueError(f"utilization must be 'auto' or one of the factors {factors}, got {utilization!r}.")
+            static_index = None
+        else:
+            static_index = config.factor_index(utilization)  # ValueError listing the factors
+        cap = len(factors) - 1
+        if max_utilization is not None:
+            allowed = [index for index, factor in enumerate(factors) if factor <= max_utilization + 1e-9]
+            if not allowed:
+                raise ValueError(f"max_utilization {max_utilization} is below the smallest factor {factors[0]}.")
+            cap = allowed[-1]
+            if static_index is not None and static_index > cap:
+                raise ValueError(f"utilization {utilization} exceeds max_utilization {max_utilization}.")
+        if not 0.0 <= dry <= 1.0:
+            raise ValueError(f"dry must lie in [0, 1], got {dry}.")
+        if dry and config.chin != config.chout:
+            raise ValueError(f"dry mixing needs as many output as input channels, the model has {config.chin} -> "
+                             f"{config.chout}.")
+        if input_std is not None and not (math.isfinite(input_std) and input_std >= 0):
+            raise ValueError(f"input_std must be a finite value >= 0, got {input_std}.")
+        model.eval()
+        self.model, self.config = model, config
+        self.routed = static_index is None
+        self.static_index, self.cap_index = static_index, cap
+        self.dry = float(dry)
+        self.input_std = input_std
+        self.realtime_guard = realtime_guard
+        self.guard_tolerance = config.router_hop / config.sample_rate if guard_tolerance is None else guard_tolerance
+        self.clock = clock
+        self.latency = stream_latency(config, self.routed)
+        self._dtype = next(model.parameters()).dtype
+        self._device = next(model.parameters()).device
+        self._kernel = sinc_kernel(dtype=self._dtype, device=self._device)
+        self.reset()
+
+    # ---- public API ----
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def latency_seconds(self) -> float:
+        return self.latency / self.config.sample_rate
+
+    @property
+    def choice(self) -> torch.LongTensor:
+        """Executed factor index per router frame so far, [router_frames]. After ``flush`` it has exactly
+        ``config.num_router_frames(samples fed)`` entries: the offline call ``model(noisy, utilization=
+        choice[None])`` gives the streamed output (frames past the offline last router frame use its choice)."""
+        decisions = self._decisions[: self._num_router_frames] if self._flushed else self._decisions
+        return torch.tensor(decisions, dtype=torch.long)
+
+    @property
+    def stats(self) -> dict:
+        """Counters of this stream: router frames decided, how many the budget cap and the real-time guard
+        lowered, how often the guard stepped down, processing time against audio time."""
+        factors = self.config.utilization_factors
+        decided = len(self._decisions)
+        return {
+            "router_frames": decided,
+            "mean_utilization": sum(factors[d] for d in self._decisions) / decided if decided else float("nan"),
+            "capped_frames": self._capped_frames,
+            "guard_lowered_frames": self._guard_frames,
+            "guard_steps": self._guard_steps,
+            "guard_level": self._guard_level,
+            "processing_seconds": self._processing_seconds,
+            "audio_seconds": self._fed / self.config.sample_rate,
+            "real_time_factor": self._processing_seconds / max(self._fed / self.config.sample_rate, 1e-12),
+        }
+
+    def reset(self):
+        """Forget the stream: every buffer, recurrent state, decision and counter."""
+        config = self.config
+        floor = config.floor
+        if not config.normalize:
+            self._scale = _InputScale("off", floor, 0, None)
+        elif self.input_std is not None:
+            self._scale = _InputScale("fixed", floor, 0, self.input_std)
+        else:
+            self._scale = _InputScale("running", floor, self.latency, None)
+        stages = _resampling_stages(config)
+        self._up = [_SincUpsampler(self._kernel, config.chin) for _ in range(stages)]
+        self._down = [_SincDownsampler(self._kernel, config.chout) for _ in range(stages)]
+        empty = torch.zeros(0, dtype=self._dtype, device=self._device)
+        # encoder l: input rows from frame next * S on; skip rows of layer l not yet read by decoder l
+        self._enc_inputs = [empty.new_zeros(0, c) for c in config.in_channels]
+        self._enc_next = [0] * config.depth
+        self._skips = [empty.new_zeros(0, c) for c in config.channels]
+        # decoder l (index = encoder layer it mirrors): upper input rows, overlap-add carry, next frame
+        self._dec_inputs = [empty.new_zeros(0, c) for c in config.channels]
+        self._dec_next = [0] * config.depth
+        self._carries = [None] * config.depth
+        self._bottleneck_state = None
+        # router
+        self._router_rows = empty.new_zeros(0, config.chin)
+        self._router_state = None
+        self._decisions: list[int] = []
+        # output side: computed rows not yet returned, their scales and the dry input
+        self._pending = empty.new_zeros(0, config.chout)
+        self._out_scales = empty.new_zeros(0)
+        self._dry_rows = empty.new_zeros(0, config.chin)
+        self._fed = self._returned = 0
+        self._flushed = False
+        self._num_router_frames = 0
+        # budget and guard counters
+        self._guard_level = self._guard_steps = self._guard_frames = self._capped_frames = 0
+        self._backlog = self._processing_seconds = 0.0
+
+    def feed(self, chunk) -> torch.Tensor | np.ndarray:
+        """Push input samples; returns the enhanced samples now due (``fed - latency`` in total so far)."""
+        if self._flushed:
+            raise ValueError("this stream was flushed; call reset() to start a new one.")
+        samples, as_numpy, flat, dtype = self._check_chunk(chunk)
+        start = self.clock()
+        with torch.no_grad():
+            out = self._advance(samples, final=False)
+        elapsed = self.clock() - start
+        self._processing_seconds += elapsed
+        if self.realtime_guard:
+            self._update_guard(elapsed, len(samples) / self.config.sample_rate)
+        return self._format(out, as_numpy, flat, dtype)
+
+    def flush(self, flat: bool | None = None) -> torch.Tensor | np.ndarray:
+        """End the stream: returns the last ``latency`` samples (fewer if less was fed). The output is a tensor,
+        [samples] when ``flat`` (default: mono models fed flat chunks) else [chout, samples]."""
+        if self._flushed:
+            raise ValueError("this stream was already flushed; call reset() to start a new one.")
+        start = self.clock()
+        with torch.no_grad():
+            out = self._advance(torch.zeros(0, self.config.chin, dtype=self._dtype, device=self._device), final=True)
+        self._processing_seconds += self.clock() - start
+        self._flushed = True
+        flat = self._last_flat if flat is None else flat
+        return self._format(out, self._last_numpy, flat, self._last_dtype)
+
+    # ---- input checks and output format ----
+
+    _last_flat, _last_numpy, _last_dtype = True, False, None
+
+    def _check_chunk(self, chunk):
+        """-> samples [n, chin] in the model's dtype and device, and how to shape the answer."""
+        chin = self.config.chin
+        as_numpy = isinstance(chunk, np.ndarray)
+        if as_numpy:
+            if not np.issubdtype(chunk.dtype, np.floating):
+                raise ValueError(f"chunks must hold floating-point samples (e.g. in [-1, 1]), got numpy {chunk.dtype}.")
+            tensor = torch.from_numpy(np.ascontiguousarray(chunk))
+        elif isinstance(chunk, torch.Tensor):
+            if not chunk.is_floating_point():
+                raise ValueError(f"chunks must hold floating-point samples (e.g. in [-1, 1]), got {chunk.dtype}.")
+            tensor = chunk
+        else:
+            raise ValueError(f"chunks must be a torch.Tensor or numpy array, got {type(chunk).__name__}.")
+        expected = f"[samples] or [chin={chin}, samples]" if chin == 1 else f"[chin={chin}, samples]"
+        if tensor.dim() == 1 and chin == 1:
+            flat = True
+            tensor = tensor[:, None]
+        elif tensor.dim() == 2 and tensor.shape[0] == chin:
+            flat = False
+            tensor = tensor.t()
+        else:
+            raise ValueError(f"chunks must have shape {expected}, got {list(tensor.shape)}.")
+        if not torch.isfinite(tensor).all():
+            raise ValueError("the chunk contains NaN or Inf samples.")
+        self._last_flat, self._last_numpy, self._last_dtype = flat, as_numpy, chunk.dtype
+        return tensor.to(device=self._device, dtype=self._dtype), as_numpy, flat, chunk.dtype
+
+    @staticmethod
+    def _format(out: torch.Tensor, as_numpy: bool, flat: bool, dtype):
+        out = out[:, 0] if flat else out.t()
+        if as_numpy:
+            return out.cpu().numpy().astype(dtype if dtype is not None else np.float32, copy=False)
+        return out.to(dtype) if dtype is not None else out
+
+    # ---- decisions: router, budget cap, guard ----
+
+    def _limit(self, wanted: int) -> int:
+        """Apply the budget cap and the guard to a wanted factor index, counting what each lowered."""
+        capped = min(wanted, self.cap_index)
+        self._capped_frames += capped < wanted
+        decision = min(capped, max(0, self.cap_index - self._guard_level))
+        self._guard_frames += decision < capped
+        return decision
+
+    def _update_guard(self, elapsed: float, audio_seconds: float):
+        """Backlog = how far processing is behind the audio, if chunks arrive in real time."""
+        self._backlog = max(0.0, self._backlog + elapsed - audio_seconds)
+        if self._backlog > self.guard_tolerance and self._guard_level < self.cap_index:
+            self._guard_level += 1
+            self._guard_steps += 1
+        elif self._backlog == 0.0 and self._guard_level > 0:
+            self._guard_level -= 1
+
+    def _route(self, rows: torch.Tensor, total_frames: int | None):
+        """Router frames for the newly normalised rows; at the end (``total_frames``) the last partial hop
+        and any frames past the input are computed on zeros, as the offline router pads."""
+        hop = self.config.router_hop
+        self._router_rows = torch.cat([self._router_rows, rows])
+        count = len(self._router_rows) // hop
+        if total_frames is not None:
+            count = max(0, total_frames - len(self._decisions))
+            self._router_rows = F.pad(self._router_rows, (0, 0, 0, max(0, count * hop - len(self._router_rows))))
+        if count == 0:
+            return
+        router = self.model.router
+        hops = self._router_rows[: count * hop].t()[None]  # [1, chin, count * hop]
+        self._router_rows = self._router_rows[count * hop :]
+        features = F.relu(router.conv(hops)).transpose(1, 2)  # [1, count, router_channels]
+        hidden = router.gru(features, self._router_state)  # [1, count, H]
+        self._router_state = hidden[:, -1]
+        logits = router.projection(hidden.transpose(1, 2)).transpose(1, 2)  # [1, count, J]
+        self._decisions.extend(self._limit(int(wanted)) for wanted in logits[0].argmax(dim=-1).tolist())
+
+    def _decide_static(self, router_frame: int):
+        """Static factor: decide router frames up to ``router_frame`` when first needed. A frame not yet sure
+        to lie inside the stream keeps its predecessor's factor, so that if the stream ends before it (the
+        offline model then reuses the last router frame's choice) nothing computed changes."""
+        sure = self.config.num_router_frames(self._fed)
+        while len(self._decisions) <= router_frame:
+            frame = len(self._decisions)
+            if frame > 0 and frame >= sure:
+                self._decisions.append(self._decisions[-1])
+            else:
+                self._decisions.append(self._limit(self.static_index))
+
+    def _spans(self, layer: int, first: int, stop: int) -> list[tuple[int, int, int]]:
+        """Frames [first, stop) of ``layer`` as (start, end, width) runs of one decision."""
+        per = frames_per_router_frame(self.config, layer)
+        last_frame = self._num_router_frames - 1 if self._flushing else None
+        spans = []
+        start = first
+        while start < stop:
+            frame = start // per
+            if last_frame is not None and frame >= last_frame:
+                frame, end = last_frame, stop
+            else:
+                end = min(stop, (frame + 1) * per)
+            if not self.routed:
+                self._decide_static(frame)
+            width = self.config.slim_width(layer, self._decisions[frame])
+            if spans and spans[-1][2] == width:
+                spans[-1] = (spans[-1][0], end, width)
+            else:
+                spans.append((start, end, width))
+            start = end
+        return spans
+
+    # ---- the pipeline ----
+
+    _flushing = False
+
+    def _advance(self, samples: torch.Tensor, final: bool) -> torch.Tensor:
+        """Run every stage as far as its rows are final; return the output rows now due [n, chout]."""
+        config = self.config
+        self._fed += len(samples)
+        self._flushing = final
+        if final:
+            self._num_router_frames = config.num_router_frames(self._fed) if self._fed else 0
+        rows, scales = self._scale.push(samples, final)
+        self._out_scales = torch.cat([self._out_scales, scales])
+        if self.dry:
+            self._dry_rows = torch.cat([self._dry_rows, samples])
+        if final and self._fed:  # the offline input is zero-padded to valid_length
+            rows = F.pad(rows, (0, 0, 0, config.valid_length(self._fed) - self._fed))
+        if self.routed:
+            self._route(rows, self._num_router_frames if final else None)
+        for upsampler in self._up:
+            rows = upsampler.push(rows, final)
+        if self._fed:
+            self._encode(rows, final)
+            self._decode(final)
+        rows = self._dec_out if self._fed else samples.new_zeros(0, config.chout)
+        for downsampler in self._down:
+            rows = downsampler.push(rows, final)
+        self._pending = torch.cat([self._pending, rows])
+        due = self._fed if final else self._fed - self.latency
+        count = due - self._returned
+        if count <= 0:
+            return self._pending[:0]
+        if len(self._pending) < count:
+            raise RuntimeError(f"internal error: {len(self._pending)} final samples, {count} due (latency {self.latency}).")
+        out = self._pending[:count] * self._out_scales[:count, None]
+        if self.dry:
+            out = self.dry * self._dry_rows[:count] + (1 - self.dry) * out
+            self._dry_rows = self._dry_rows[count:]
+        self._pending, self._out_scales = self._pending[count:], self._out_scales[count:]
+        self._returned += count
+        if final:
+            self._pending = self._pending[:0]
+        return out
+
+    def _encode(self, rows: torch.Tensor, final: bool):
+        """Newly final up-sampled rows -> new frames of every encoder block (kept as skips), then the bottleneck."""
+        config = self.config
+        usable = None
+        if self.routed and not final:
+            usable = min(len(self._decisions), config.num_router_frames(self._fed))
+        for layer, block in enumerate(self.model.encoder):
+            inputs = torch.cat([self._enc_inputs[layer], rows])
+            first = self._enc_next[layer]
+            stop = first + (len(inputs) - block.kernel_size) // block.stride + 1 if len(inputs) >= block.kernel_size else first
+            if usable is not None:
+                stop = min(stop, usable * frames_per_router_frame(config, layer))
+            stop = max(stop, first)
+            count = stop - first
+            window = inputs[: (count + block.taps - 1) * block.stride] if count else inputs[:0]
+            outputs = []
+            if count:
+                taps = block.tap_views(window[None])  # taps x [1, count, S*C_in]
+                for start, end, width in self._spans(layer, first, stop):
+                    outputs.append(block.frames([tap[:, start - first : end - first] for tap in taps], width)[0])
+            rows = torch.cat(outputs) if outputs else inputs.new_zeros(0, block.channels)
+            self._enc_inputs[layer] = inputs[count * block.stride :]
+            self._enc_next[layer] = stop
+            self._skips[layer] = torch.cat([self._skips[layer], rows])
+        if len(rows):
+            rows, self._bottleneck_state = self._bottleneck(rows, self._bottleneck_state)
+        self._dec_inputs[-1] = torch.cat([self._dec_inputs[-1], rows])
+
+    def _bottleneck(self, rows: torch.Tensor, state):
+        """[n, C] -> ([n, C], state), the recurrent state carried across calls."""
+        bottleneck = self.model.bottleneck
+        if isinstance(bottleneck, GroupedGRU) and not bottleneck.fused:  # several layers: one GRU per group
+            states = state if state is not None else [None] * bottleneck.groups
+            outputs, new_states = [], []
+            for gru, part, part_state in zip(bottleneck.grus, rows[None].split(bottleneck.group_width, dim=-1), states):
+                part, part_state = gru(part, part_state)
+                outputs.append(part)
+                new_states.append(part_state)
+            return torch.cat(outputs, dim=-1)[0], new_states
+        out, state = bottleneck(rows[None], state)
+        return out[0], state
+
+    def _decode(self, final: bool):
+        """Every decoder block computes its newly complete frames; an output position is final once every frame
+        overlapping it is in (the overlap-add tail is carried). The outermost block's rows go to ``_dec_out``."""
+        config = self.config
+        for index, block in enumerate(self.model.decoder):
+            layer = config.depth - 1 - index
+            first = self._dec_next[layer]
+            upper, skip = self._dec_inputs[layer], self._skips[layer]
+            count = min(len(upper), len(skip))
+            stride, out_channels = block.stride, block.out_channels
+            carry = self._carries[layer]
+            if carry is None:
+                carry = upper.new_zeros(block.taps - 1, stride * out_channels)
+            blocks = torch.cat([carry, carry.new_zeros(count, stride * out_channels)])  # [taps - 1 + count, S*C_out]
+            for start, end, width in self._spans(layer, first, first + count) if count else []:
+                in_weight, bias, taps = block.frame_weights(width)
+                a, b = start - first, end - first
+                hidden = block.hidden(upper[a:b] + skip[a:b], in_weight, bias)  # [n, w]
+                per_tap = taps.reshape(block.taps, stride * out_channels, width)
+                for tap in range(block.taps):
+                    blocks[a + tap : b + tap] += F.linear(hidden, per_tap[tap])
+            done = count + (block.taps - 1 if final else 0)
+            out = (blocks[:done] + block.conv_tr.bias.repeat(stride)).reshape(done * stride, out_channels)
+            out = out if block.last else F.relu(out)
+            self._carries[layer] = blocks[done:]
+            self._dec_inputs[layer] = upper[count:]
+            self._skips[layer] = skip[count:]
+            self._dec_next[layer] = first + count
+            if layer > 0:
+                self._dec_inputs[layer - 1] = torch.cat([self._dec_inputs[layer - 1], out])
+            else:
+                self._dec_out = out
+
+
+__all__ = ["AdaSlimStreamer", "final_output_samples", "stream_latency"]
