@@ -434,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_enhance_parser(subparsers)
     add_info_parser(subparsers)
-    # `adaslim export` (ONNX) plugs in here as add_export_parser(subparsers) with its own run_export(args).
+    from .cli_export import add_export_subcommand  # `adaslim export` (ONNX), adaslim_hf/cli_export.py
+
+    add_export_subcommand(subparsers)
     return parser
 
 

@@ -9,7 +9,7 @@ batch and any number of samples at the model's sampling rate (mono: [batch, samp
 --fixed-samples asks for a static shape. Each graph is run by onnxruntime against the torch model on random
 inputs and the largest difference is printed; the exit code is 1 when it exceeds --tolerance.
 
-cli.py registers this with ``add_export_subcommand(subparsers)``; ``args.func(args)`` runs it.
+cli.py registers this with ``add_export_subcommand(subparsers)``; ``args.run(args)`` runs it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ DEFAULT_TOLERANCE = 1e-4
 
 
 def add_export_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``export`` to an ``argparse`` subparsers object; the parsed namespace carries ``func=run_export``."""
+    """Add ``export`` to an ``argparse`` subparsers object; the parsed namespace carries ``run`` (and ``func``)
+    = ``run_export``."""
     parser = subparsers.add_parser(
         "export",
         help="write ONNX graphs (one per static utilization factor, and the router)",
@@ -43,7 +44,7 @@ def add_export_subcommand(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help=f"largest accepted |onnx - torch| (default {DEFAULT_TOLERANCE:g})")
-    parser.set_defaults(func=run_export)
+    parser.set_defaults(func=run_export, run=run_export)  # cli.py dispatches on `run`
     return parser
 
 

@@ -194,5 +194,9 @@ def test_cli_refuses_bad_arguments_with_clear_messages(saved_model, tmp_path, ca
     assert "cannot write to" in capsys.readouterr().err
     assert export_main(["export", str(folder), "--router", "--fixed-samples", "0", str(tmp_path / "x.onnx")]) == 2
     assert not list(tmp_path.glob("*.onnx"))
+    from adaslim_hf.cli import main as adaslim_main  # the `adaslim` console script dispatches to the same code
+
+    assert adaslim_main(["export", str(folder), "--utilization", "0.3", str(tmp_path / "x.onnx")]) == 2
+    assert "not one of the model's factors" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: one of --utilization / --router is required
         export_main(["export", str(folder), str(tmp_path / "x.onnx")])
