@@ -10,14 +10,19 @@ tests measure < 1e-5) for any chunking.
 
 Latency (``AdaSlimStreamer.latency``, in samples) follows from the model's geometry and is fixed: after
 ``n`` samples have been fed, ``n - latency`` enhanced samples have been returned. It is the largest delay
-any output sample needs before it is final. For the paper's configuration (hidden 32, depth 5, kernel 8,
-stride 4, resample 4, 16 kHz):
+any output sample needs before it is final (``final_output_samples`` follows every stage's rule). The last
+few samples of it buy very little: the far taps of the windowed-sinc kernels weigh about 1e-6, so the
+farthest dependencies are numerically invisible even in float64. For the paper's configuration (hidden 32,
+depth 5, kernel 8, stride 4, resample 4, 16 kHz):
 
 * static factor: 763 samples (47.7 ms) = 597 (receptive field of one bottleneck frame: the 41.3 ms of
   denoiser's ``DemucsStreamer``, which calls it ``valid_length(1)``) + 84 (look-ahead of the two x2 sinc
   up-samplers, 56 taps each side) + 83 (look-ahead of the two x2 sinc down-samplers). ``DemucsStreamer``
   reaches 660 by cutting the up-sampler look-ahead to 64 samples and feeding the down-sampler partial
-  overlap-add sums: an approximation (about 0.2% in its README); this streamer does not approximate.
+  overlap-add sums: an approximation (about 0.2% in its README). This streamer is exact by default;
+  ``resample_lookahead=k`` (< 56) makes every sinc stage wait for k input samples instead of 56 and treat
+  the rest as zeros, 3 (56 - k) samples less latency: k = 20 gives 655 samples (40.9 ms), on speech about
+  1e-3 relative RMS deviation from the offline output (``scripts/benchmark_streaming.py`` measures it).
 * routed (``utilization="auto"``): 936 samples (58.5 ms). One bottleneck frame reads 597 samples, which
   straddle three router frames, and the last of them (a decision about samples up to 768) must exist
   first (+87). And the offline model gives frames past its last router frame (``num_router_frames``) the
@@ -83,7 +88,8 @@ def _resampling_stages(config: AdaSlimConfig) -> int:
     return int(math.log2(config.resample))
 
 
-def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: int = 0) -> int:
+def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: int = 0,
+                         resample_lookahead: int = SINC_ZEROS) -> int:
     """Enhanced samples that are final once ``fed`` input samples are in (before ``flush``).
 
     Follows every stage's rule: an up-sampled pair i needs input i + Z; an encoder frame f needs its
@@ -94,7 +100,7 @@ def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: 
     normalised = fed if fed >= warmup else 0
     rows = normalised
     for _ in range(_resampling_stages(config)):
-        rows = 2 * max(0, rows - SINC_ZEROS)
+        rows = 2 * max(0, rows - resample_lookahead)
     usable = min(normalised // config.router_hop, config.num_router_frames(fed)) if routed and fed else 0
     frames = []
     for layer in range(config.depth):
@@ -106,15 +112,40 @@ def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: 
     for layer in reversed(range(config.depth)):
         positions = min(positions, frames[layer]) * config.stride
     for _ in range(_resampling_stages(config)):
-        positions = max(0, positions // 2 - (SINC_ZEROS - 1))
+        positions = max(0, positions // 2 - (resample_lookahead - 1))
     return positions
 
 
-def stream_latency(config: AdaSlimConfig, routed: bool) -> int:
+def stream_latency(config: AdaSlimConfig, routed: bool, resample_lookahead: int = SINC_ZEROS) -> int:
     """Fixed latency in samples of an exact stream: max over n of n - final_output_samples(n). The schedule is
     periodic in n with period ``router_hop`` once the receptive field is filled, so a few periods suffice."""
     horizon = config.valid_length(1) + 4 * SINC_ZEROS + 8 * config.router_hop
-    return max(fed - final_output_samples(config, fed, routed) for fed in range(horizon))
+    return max(fed - final_output_samples(config, fed, routed, 0, resample_lookahead) for fed in range(horizon))
+
+
+class _Geometry:
+    """The config numbers a stream consults on every call, read once: attribute access on a transformers
+    config costs microseconds, and a stream asks for them many times per 16 ms frame."""
+
+    def __init__(self, config: AdaSlimConfig):
+        self.resample, self.depth = config.resample, config.depth
+        self.kernel_size, self.stride = config.kernel_size, config.stride
+        self.router_stride, self.router_hop = config.router_stride, config.router_hop
+        self.per_router_frame = [frames_per_router_frame(config, layer) for layer in range(config.depth)]
+        self.widths = [[config.slim_width(layer, j) for j in range(config.num_factors)] for layer in range(config.depth)]
+
+    def num_router_frames(self, length: int) -> int:
+        """``AdaSlimConfig.num_router_frames`` (the tests check they agree): the input padded to its valid
+        length, up-sampled, through ``depth`` strided convolutions, one decision per ``router_stride`` frames."""
+        frames = math.ceil(length * self.resample)
+        for _ in range(self.depth):
+            frames = max(math.ceil((frames - self.kernel_size) / self.stride) + 1, 1)
+        for _ in range(self.depth):
+            frames = (frames - 1) * self.stride + self.kernel_size
+        frames = math.ceil(frames / self.resample) * self.resample  # valid_length(length), up-sampled
+        for _ in range(self.depth):
+            frames = (frames - self.kernel_size) // self.stride + 1
+        return math.ceil(frames / self.router_stride)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -127,16 +158,19 @@ class _SincUpsampler:
     """x2 windowed-sinc up-sampling of a growing signal, as ``modeling_adaslim.upsample2``: output 2i is input
     i, output 2i + 1 interpolates inputs i - Z + 1 .. i + Z, so the pair i is final once input i + Z is in."""
 
-    def __init__(self, kernel: torch.Tensor, channels: int):
+    def __init__(self, kernel: torch.Tensor, channels: int, lookahead: int = SINC_ZEROS):
         self.kernel = kernel  # [1, 1, 2Z]
+        self.lookahead = lookahead  # inputs past i a pair waits for; fewer than Z treats the rest as zeros
         self.history = kernel.new_zeros(SINC_ZEROS - 1, channels)  # input rows from next - Z + 1 (zeros before 0)
         self.received = self.next = 0
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
         """rows [n, C] -> the newly final output rows [2m, C]."""
+        if not len(rows) and not final:
+            return rows
         self.history = torch.cat([self.history, rows]) if len(rows) else self.history
         self.received += len(rows)
-        end = self.received if final else self.received - SINC_ZEROS
+        end = self.received if final else self.received - self.lookahead
         count = end - self.next
         if count <= 0:
             return self.history.new_zeros(0, self.history.shape[1])
@@ -153,19 +187,22 @@ class _SincDownsampler:
     """x2 windowed-sinc down-sampling of a growing signal, as ``modeling_adaslim.downsample2``: output i averages
     input 2i with odd inputs i - Z .. i + Z - 1 filtered, so it is final once odd input i + Z - 1 is in."""
 
-    def __init__(self, kernel: torch.Tensor, channels: int):
+    def __init__(self, kernel: torch.Tensor, channels: int, lookahead: int = SINC_ZEROS):
         self.kernel = kernel
+        self.lookahead = lookahead  # output i waits for odd input i + lookahead - 1 (Z: exact)
         self.history = kernel.new_zeros(2 * SINC_ZEROS, channels)  # input rows from 2 (next - Z) (zeros before 0)
         self.received = self.next = 0
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
         """rows [n, C] -> the newly final output rows [m, C]. At the end an odd length is padded by one zero."""
+        if not len(rows) and not final:
+            return rows
         self.history = torch.cat([self.history, rows]) if len(rows) else self.history
         self.received += len(rows)
         if final and self.received % 2:
             self.history = F.pad(self.history, (0, 0, 0, 1))
             self.received += 1
-        end = self.received // 2 if final else self.received // 2 - (SINC_ZEROS - 1)
+        end = self.received // 2 if final else self.received // 2 - (self.lookahead - 1)
         count = end - self.next
         if count <= 0:
             return self.history.new_zeros(0, self.history.shape[1])
@@ -232,8 +269,8 @@ class AdaSlimStreamer:
 
     Args:
         model: a causal ``AdaSlimModel`` (eval mode is set on a reference, not copied).
-        utilization: ``"auto"`` lets the router choose per router frame as the audio arrives; a configured
-            factor runs every frame at that width.
+        utilization: ``"auto"`` (or None, as in the model's forward) lets the router choose per router frame as
+            the audio arrives; a configured factor runs every frame at that width.
         max_utilization: cap on the factor (the router's choice is lowered to the largest configured factor
             <= it); a static ``utilization`` above it is refused.
         dry: share of the input mixed into the output (0 = fully enhanced), the input delayed by ``latency``.
@@ -242,6 +279,8 @@ class AdaSlimStreamer:
         realtime_guard: lower the factor while processing falls behind real time (see the module docstring).
         guard_tolerance: backlog in seconds the guard tolerates (defaults to one router frame).
         clock: seconds for the guard (``time.perf_counter``; tests pass a fake one).
+        resample_lookahead: input samples each x2 sinc stage waits for (56, the interpolator's half width:
+            exact); fewer lowers the latency and approximates (see the module docstring).
 
     Chunks are float tensors or numpy arrays, [samples] for mono models or [chin, samples]; the output has the
     same kind, rank and dtype ([chout, samples] for 2-D input). Wrong dtype, rank or channel count, NaN/Inf, or
@@ -251,21 +290,22 @@ class AdaSlimStreamer:
     def __init__(
         self,
         model: AdaSlimModel,
-        utilization: str | float = "auto",
+        utilization: str | float | None = "auto",
         max_utilization: float | None = None,
         dry: float = 0.0,
         input_std: float | None = None,
         realtime_guard: bool = False,
         guard_tolerance: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        resample_lookahead: int = SINC_ZEROS,
     ):
         config: AdaSlimConfig = model.config
         if not config.causal:
             raise ValueError("streaming needs a causal model (config.causal=True): a bidirectional bottleneck "
                              "or router reads the whole input.")
         factors = config.utilization_factors
-        if isinstance(utilization, str):
-            if utilization != "auto":
+        if utilization is None or isinstance(utilization, str):
+            if utilization not in (None, "auto"):
                 raise ValueError(f"utilization must be 'auto' or one of the factors {factors}, got {utilization!r}.")
             static_index = None
         else:
@@ -294,7 +334,12 @@ class AdaSlimStreamer:
         self.realtime_guard = realtime_guard
         self.guard_tolerance = config.router_hop / config.sample_rate if guard_tolerance is None else guard_tolerance
         self.clock = clock
-        self.latency = stream_latency(config, self.routed)
+        if not 1 <= resample_lookahead <= SINC_ZEROS:
+            raise ValueError(f"resample_lookahead must lie in [1, {SINC_ZEROS}] ({SINC_ZEROS}: exact), got {resample_lookahead}.")
+        self.resample_lookahead = resample_lookahead
+        self.latency = stream_latency(config, self.routed, resample_lookahead)
+        self._geometry = _Geometry(config)
+        self._chin, self._chout, self._rate = config.chin, config.chout, config.sample_rate
         self._dtype = next(model.parameters()).dtype
         self._device = next(model.parameters()).device
         self._kernel = sinc_kernel(dtype=self._dtype, device=self._device)
@@ -347,8 +392,8 @@ class AdaSlimStreamer:
         else:
             self._scale = _InputScale("running", floor, self.latency, None)
         stages = _resampling_stages(config)
-        self._up = [_SincUpsampler(self._kernel, config.chin) for _ in range(stages)]
-        self._down = [_SincDownsampler(self._kernel, config.chout) for _ in range(stages)]
+        self._up = [_SincUpsampler(self._kernel, config.chin, self.resample_lookahead) for _ in range(stages)]
+        self._down = [_SincDownsampler(self._kernel, config.chout, self.resample_lookahead) for _ in range(stages)]
         empty = torch.zeros(0, dtype=self._dtype, device=self._device)
         # encoder l: input rows from frame next * S on; skip rows of layer l not yet read by decoder l
         self._enc_inputs = [empty.new_zeros(0, c) for c in config.in_channels]
@@ -368,8 +413,9 @@ class AdaSlimStreamer:
         self._out_scales = empty.new_zeros(0)
         self._dry_rows = empty.new_zeros(0, config.chin)
         self._fed = self._returned = 0
-        self._flushed = False
-        self._num_router_frames = 0
+        self._flushed = self._flushing = False
+        self._num_router_frames = 0  # offline router frames, known at the end
+        self._answer_format = False, True, None  # numpy?, flat?, dtype of the last chunk
         # budget and guard counters
         self._guard_level = self._guard_steps = self._guard_frames = self._capped_frames = 0
         self._backlog = self._processing_seconds = 0.0
@@ -385,29 +431,26 @@ class AdaSlimStreamer:
         elapsed = self.clock() - start
         self._processing_seconds += elapsed
         if self.realtime_guard:
-            self._update_guard(elapsed, len(samples) / self.config.sample_rate)
+            self._update_guard(elapsed, len(samples) / self._rate)
         return self._format(out, as_numpy, flat, dtype)
 
-    def flush(self, flat: bool | None = None) -> torch.Tensor | np.ndarray:
-        """End the stream: returns the last ``latency`` samples (fewer if less was fed). The output is a tensor,
-        [samples] when ``flat`` (default: mono models fed flat chunks) else [chout, samples]."""
+    def flush(self) -> torch.Tensor | np.ndarray:
+        """End the stream: returns the last ``latency`` samples (fewer if less was fed), shaped like the
+        answers to ``feed`` (a flat torch tensor if nothing was fed)."""
         if self._flushed:
             raise ValueError("this stream was already flushed; call reset() to start a new one.")
         start = self.clock()
         with torch.no_grad():
-            out = self._advance(torch.zeros(0, self.config.chin, dtype=self._dtype, device=self._device), final=True)
+            out = self._advance(torch.zeros(0, self._chin, dtype=self._dtype, device=self._device), final=True)
         self._processing_seconds += self.clock() - start
         self._flushed = True
-        flat = self._last_flat if flat is None else flat
-        return self._format(out, self._last_numpy, flat, self._last_dtype)
+        return self._format(out, *self._answer_format)
 
     # ---- input checks and output format ----
 
-    _last_flat, _last_numpy, _last_dtype = True, False, None
-
     def _check_chunk(self, chunk):
         """-> samples [n, chin] in the model's dtype and device, and how to shape the answer."""
-        chin = self.config.chin
+        chin = self._chin
         as_numpy = isinstance(chunk, np.ndarray)
         if as_numpy:
             if not np.issubdtype(chunk.dtype, np.floating):
@@ -430,7 +473,7 @@ class AdaSlimStreamer:
             raise ValueError(f"chunks must have shape {expected}, got {list(tensor.shape)}.")
         if not torch.isfinite(tensor).all():
             raise ValueError("the chunk contains NaN or Inf samples.")
-        self._last_flat, self._last_numpy, self._last_dtype = flat, as_numpy, chunk.dtype
+        self._answer_format = as_numpy, flat, chunk.dtype
         return tensor.to(device=self._device, dtype=self._dtype), as_numpy, flat, chunk.dtype
 
     @staticmethod
@@ -446,12 +489,14 @@ class AdaSlimStreamer:
         """Apply the budget cap and the guard to a wanted factor index, counting what each lowered."""
         capped = min(wanted, self.cap_index)
         self._capped_frames += capped < wanted
-        decision = min(capped, max(0, self.cap_index - self._guard_level))
+        decision = max(0, capped - self._guard_level)
         self._guard_frames += decision < capped
         return decision
 
     def _update_guard(self, elapsed: float, audio_seconds: float):
-        """Backlog = how far processing is behind the audio, if chunks arrive in real time."""
+        """Backlog = how far processing is behind the audio, if chunks arrive in real time. Each call that ends
+        over the tolerance lowers the factor of later router frames one more step (level); each call that ends
+        with no backlog raises it a step."""
         self._backlog = max(0.0, self._backlog + elapsed - audio_seconds)
         if self._backlog > self.guard_tolerance and self._guard_level < self.cap_index:
             self._guard_level += 1
@@ -462,7 +507,7 @@ class AdaSlimStreamer:
     def _route(self, rows: torch.Tensor, total_frames: int | None):
         """Router frames for the newly normalised rows; at the end (``total_frames``) the last partial hop
         and any frames past the input are computed on zeros, as the offline router pads."""
-        hop = self.config.router_hop
+        hop = self._geometry.router_hop
         self._router_rows = torch.cat([self._router_rows, rows])
         count = len(self._router_rows) // hop
         if total_frames is not None:
@@ -483,7 +528,9 @@ class AdaSlimStreamer:
         """Static factor: decide router frames up to ``router_frame`` when first needed. A frame not yet sure
         to lie inside the stream keeps its predecessor's factor, so that if the stream ends before it (the
         offline model then reuses the last router frame's choice) nothing computed changes."""
-        sure = self.config.num_router_frames(self._fed)
+        if len(self._decisions) > router_frame:
+            return
+        sure = self._geometry.num_router_frames(self._fed)
         while len(self._decisions) <= router_frame:
             frame = len(self._decisions)
             if frame > 0 and frame >= sure:
@@ -493,7 +540,7 @@ class AdaSlimStreamer:
 
     def _spans(self, layer: int, first: int, stop: int) -> list[tuple[int, int, int]]:
         """Frames [first, stop) of ``layer`` as (start, end, width) runs of one decision."""
-        per = frames_per_router_frame(self.config, layer)
+        per = self._geometry.per_router_frame[layer]
         last_frame = self._num_router_frames - 1 if self._flushing else None
         spans = []
         start = first
@@ -505,7 +552,7 @@ class AdaSlimStreamer:
                 end = min(stop, (frame + 1) * per)
             if not self.routed:
                 self._decide_static(frame)
-            width = self.config.slim_width(layer, self._decisions[frame])
+            width = self._geometry.widths[layer][self._decisions[frame]]
             if spans and spans[-1][2] == width:
                 spans[-1] = (spans[-1][0], end, width)
             else:
@@ -515,8 +562,6 @@ class AdaSlimStreamer:
 
     # ---- the pipeline ----
 
-    _flushing = False
-
     def _advance(self, samples: torch.Tensor, final: bool) -> torch.Tensor:
         """Run every stage as far as its rows are final; return the output rows now due [n, chout]."""
         config = self.config
@@ -525,8 +570,9 @@ class AdaSlimStreamer:
         if final:
             self._num_router_frames = config.num_router_frames(self._fed) if self._fed else 0
         rows, scales = self._scale.push(samples, final)
-        self._out_scales = torch.cat([self._out_scales, scales])
-        if self.dry:
+        if len(scales):
+            self._out_scales = torch.cat([self._out_scales, scales])
+        if self.dry and len(samples):
             self._dry_rows = torch.cat([self._dry_rows, samples])
         if final and self._fed:  # the offline input is zero-padded to valid_length
             rows = F.pad(rows, (0, 0, 0, config.valid_length(self._fed) - self._fed))
@@ -536,11 +582,13 @@ class AdaSlimStreamer:
             rows = upsampler.push(rows, final)
         if self._fed:
             self._encode(rows, final)
-            self._decode(final)
-        rows = self._dec_out if self._fed else samples.new_zeros(0, config.chout)
+            rows = self._decode(final)
+        else:
+            rows = samples.new_zeros(0, self._chout)
         for downsampler in self._down:
             rows = downsampler.push(rows, final)
-        self._pending = torch.cat([self._pending, rows])
+        if len(rows):
+            self._pending = torch.cat([self._pending, rows])
         due = self._fed if final else self._fed - self.latency
         count = due - self._returned
         if count <= 0:
@@ -559,36 +607,38 @@ class AdaSlimStreamer:
 
     def _encode(self, rows: torch.Tensor, final: bool):
         """Newly final up-sampled rows -> new frames of every encoder block (kept as skips), then the bottleneck."""
-        config = self.config
         usable = None
         if self.routed and not final:
-            usable = min(len(self._decisions), config.num_router_frames(self._fed))
+            usable = min(len(self._decisions), self._geometry.num_router_frames(self._fed))
         for layer, block in enumerate(self.model.encoder):
-            inputs = torch.cat([self._enc_inputs[layer], rows])
+            inputs = torch.cat([self._enc_inputs[layer], rows]) if len(rows) else self._enc_inputs[layer]
             first = self._enc_next[layer]
             stop = first + (len(inputs) - block.kernel_size) // block.stride + 1 if len(inputs) >= block.kernel_size else first
             if usable is not None:
-                stop = min(stop, usable * frames_per_router_frame(config, layer))
+                stop = min(stop, usable * self._geometry.per_router_frame[layer])
             stop = max(stop, first)
             count = stop - first
-            window = inputs[: (count + block.taps - 1) * block.stride] if count else inputs[:0]
-            outputs = []
-            if count:
-                taps = block.tap_views(window[None])  # taps x [1, count, S*C_in]
-                for start, end, width in self._spans(layer, first, stop):
-                    outputs.append(block.frames([tap[:, start - first : end - first] for tap in taps], width)[0])
-            rows = torch.cat(outputs) if outputs else inputs.new_zeros(0, block.channels)
+            self._enc_inputs[layer] = inputs
+            if not count:
+                rows = rows[:0, :0]
+                continue
+            taps = block.tap_views(inputs[None, : (count + block.taps - 1) * block.stride])  # taps x [1, count, S*C_in]
+            outputs = [block.frames([tap[:, start - first : end - first] for tap in taps], width)[0]
+                       for start, end, width in self._spans(layer, first, stop)]
+            rows = torch.cat(outputs) if len(outputs) > 1 else outputs[0]  # [count, C]
             self._enc_inputs[layer] = inputs[count * block.stride :]
             self._enc_next[layer] = stop
             self._skips[layer] = torch.cat([self._skips[layer], rows])
         if len(rows):
             rows, self._bottleneck_state = self._bottleneck(rows, self._bottleneck_state)
-        self._dec_inputs[-1] = torch.cat([self._dec_inputs[-1], rows])
+            self._dec_inputs[-1] = torch.cat([self._dec_inputs[-1], rows])
 
     def _bottleneck(self, rows: torch.Tensor, state):
         """[n, C] -> ([n, C], state), the recurrent state carried across calls."""
         bottleneck = self.model.bottleneck
-        if isinstance(bottleneck, GroupedGRU) and not bottleneck.fused:  # several layers: one GRU per group
+        if isinstance(bottleneck, GroupedGRU):
+            # one nn.GRU per group, as the module defines it: its fused path stacks every group's weights on
+            # each call, which for the one frame a 16 ms hop brings costs 3x more than the recurrence itself
             states = state if state is not None else [None] * bottleneck.groups
             outputs, new_states = [], []
             for gru, part, part_state in zip(bottleneck.grus, rows[None].split(bottleneck.group_width, dim=-1), states):
@@ -599,15 +649,16 @@ class AdaSlimStreamer:
         out, state = bottleneck(rows[None], state)
         return out[0], state
 
-    def _decode(self, final: bool):
+    def _decode(self, final: bool) -> torch.Tensor:
         """Every decoder block computes its newly complete frames; an output position is final once every frame
-        overlapping it is in (the overlap-add tail is carried). The outermost block's rows go to ``_dec_out``."""
-        config = self.config
+        overlapping it is in (the overlap-add tail is carried). -> the outermost block's new rows [n, chout]."""
         for index, block in enumerate(self.model.decoder):
-            layer = config.depth - 1 - index
+            layer = len(self.model.decoder) - 1 - index
             first = self._dec_next[layer]
             upper, skip = self._dec_inputs[layer], self._skips[layer]
             count = min(len(upper), len(skip))
+            if not count and not final:
+                return upper[:0, :0]  # nothing new here means nothing new further out
             stride, out_channels = block.stride, block.out_channels
             carry = self._carries[layer]
             if carry is None:
@@ -629,8 +680,7 @@ class AdaSlimStreamer:
             self._dec_next[layer] = first + count
             if layer > 0:
                 self._dec_inputs[layer - 1] = torch.cat([self._dec_inputs[layer - 1], out])
-            else:
-                self._dec_out = out
+        return out
 
 
 __all__ = ["AdaSlimStreamer", "final_output_samples", "stream_latency"]
