@@ -107,6 +107,8 @@ def add_enhance_parser(subparsers) -> None:
     parser.add_argument("--subtype", default="FLOAT",
                         help="sample format of the output WAV: FLOAT (default, never clips), PCM_16, PCM_24")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never inputs)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_enhance)
 
@@ -190,6 +192,10 @@ def run_enhance(args) -> int:
         raise UsageError(f"--dry must be in [0, 1], got {args.dry}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
     network, extractor, description = load_model(args.model)
     pipe = SpeechEnhancementPipeline(model=network, feature_extractor=extractor, device=-1)
