@@ -51,7 +51,9 @@ class AdaSlimConfig(PreTrainedConfig):
         gumbel_temperature (`float`, defaults to 1.0): straight-through Gumbel-softmax temperature (training).
 
     Losses (stage 2: L_SE + efficiency_weight * L_Eff + balance_weight * L_Bal):
-        target_utilization (`float`, defaults to 0.25): mean utilization the router is trained towards.
+        target_utilization (`float`, defaults to 0.25): mean utilization the router is trained towards, in
+            (0, largest factor]. A target below the smallest factor (the paper's 0.1 with factors from 0.125)
+            cannot be met: it asks for "as cheap as possible" and the balance loss keeps the router mixing.
         efficiency_weight / balance_weight (`float`, defaults to 1.0 / 0.1): the paper's beta and gamma.
         stft_sc_factor / stft_mag_factor (`float`, defaults to 0.1): weights of the multi-resolution STFT
             loss terms (denoiser's causal VoiceBank recipe); 0 for both disables the STFT loss.
@@ -140,8 +142,8 @@ class AdaSlimConfig(PreTrainedConfig):
             f"use a factor >= {1 / self.channels[0]:.4g}.",
         )
         require(
-            factors[0] <= self.target_utilization <= factors[-1],
-            f"`target_utilization` must lie in [{factors[0]}, {factors[-1]}] (the configured factors), "
+            0 < self.target_utilization <= factors[-1],
+            f"`target_utilization` must lie in (0, {factors[-1]}] (at most the largest configured factor), "
             f"got {self.target_utilization}.",
         )
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")

@@ -378,9 +378,9 @@ def _with_overrides(config: AdaSlimConfig, overrides: dict, origin: str) -> AdaS
 
 def _check_target(config: AdaSlimConfig):
     factors = config.utilization_factors
-    if not factors[0] <= config.target_utilization <= factors[-1]:
+    if not 0 < config.target_utilization <= factors[-1]:
         raise ValueError(f"target_utilization {config.target_utilization} lies outside the configured factors "
-                         f"{factors}: it must be in [{factors[0]}, {factors[-1]}].")
+                         f"{factors}: it must be in (0, {factors[-1]}].")
 
 
 def resolve_init_source(init_from: str) -> tuple[str, str]:
@@ -848,7 +848,8 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
     shift is folded into the bias of the router's last conv, so the saved model decides this way by itself.
 
     Returns {"lambda", "utilization_before", "utilization_after", "target"} (means over items, as the
-    validation reports them).
+    validation reports them). A target below the smallest factor is left alone (decisions unchanged; the
+    result then has a "skipped" reason): meeting it would put every frame at the smallest factor.
     """
     config = model.config
     target = config.target_utilization if target is None else float(target)
@@ -869,9 +870,12 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
             means.append((chosen * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1))
         return float(torch.cat(means).mean())
 
+    before = utilization(0.0)
+    if target < factors[0].item():  # "as cheap as possible": meeting it would mean every frame at the smallest
+        return {"lambda": 0.0, "utilization_before": before, "utilization_after": before, "target": target,
+                "skipped": f"target {target} lies below the smallest factor {factors[0].item():g}"}
     spread = max(float((torch.cat([x.flatten() for x in logits])).abs().max()), 1.0)
     low, high = -4 * spread / factors[0].item(), 4 * spread / factors[0].item()  # every frame at 1.0 ... at u_1
-    before = utilization(0.0)
     for _ in range(iterations):  # utilization(shift) is non-increasing in shift
         middle = (low + high) / 2
         if utilization(middle) > target:

@@ -133,10 +133,12 @@ def test_invalid_config_values_are_refused():
         (dict(hidden=4), "leaves no channel"),
         (dict(bottleneck="transformer"), "'gru' or 'lstm'"),
         (dict(bottleneck_groups=3), "must divide"),
-        (dict(target_utilization=0.05), "target_utilization"),
+        (dict(target_utilization=0.0), "target_utilization"),
+        (dict(target_utilization=0.4, utilization_factors=(0.125, 0.25)), "target_utilization"),
     ]:
         with pytest.raises(ValueError, match=message):
             AdaSlimConfig(**kwargs)
+    assert AdaSlimConfig(target_utilization=0.1).target_utilization == 0.1  # below the smallest factor: "cheapest"
 
 
 def test_training_reaches_the_router_and_explores_every_factor():

@@ -145,6 +145,16 @@ def test_router_calibration_meets_the_target_at_inference():
     assert float(after) == pytest.approx(result["utilization_after"], abs=0.01)  # frames at the boundary may flip
 
 
+def test_router_calibration_leaves_a_target_below_the_smallest_factor_alone():
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.1)).eval()
+    bias = model.router.projection.bias.detach().clone()
+    result = calibrate_router(model, [{"input_values": torch.randn(2, 8000) * 0.1}])
+    assert "skipped" in result and result["lambda"] == 0.0
+    assert result["utilization_after"] == result["utilization_before"]
+    assert torch.equal(model.router.projection.bias, bias)
+
+
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
 
 
@@ -333,14 +343,14 @@ def test_script_reports_bad_input_before_any_step(voicebank, tmp_path):
     spec.loader.exec_module(train_script)
     output_dir = tmp_path / "bad"
     args = train_script.parse_args(["--config", str(SMOKE), "--data_dir", str(voicebank), "--output_dir",
-                                    str(output_dir), "--target_utilization", "0.05"])
+                                    str(output_dir), "--target_utilization", "1.5"])
     assert train_script.main(args) == 2
     _no_step_taken(output_dir)
 
 
 def test_target_utilization_outside_the_factors(voicebank, tmp_path):
     with pytest.raises(ValueError, match=r"target_utilization"):
-        train(smoke(voicebank, tmp_path / "target", stage="2", target_utilization=0.05))
+        train(smoke(voicebank, tmp_path / "target", stage="2", target_utilization=0.0))
     _no_step_taken(tmp_path / "target")
 
 
