@@ -1,0 +1,245 @@
+"""Several models' evaluations side by side: the quality-vs-compute Pareto report of the paper.
+
+``scripts/evaluate.py`` scores one model. The paper's claim needs several on the same clips: the static curve
+of the slimmable backbone (stage 1, every factor) and the dynamic points of the routed models (stage 2 at
+each target). This module reads their ``evaluation.json`` files, checks that they scored the same items,
+and reports:
+
+- one table (every static and dynamic setting of every model, plus the noisy input and RNNoise);
+- ``pareto``: for every dynamic point, the static curve's quality at the same MACs (linear between the two
+  static factors around it) and the margin above it; a point is "on or above" the curve when the margin is
+  at least ``-tolerance``;
+- ``matches``: for every dynamic point and static factor, whether the dynamic point reaches the static
+  quality (within ``tolerance``) and with how many fewer MACs (the paper: target 0.1 reaches static 0.25
+  with 29% fewer MACs);
+- ``baselines``: every dynamic point against RNNoise and the noisy input on each metric.
+
+    python scripts/compare_models.py --static stage1=runs/eval-stage1/evaluation.json \\
+        --dynamic "target 0.25=runs/eval-t0.25/evaluation.json" --dynamic "target 0.1=runs/eval-t0.1/evaluation.json" \\
+        --output_dir runs/compare
+
+Numbers are means over the same items, as ``adaslim_hf.evaluation.summarize`` wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .evaluation import DYNAMIC, NOISY, RNNOISE, _fmt, write_json_atomic
+
+STATIC_PREFIX = "static "
+
+
+class ComparisonError(ValueError):
+    """Evaluations that cannot be compared (different items, missing settings or metrics)."""
+
+
+def load_report(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ComparisonError(f"no evaluation report at {path} (expected the evaluation.json of scripts/evaluate.py)")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ComparisonError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(report, dict) or "settings" not in report or "per_item" not in report:
+        raise ComparisonError(f"{path} is not an evaluation report of scripts/evaluate.py (no 'settings'/'per_item')")
+    return report
+
+
+def static_points(report: dict, metric: str) -> list[tuple[float, float, float]]:
+    """[(factor, MACs per sample, metric)] of a report's static settings, by increasing MACs."""
+    points = []
+    for name, row in report["settings"].items():
+        if name.startswith(STATIC_PREFIX) and row.get(metric) is not None and row.get("macs_per_sample"):
+            points.append((float(name[len(STATIC_PREFIX):]), float(row["macs_per_sample"]), float(row[metric])))
+    return sorted(points, key=lambda point: point[1])
+
+
+def curve_at(points: list[tuple[float, float, float]], macs: float) -> float | None:
+    """The static curve's quality at ``macs``: linear between the neighbouring static points; None outside."""
+    xs = [point[1] for point in points]
+    if not points or macs < xs[0] or macs > xs[-1]:
+        return None
+    return float(np.interp(macs, xs, [point[2] for point in points]))
+
+
+def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric: str = "pesq",
+            tolerance: float = 0.02) -> dict:
+    """The comparison (see the module docstring) of one static curve and the dynamic points of ``dynamic``.
+
+    ``static`` and each of ``dynamic`` are (label, report). Raises ComparisonError when the reports scored
+    different items, or when a report lacks what it is used for.
+    """
+    static_label, static_report = static
+    reference_ids = [item["id"] for item in static_report["per_item"]]
+    for label, report in dynamic:
+        ids = [item["id"] for item in report["per_item"]]
+        if ids != reference_ids:
+            raise ComparisonError(
+                f"'{label}' scored {len(ids)} items and '{static_label}' {len(reference_ids)}, not the same ones: "
+                "evaluate every model on the same test set with the same --max_items.")
+        if DYNAMIC not in report["settings"]:
+            raise ComparisonError(f"'{label}' has no dynamic setting to compare (its settings: "
+                                  f"{', '.join(report['settings'])})")
+    curve = static_points(static_report, metric)
+    if len(curve) < 2:
+        raise ComparisonError(f"'{static_label}' has {len(curve)} static settings with {metric}; the curve needs 2+")
+    baselines = {name: row for name, row in static_report["settings"].items() if name in (NOISY, RNNOISE)}
+    metrics = [key for key in static_report["metrics"]]
+
+    points = []
+    for label, report in dynamic:
+        row = report["settings"][DYNAMIC]
+        macs, quality = float(row["macs_per_sample"]), row.get(metric)
+        on_curve = curve_at(curve, macs)
+        matches = []
+        for factor, static_macs, static_quality in curve:
+            reaches = quality is not None and quality >= static_quality - tolerance
+            matches.append({"static_utilization": factor, "static_macs_per_sample": static_macs,
+                            f"static_{metric}": static_quality, "reaches": reaches,
+                            "macs_saved_percent": 100.0 * (1.0 - macs / static_macs)})
+        versus = {}
+        for name, baseline in baselines.items():
+            versus[name] = {key: {"model": row.get(key), name: baseline.get(key),
+                                  "better": (row.get(key) is not None and baseline.get(key) is not None
+                                             and row[key] > baseline[key])}
+                            for key in metrics}
+        points.append({
+            "label": label,
+            "target_utilization": report.get("target_utilization"),
+            "mean_utilization": row.get("mean_utilization"),
+            "macs_per_sample": macs,
+            metric: quality,
+            "metrics": {key: row.get(key) for key in metrics},
+            "rtf": row.get("rtf"),
+            "pareto": {"static_at_same_macs": on_curve,
+                       "margin": None if on_curve is None or quality is None else quality - on_curve,
+                       "on_or_above": (None if on_curve is None or quality is None
+                                       else quality >= on_curve - tolerance)},
+            "matches": matches,
+            "baselines": versus,
+        })
+    return {
+        "metric": metric,
+        "tolerance": tolerance,
+        "items": len(reference_ids),
+        "dataset": static_report.get("dataset"),
+        "static": {"label": static_label, "model": static_report.get("model"),
+                   "points": [{"utilization": f, "macs_per_sample": m, metric: q,
+                               "metrics": {key: static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(key)
+                                           for key in metrics},
+                               "rtf": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("rtf")}
+                              for f, m, q in curve]},
+        "dynamic": points,
+        "baselines": {name: {key: row.get(key) for key in metrics} for name, row in baselines.items()},
+        "metrics": metrics,
+    }
+
+
+def markdown(comparison: dict) -> str:
+    """The comparison as markdown: one table of every setting, then the Pareto and matching checks."""
+    metrics, metric = comparison["metrics"], comparison["metric"]
+    columns = ["model", "setting", *metrics, "MACs/sample", "mean u", "RTF"]
+    lines = [f"# Quality vs compute on {comparison['dataset']} ({comparison['items']} items, the same for every row)",
+             "", "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+    static = comparison["static"]
+    for point in static["points"]:
+        lines.append("| " + " | ".join([static["label"], f"static {point['utilization']:g}",
+                                        *(_fmt(point["metrics"][key]) for key in metrics),
+                                        _fmt(point["macs_per_sample"], 0), f"{point['utilization']:g}",
+                                        _fmt(point["rtf"], 4)]) + " |")
+    for point in comparison["dynamic"]:
+        lines.append("| " + " | ".join([point["label"], "dynamic", *(_fmt(point["metrics"][key]) for key in metrics),
+                                        _fmt(point["macs_per_sample"], 0), _fmt(point["mean_utilization"]),
+                                        _fmt(point["rtf"], 4)]) + " |")
+    for name, values in comparison["baselines"].items():
+        lines.append("| " + " | ".join(["–", name, *(_fmt(values[key]) for key in metrics), "–", "–", "–"]) + " |")
+    tolerance = comparison["tolerance"]
+    lines += ["", f"Dynamic points against the static curve of `{static['label']}` ({metric}, tolerance {tolerance}):", ""]
+    for point in comparison["dynamic"]:
+        pareto = point["pareto"]
+        if pareto["static_at_same_macs"] is None:
+            where = "outside the static curve's MAC range"
+        else:
+            verdict = "on or above" if pareto["on_or_above"] else "BELOW"
+            where = (f"static curve at the same MACs {pareto['static_at_same_macs']:.3f}, margin "
+                     f"{pareto['margin']:+.3f}: {verdict} the curve")
+        reached = [m for m in point["matches"] if m["reaches"] and m["macs_saved_percent"] > 0]
+        best = max(reached, key=lambda m: m["static_utilization"], default=None)
+        match = ("reaches no static factor's quality with fewer MACs" if best is None else
+                 f"reaches static {best['static_utilization']:g} ({best[f'static_{metric}']:.3f}) with "
+                 f"{best['macs_saved_percent']:.1f}% fewer MACs")
+        lines.append(f"- **{point['label']}** ({metric} {_fmt(point[metric])}, mean u {_fmt(point['mean_utilization'])}, "
+                     f"{point['macs_per_sample']:,.0f} MACs/sample): {where}; {match}.")
+        for name, versus in point["baselines"].items():
+            better = [key for key, v in versus.items() if v["better"]]
+            worse = [key for key, v in versus.items() if v["model"] is not None and v[name] is not None
+                     and not v["better"]]
+            lines.append(f"  - against {name}: better on {', '.join(better) or 'nothing'}"
+                         + (f"; not better on {', '.join(worse)}" if worse else ""))
+    if comparison.get("command"):
+        lines += ["", "Reproduce with:", "", "```", comparison["command"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(comparison: dict, path: str | os.PathLike) -> None:
+    """Quality vs MACs per sample: the static curve, one star per dynamic model, the baselines as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = comparison["metric"]
+    static = comparison["static"]
+    figure, axis = plt.subplots(figsize=(7, 4.8), dpi=120)
+    xs = [p["macs_per_sample"] for p in static["points"]]
+    ys = [p[metric] for p in static["points"]]
+    axis.plot(xs, ys, "o-", color="tab:blue", label=f"{static['label']}, static factors", zorder=3)
+    for p in static["points"]:
+        axis.annotate(f"{p['utilization']:g}", (p["macs_per_sample"], p[metric]), textcoords="offset points",
+                      xytext=(6, -12), fontsize=9, color="tab:blue")
+    colours = ["tab:red", "tab:orange", "tab:purple", "tab:brown"]
+    for index, point in enumerate(comparison["dynamic"]):
+        if point[metric] is None:
+            continue
+        axis.plot([point["macs_per_sample"]], [point[metric]], "*", markersize=15, zorder=4,
+                  color=colours[index % len(colours)],
+                  label=f"{point['label']}, dynamic (mean u {_fmt(point['mean_utilization'], 2)})")
+    for name, colour in ((NOISY, "gray"), (RNNOISE, "tab:green")):
+        value = comparison["baselines"].get(name, {}).get(metric)
+        if value is not None and math.isfinite(value):
+            axis.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.2f})")
+    axis.set_xlabel("MACs per input sample")
+    axis.set_ylabel({"pesq": "PESQ (wide-band)"}.get(metric, metric))
+    dataset = str(comparison.get("dataset") or "").split(" (")[0]
+    axis.set_title(f"Quality vs compute — {dataset}, {comparison['items']} items", fontsize=11)
+    axis.grid(True, alpha=0.3)
+    axis.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    temporary = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    figure.savefig(temporary)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
+    """comparison.json (atomic), comparison.md and pareto_models.png in ``output_dir``."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": output_dir / "comparison.json", "md": output_dir / "comparison.md",
+             "png": output_dir / "pareto_models.png"}
+    write_json_atomic(paths["json"], comparison)
+    temporary = paths["md"].with_name(".comparison.md.tmp")
+    temporary.write_text(markdown(comparison), encoding="utf-8")
+    os.replace(temporary, paths["md"])
+    plot(comparison, paths["png"])
+    return paths
+
+
+__all__ = ["ComparisonError", "compare", "curve_at", "load_report", "markdown", "plot", "static_points", "write"]

@@ -1,0 +1,90 @@
+"""scripts/compare_models.py and adaslim_hf.compare: the Pareto report across models, on hand-made reports
+whose answers are known (a dynamic point above the static curve, one below, one outside its MAC range)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaslim_hf.compare import ComparisonError, compare, curve_at, load_report, markdown, static_points
+
+REPO = Path(__file__).resolve().parents[1]
+STATIC_MACS = {0.125: 8925.0, 0.25: 15645.0, 0.5: 29085.0, 1.0: 55964.0}
+STATIC_PESQ = {0.125: 2.00, 0.25: 2.20, 0.5: 2.30, 1.0: 2.35}
+
+
+def report(settings: dict, ids=("a", "b", "c")) -> dict:
+    metrics = ["pesq", "dnsmos_ovrl"]
+    rows = {}
+    for name, (pesq, ovrl, macs, utilization) in settings.items():
+        rows[name] = {"pesq": pesq, "dnsmos_ovrl": ovrl, "macs_per_sample": macs, "mean_utilization": utilization,
+                      "rtf": 0.01}
+    return {"model": "m", "dataset": "corpus test", "settings": rows, "items": len(ids), "metrics": metrics,
+            "per_item": [{"id": i, "input_snr": 5.0} for i in ids]}
+
+
+def static_report() -> dict:
+    settings = {f"static {u:g}": (STATIC_PESQ[u], 2.5, STATIC_MACS[u], u) for u in STATIC_MACS}
+    settings["noisy"] = (1.40, 2.0, 0.0, None)
+    settings["rnnoise"] = (2.10, 2.6, None, None)
+    return report(settings)
+
+
+def dynamic_report(pesq: float, ovrl: float, macs: float, utilization: float, ids=("a", "b", "c")) -> dict:
+    return report({"dynamic": (pesq, ovrl, macs, utilization)}, ids)
+
+
+def test_curve_interpolates_between_static_points_and_is_undefined_outside():
+    points = static_points(static_report(), "pesq")
+    assert [p[0] for p in points] == [0.125, 0.25, 0.5, 1.0]
+    assert curve_at(points, 15645.0) == pytest.approx(2.20)
+    middle = (15645.0 + 29085.0) / 2
+    assert curve_at(points, middle) == pytest.approx(2.25)
+    assert curve_at(points, 100.0) is None and curve_at(points, 1e6) is None
+
+
+def test_points_above_below_and_the_paper_style_match():
+    above = dynamic_report(2.19, 2.7, 11000.0, 0.18)    # reaches static 0.25 (within 0.02) with 29.7% fewer MACs
+    below = dynamic_report(2.10, 2.5, 29085.0, 0.5)     # 0.2 below the curve at static 0.5's MACs
+    result = compare(("stage1", static_report()), [("t0.1", above), ("t0.5", below)], tolerance=0.02)
+    first, second = result["dynamic"]
+    assert first["pareto"]["on_or_above"] is True and first["pareto"]["margin"] > 0
+    match = {m["static_utilization"]: m for m in first["matches"]}[0.25]
+    assert match["reaches"] and match["macs_saved_percent"] == pytest.approx(100 * (1 - 11000 / 15645))
+    assert second["pareto"]["on_or_above"] is False
+    assert second["pareto"]["margin"] == pytest.approx(2.10 - 2.30)
+    assert first["baselines"]["rnnoise"]["pesq"]["better"] and first["baselines"]["rnnoise"]["dnsmos_ovrl"]["better"]
+    assert not second["baselines"]["rnnoise"]["dnsmos_ovrl"]["better"]  # 2.5 < 2.6
+    text = markdown(result)
+    assert "on or above the curve" in text and "BELOW the curve" in text
+    assert "reaches static 0.25 (2.200) with 29.7% fewer MACs" in text
+
+
+def test_reports_of_different_items_or_without_dynamic_are_refused(tmp_path):
+    with pytest.raises(ComparisonError, match="not the same ones"):
+        compare(("stage1", static_report()), [("t", dynamic_report(2.0, 2.0, 9000.0, 0.2, ids=("a", "b")))])
+    with pytest.raises(ComparisonError, match="no dynamic setting"):
+        compare(("stage1", static_report()), [("t", static_report())])
+    with pytest.raises(ComparisonError, match="no evaluation report"):
+        load_report(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ComparisonError, match="not valid JSON"):
+        load_report(tmp_path / "bad.json")
+
+
+def test_script_writes_the_three_outputs(tmp_path):
+    (tmp_path / "s.json").write_text(json.dumps(static_report()))
+    (tmp_path / "d.json").write_text(json.dumps(dynamic_report(2.25, 2.7, 12000.0, 0.2)))
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_models.py"), "--static",
+                          f"stage1={tmp_path / 's.json'}", "--dynamic", f"target 0.1={tmp_path / 'd.json'}",
+                          "--output_dir", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved["dynamic"][0]["label"] == "target 0.1" and saved["command"].startswith("python scripts/compare_models.py")
+    assert (out / "pareto_models.png").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_models.py"), "--static", "nolabel",
+                          "--dynamic", "x=y", "--output_dir", str(out)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "LABEL=path" in bad.stderr
