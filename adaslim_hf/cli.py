@@ -2,11 +2,18 @@
 
     adaslim enhance IN... -o OUTDIR [--model M] [--utilization auto|U] [--dry D] [--plot] ...
     adaslim info [MODEL] [--json]
+    adaslim export MODEL (--utilization U|all | --router) OUT    (cli_export.py)
+    adaslim stream IN OUT [--model M] ... | --live               (cli_stream.py)
+    adaslim evaluate --model M --output_dir D [--dataset ...]    (cli_evaluate.py)
 
-Each subcommand is ``add_<name>_parser(subparsers)`` (its options) plus ``run_<name>(args) -> exit code``;
-``build_parser`` lists them, so a new one (``adaslim export``) is one more pair. Exit codes: 0 all went
-well, 1 some input failed (each failure is reported and the others still run), 2 unusable arguments
-(unknown model, bad option value, output folder that cannot be written).
+enhance: files and folders, written atomically; info: parameters and MACs per second per factor; export:
+ONNX graphs per factor and of the router; stream: chunk by chunk as a real-time stream would (or live from
+an audio device); evaluate: metrics, MACs, utilization and speed per factor and routed, on a test set.
+
+Each subcommand is an ``add_...(subparsers)`` function (its options; it sets ``run``) plus ``run_<name>(args)
+-> exit code``; ``build_parser`` lists them, so a new one is one more pair. Exit codes: 0 all went well, 1
+some input failed (each failure is reported and the others still run), 2 unusable arguments (unknown model,
+bad option value, output folder that cannot be written).
 """
 
 import argparse
@@ -192,6 +199,11 @@ def run_enhance(args) -> int:
         raise UsageError(f"--dry must be in [0, 1], got {args.dry}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    import soundfile
+
+    if not soundfile.check_format("WAV", args.subtype):  # the writer would fall back to PCM_16 without a word
+        raise UsageError(f"--subtype must be a WAV sample format (FLOAT, PCM_16, PCM_24, PCM_32, ...), "
+                         f"got {args.subtype!r}")
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
@@ -199,11 +211,13 @@ def run_enhance(args) -> int:
     output_dir = Path(args.output_dir)
     network, extractor, description = load_model(args.model)
     pipe = SpeechEnhancementPipeline(model=network, feature_extractor=extractor, device=-1)
-    try:  # every option the pipeline checks, before any file is touched
-        pipe._sanitize_parameters(utilization=args.utilization, dry=args.dry, chunk_length_s=args.chunk_seconds,
-                                  context_s=args.context_seconds)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    for option, parameter, value in (("--utilization", "utilization", args.utilization),
+                                     ("--chunk-seconds", "chunk_length_s", args.chunk_seconds),
+                                     ("--context-seconds", "context_s", args.context_seconds)):
+        try:  # every option the pipeline checks, before any file is touched
+            pipe._sanitize_parameters(**{parameter: value})
+        except ValueError as error:
+            raise UsageError(f"{option}: {error}") from None
     _prepare_output_dir(output_dir)
     jobs, failures = collect_inputs(args.inputs, output_dir)
     protected = [source for source, _ in jobs]
@@ -440,14 +454,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_enhance_parser(subparsers)
     add_info_parser(subparsers)
+    from .cli_evaluate import add_evaluate_subcommand  # `adaslim evaluate`, adaslim_hf/cli_evaluate.py
     from .cli_export import add_export_subcommand  # `adaslim export` (ONNX), adaslim_hf/cli_export.py
+    from .cli_stream import add_stream_subcommand  # `adaslim stream`, adaslim_hf/cli_stream.py
 
     add_export_subcommand(subparsers)
+    add_stream_subcommand(subparsers)
+    add_evaluate_subcommand(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports that record it
     try:
         return args.run(args)
     except UsageError as error:
