@@ -242,4 +242,23 @@ def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["ComparisonError", "compare", "curve_at", "load_report", "markdown", "plot", "static_points", "write"]
+def card_evaluation(comparison: dict, *, dataset_id: str, dataset_name: str, split: str | None = "test",
+                    notes: str | None = None) -> dict:
+    """The comparison in the model card's evaluation schema (``adaslim_hf.cards``, ``adaslim-card-eval/1``):
+    the static curve, every dynamic point (with its target), and the baselines, on one dataset."""
+    settings = [{"setting": "static", "utilization": point["utilization"], "metrics": point["metrics"],
+                 "macs_per_sample": point["macs_per_sample"], "mean_utilization": point["utilization"]}
+                for point in comparison["static"]["points"]]
+    settings += [{"setting": "dynamic", "target_utilization": point["target_utilization"], "metrics": point["metrics"],
+                  "macs_per_sample": point["macs_per_sample"], "mean_utilization": point["mean_utilization"]}
+                 for point in comparison["dynamic"]]
+    names = {NOISY: "noisy input", RNNOISE: "RNNoise (pyrnnoise)"}
+    settings += [{"setting": "baseline", "name": names.get(name, name), "metrics": values}
+                 for name, values in comparison["baselines"].items()]
+    return {"schema": "adaslim-card-eval/1",
+            "evaluations": [{"dataset": {"id": dataset_id, "name": dataset_name, "split": split, "config": None,
+                                         "items": comparison["items"]}, "settings": settings}],
+            "notes": notes}
+
+
+__all__ = ["ComparisonError", "card_evaluation", "compare", "curve_at", "load_report", "markdown", "plot", "static_points", "write"]

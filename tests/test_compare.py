@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adaslim_hf.compare import ComparisonError, compare, curve_at, load_report, markdown, static_points
+from adaslim_hf.compare import ComparisonError, card_evaluation, compare, curve_at, load_report, markdown, static_points
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC_MACS = {0.125: 8925.0, 0.25: 15645.0, 0.5: 29085.0, 1.0: 55964.0}
@@ -88,3 +88,15 @@ def test_script_writes_the_three_outputs(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_models.py"), "--static", "nolabel",
                           "--dynamic", "x=y", "--output_dir", str(out)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "LABEL=path" in bad.stderr
+
+
+def test_comparison_becomes_a_valid_card_evaluation():
+    from adaslim_hf.cards import parse_evaluation
+
+    result = compare(("stage1", static_report()), [("t0.1", dynamic_report(2.19, 2.7, 11000.0, 0.18))])
+    result["dynamic"][0]["target_utilization"] = 0.1
+    data = card_evaluation(result, dataset_id="adaslim-corpus", dataset_name="real-audio corpus")
+    parsed = parse_evaluation(data)
+    kinds = [setting.kind for setting in parsed.datasets[0].settings]
+    assert kinds == ["static"] * 4 + ["dynamic", "baseline", "baseline"]
+    assert parsed.datasets[0].settings[4].target_utilization == 0.1 and parsed.datasets[0].items == 3
