@@ -1,14 +1,23 @@
 """Wall-clock cost of the adaptive-slimming DEMUCS against its MACs, on this machine.
 
-    python scripts/benchmark.py                      # 10 s of audio, 2 threads, markdown table + JSON
-    python scripts/benchmark.py --seconds 30 --threads 1 --json bench.json
+    python scripts/benchmark.py                      # 10 s of the example speech, 2 threads, table + JSON
+    python scripts/benchmark.py --model adaslim_hf/pretrained/adaslim-demucs --threads 1
+    python scripts/benchmark.py --input random --seconds 30 --json bench.json
 
 For one input it times: every static factor (sliced weights), dynamic routing with forced mixes of factors
-(a new random factor every router frame, and runs of several frames) and with the router deciding, the
-LSTM variant at 1.0 beside facebookresearch/denoiser's Demucs on the same config and input (when denoiser
-is installed), and a dense matmul for the machine's peak. Each row reports MACs (adaslim_hf.macs) and the
-ratio wall(row) / wall(static 1.0) against MACs(row) / MACs(static 1.0): a ratio of ratios <= 1.1 means
-the MAC savings are real wall-clock savings. Medians over --repeats runs after one warm-up.
+(a new random factor every router frame, and runs of several frames: the adversarial rows) and with the
+router deciding (the realistic row, with a trained router when --model is one), the LSTM variant at 1.0
+beside facebookresearch/denoiser's Demucs on the same config and input (when denoiser is installed), and a
+dense matmul for the machine's peak. Each row reports MACs (adaslim_hf.macs), the mean length of its runs
+of one decision, and the ratio wall(row) / wall(static 1.0) against MACs(row) / MACs(static 1.0): a ratio
+of ratios <= 1.1 means the MAC savings are real wall-clock savings.
+
+Timing: one warm-up call per row, then --repeats rounds in which every row runs once, round-robin, so a
+load that drifts during the benchmark (a training job on the same cores) hits every row alike; medians.
+
+--model: a save_pretrained folder (default: the untrained default config, seeded). --input: a WAV file
+(default: examples/noisy_example.wav, mono-mixed, resampled to the model rate, tiled or cut to
+--seconds) or "random" (Gaussian noise, the previous default).
 """
 
 import argparse
@@ -23,14 +32,22 @@ from pathlib import Path
 import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.audio_io import load_audio, resample
+from adaslim_hf.modeling_adaslim import router_runs
+
+DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "examples" / "noisy_example.wav"
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a save_pretrained folder (default: the untrained default config, seeded)")
+    parser.add_argument("--input", default=str(DEFAULT_INPUT),
+                        help="WAV file tiled or cut to --seconds, or 'random' (default: examples/noisy_example.wav)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the input (default 10 s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per row (median; default 5)")
-    parser.add_argument("--hidden", type=int, default=None, help="override the config's hidden (default: paper's 32)")
+    parser.add_argument("--hidden", type=int, default=None, help="override the default config's hidden (default: paper's 32; not with --model)")
     parser.add_argument("--run-frames", type=int, default=8, help="router frames per run in the 'runs' mix")
     parser.add_argument("--router-strides", default="4,16",
                         help="also time a random factor per router frame at these router_stride values")
@@ -49,53 +66,109 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: list, repeats: int) -> list[float]:
+    """Median seconds of each of ``fns`` over ``repeats`` round-robin rounds (every fn once per round), so
+    that a load drifting during the benchmark hits every row alike. Call each fn once beforehand to warm up."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, row_times in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            row_times.append(time.perf_counter() - start)
+    return [statistics.median(row_times) for row_times in times]
+
+
 def dense_matmul_gflops(repeats: int) -> float:
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     seconds = median_seconds(lambda: a @ b, repeats)
     return 2 * 1024**3 / seconds / 1e9
 
 
+def load_model(args) -> AdaSlimModel:
+    """--model's save_pretrained folder, or the default config (with --hidden) freshly initialised from --seed."""
+    if args.model is not None:
+        if args.hidden is not None:
+            raise SystemExit("--hidden overrides the default config; it cannot be combined with --model.")
+        return AdaSlimModel.from_pretrained(args.model).eval()
+    torch.manual_seed(args.seed)
+    return AdaSlimModel(AdaSlimConfig(**({} if args.hidden is None else {"hidden": args.hidden}))).eval()
+
+
+def variant(model: AdaSlimModel, seed: int, **changes) -> AdaSlimModel:
+    """The same model with config ``changes``; parameters whose shapes still match are copied (the router's
+    front end changes with router_stride, the bottleneck with its kind), the others freshly initialised."""
+    torch.manual_seed(seed)
+    other = AdaSlimModel(AdaSlimConfig.from_dict({**model.config.to_dict(), **changes})).eval()
+    own = other.state_dict()
+    same_shape = {k: v for k, v in model.state_dict().items() if k in own and own[k].shape == v.shape}
+    other.load_state_dict(same_shape, strict=False)
+    return other
+
+
+def load_input(spec: str, sample_rate: int, length: int, seed: int) -> tuple[torch.Tensor, str]:
+    """[1, length] input: Gaussian noise for "random", else the WAV file (channels averaged, resampled to the
+    model rate) repeated end to end and cut to ``length``. Also a description for the report."""
+    if spec == "random":
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(1, length, generator=generator) * 0.1, "Gaussian noise (std 0.1)"
+    samples, rate = load_audio(spec)  # float32 [channels, samples]
+    mono = resample(torch.from_numpy(samples).mean(dim=0), rate, sample_rate)  # [samples at the model rate]
+    repeats = -(-length // mono.shape[0])
+    tiled = mono.repeat(repeats)[:length]
+    return tiled[None], f"{spec} ({mono.shape[0] / sample_rate:.2f} s, x{length / mono.shape[0]:.2f})"
+
+
+def mean_run_frames(choice: torch.Tensor) -> float:
+    """Mean length, in router frames, of the runs of one decision in ``choice`` [B, N] (-1 frames skipped)."""
+    runs = router_runs(choice)
+    return sum(end - first for _, first, end, _ in runs) / max(len(runs), 1)
+
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    config_kwargs = {} if args.hidden is None else {"hidden": args.hidden}
-    config = AdaSlimConfig(**config_kwargs)
-    model = AdaSlimModel(config).eval()
+    model = load_model(args)
+    config = model.config
     length = int(args.seconds * config.sample_rate)
-    noisy = torch.randn(1, length, generator=torch.Generator().manual_seed(args.seed)) * 0.1
+    noisy, input_description = load_input(args.input, config.sample_rate, length, args.seed)
     frames = config.num_router_frames(length)
     generator = torch.Generator().manual_seed(args.seed + 1)
     every_frame = torch.randint(0, config.num_factors, (1, frames), generator=generator)
     runs = torch.randint(0, config.num_factors, (1, -(-frames // args.run_frames)), generator=generator)
     runs = runs.repeat_interleave(args.run_frames, dim=1)[:, :frames]
 
-    rows = []
+    rows, fns = [], []
 
-    def add(name, fn, note=""):
+    def add(name, fn, note="", router_hop=config.router_hop):
+        """Register a row; its first call (warm-up) gives the compute trace."""
         with torch.no_grad():
             output = fn()
-            seconds = median_seconds(fn, args.repeats)
-        macs = float(output.macs.sum()) if hasattr(output, "macs") else None
-        utilization = float(output.mean_utilization.mean()) if hasattr(output, "mean_utilization") else None
-        rows.append({"name": name, "seconds": seconds, "macs": macs, "mean_utilization": utilization, "note": note})
+        row = {"name": name, "macs": None, "mean_utilization": None, "mean_run_frames": None, "note": note}
+        if hasattr(output, "macs"):
+            row["macs"] = float(output.macs.sum())
+            row["mean_utilization"] = float(output.mean_utilization.mean())
+            if name.startswith("dynamic"):
+                row["mean_run_frames"] = mean_run_frames(output.choice)
+                row["mean_run_ms"] = row["mean_run_frames"] * router_hop / config.sample_rate * 1000
+        rows.append(row)
+        fns.append(fn)
+        return row
 
     for factor in config.utilization_factors:
         add(f"static {factor}", lambda f=factor: model(noisy, utilization=f))
+    base = rows[-1]
     add("dynamic: random factor every router frame", lambda: model(noisy, utilization=every_frame))
     add(f"dynamic: random factor every {args.run_frames} router frames", lambda: model(noisy, utilization=runs))
-    add("dynamic: router decides (untrained router)", lambda: model(noisy))
+    router_kind = f"router of {args.model.name}" if args.model is not None else "untrained router"
+    add(f"dynamic: router decides ({router_kind})", lambda: model(noisy), note=input_description)
     for router_stride in [int(v) for v in args.router_strides.split(",") if v]:
-        torch.manual_seed(args.seed)  # same backbone weights: only the router's front end differs
-        strided = AdaSlimModel(AdaSlimConfig(**config_kwargs, router_stride=router_stride)).eval()
+        strided = variant(model, args.seed, router_stride=router_stride)  # same backbone, new router front end
         n = strided.config.num_router_frames(length)
         mix = torch.randint(0, config.num_factors, (1, n), generator=torch.Generator().manual_seed(args.seed + 2))
         add(f"dynamic: random factor every router frame, router_stride={router_stride}",
-            lambda m=strided, c=mix: m(noisy, utilization=c))
+            lambda m=strided, c=mix: m(noisy, utilization=c), router_hop=strided.config.router_hop)
 
-    reference = {"static 1.0": rows[config.num_factors - 1]}
-    lstm_config = AdaSlimConfig(**config_kwargs, bottleneck="lstm")
-    lstm_model = AdaSlimModel(lstm_config).eval()
-    add("static 1.0, LSTM bottleneck (DEMUCS)", lambda: lstm_model(noisy, utilization=1.0))
+    lstm_model = variant(model, args.seed, bottleneck="lstm")
+    lstm_row = add("static 1.0, LSTM bottleneck (DEMUCS)", lambda: lstm_model(noisy, utilization=1.0))
     try:
         from denoiser.demucs import Demucs
     except ImportError:
@@ -103,12 +176,14 @@ def run(args) -> dict:
     else:
         demucs = Demucs(hidden=config.hidden, depth=config.depth, kernel_size=config.kernel_size,
                         stride=config.stride, resample=config.resample, causal=config.causal).eval()
-        add("denoiser Demucs (reference, LSTM)", lambda: demucs(noisy[:, None]), note="same config and input")
-        denoiser_row = rows[-1]
-        denoiser_row["macs"] = rows[-2]["macs"]  # identical network: our analytic count of the LSTM variant
+        denoiser_row = add("denoiser Demucs (reference, LSTM)", lambda: demucs(noisy[:, None]),
+                           note="same config and input")
+        denoiser_row["macs"] = lstm_row["macs"]  # identical network: our analytic count of the LSTM variant
 
+    with torch.no_grad():
+        for row, seconds in zip(rows, interleaved_medians(fns, args.repeats)):
+            row["seconds"] = seconds
     peak = dense_matmul_gflops(args.repeats)
-    base = reference["static 1.0"]
     for row in rows:
         row["rtf"] = row["seconds"] / args.seconds
         row["wall_ratio"] = row["seconds"] / base["seconds"]
@@ -118,7 +193,10 @@ def run(args) -> dict:
             row["achieved_gmacs_per_s"] = row["macs"] / row["seconds"] / 1e9
     result = {
         "command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]),
+        "model": str(args.model) if args.model is not None else "untrained default config",
+        "input": input_description,
         "seconds_of_audio": args.seconds,
+        "sample_rate": config.sample_rate,
         "threads": args.threads,
         "repeats": args.repeats,
         "config": {k: getattr(config, k) for k in ("hidden", "depth", "bottleneck", "router_stride")},
@@ -131,27 +209,31 @@ def run(args) -> dict:
             factor = float(row["name"].split()[1])
             if factor >= 0.25 and factor < 1.0:
                 result["checks"][f"{row['name']}: wall ratio <= 1.1 x MAC ratio"] = row["wall_over_mac_ratio"] <= 1.1
-        if row["name"].startswith("dynamic: random"):
+        if row["name"].startswith("dynamic"):
             result["checks"][f"{row['name']}: wall ratio <= 1.1 x MAC ratio"] = row["wall_over_mac_ratio"] <= 1.1
     if denoiser_row is not None:
         result["checks"]["static 1.0 (GRU) no slower than denoiser"] = base["seconds"] <= denoiser_row["seconds"]
-        result["checks"]["static 1.0 (LSTM) no slower than denoiser"] = rows[-2]["seconds"] <= denoiser_row["seconds"]
+        result["checks"]["static 1.0 (LSTM) no slower than denoiser"] = lstm_row["seconds"] <= denoiser_row["seconds"]
     return result
 
 
 def markdown(result: dict) -> str:
     lines = [
-        f"{result['seconds_of_audio']:g} s of 16 kHz audio, {result['threads']} thread(s), median of "
-        f"{result['repeats']}; dense matmul peak {result['dense_matmul_gflops']:.1f} GFLOP/s.",
+        (
+            f"{result['seconds_of_audio']:g} s of {result['sample_rate'] / 1000:g} kHz audio ({result['input']}), "
+            f"model: {result['model']}, {result['threads']} thread(s), median of {result['repeats']} interleaved "
+            f"rounds; dense matmul peak {result['dense_matmul_gflops']:.1f} GFLOP/s."
+        ),
         "",
-        "| run | mean u | MACs/sample | MAC ratio | wall (s) | wall ratio | wall/MAC ratio | RTF |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | mean u | mean run (ms) | MACs/sample | MAC ratio | wall (s) | wall ratio | wall/MAC ratio | RTF |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
-        macs = f"{row['macs'] / (result['seconds_of_audio'] * 16000):,.0f}" if row["macs"] else "-"
+        macs = f"{row['macs'] / (result['seconds_of_audio'] * result['sample_rate']):,.0f}" if row["macs"] else "-"
         utilization = f"{row['mean_utilization']:.3f}" if row["mean_utilization"] is not None else "-"
+        run_ms = f"{row['mean_run_ms']:.0f}" if row.get("mean_run_ms") is not None else "-"
         lines.append(
-            f"| {row['name']} | {utilization} | {macs} | {row.get('mac_ratio', float('nan')):.3f} | "
+            f"| {row['name']} | {utilization} | {run_ms} | {macs} | {row.get('mac_ratio', float('nan')):.3f} | "
             f"{row['seconds']:.4f} | {row['wall_ratio']:.3f} | {row.get('wall_over_mac_ratio', float('nan')):.2f} | "
             f"{row['rtf']:.4f} |"
         )
