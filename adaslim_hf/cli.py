@@ -30,9 +30,9 @@ from .audio_io import AudioError, open_audio
 from .configuration_adaslim import AdaSlimConfig
 from .feature_extraction_adaslim import AdaSlimFeatureExtractor
 from .modeling_adaslim import AdaSlimModel
-from .pipeline_adaslim import SpeechEnhancementPipeline
+from .pipeline_adaslim import PACKAGED_MODEL, SpeechEnhancementPipeline
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "adaslim-demucs"
+DEFAULT_MODEL = PACKAGED_MODEL  # adaslim_hf/pretrained/adaslim-demucs
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
 OUTPUT_SUFFIX = "_enhanced"
 UNTRAINED_SEED = 0

@@ -29,6 +29,7 @@ import copy
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -603,9 +604,19 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def register_pipeline() -> None:
-    """Register the task "speech-enhancement" (alias "audio-to-audio") with transformers' ``pipeline()``."""
-    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SpeechEnhancementPipeline, pt_model=AutoModel, type="audio")
+# The trained model packaged with adaslim_hf (scripts/package_default_model.py): what `pipeline("speech-enhancement")`,
+# `adaslim enhance` and `adaslim stream` use when no model is named.
+PACKAGED_MODEL = Path(__file__).resolve().parent / "pretrained" / "adaslim-demucs"
+
+
+def register_pipeline(default_model: str | os.PathLike | None = PACKAGED_MODEL) -> None:
+    """Register the task "speech-enhancement" (alias "audio-to-audio") with transformers' ``pipeline()``; with
+    ``default_model`` (a save_pretrained folder, when it exists) ``pipeline("speech-enhancement")`` loads it."""
+    default = None
+    if default_model is not None and (Path(default_model) / "config.json").is_file():
+        default = {"model": (str(default_model), None)}
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SpeechEnhancementPipeline, pt_model=AutoModel,
+                                        default=default, type="audio")
     PIPELINE_REGISTRY.task_aliases[TASK_ALIAS] = TASK
 
 

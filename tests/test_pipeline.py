@@ -437,3 +437,21 @@ def test_an_hour_of_16khz_audio_streams_under_1gb_peak_rss(tmp_path):
     assert peak <= 1e9 and whole_process <= 1e9
     written = sf.info(tmp_path / "out" / "hour_enhanced.wav")
     assert written.frames == sf.info(source).frames and written.samplerate == 16000
+
+
+def test_the_packaged_model_is_the_task_default(model, noisy, tmp_path):
+    from adaslim_hf.pipeline_adaslim import register_pipeline
+
+    folder = tmp_path / "packaged"
+    model.save_pretrained(folder)
+    try:
+        register_pipeline(folder)
+        enhancer = pipeline("speech-enhancement")  # no model named: the packaged one
+        assert Path(enhancer.model.name_or_path) == folder
+        expected = model_output(model, noisy).enhanced_values[0].numpy()
+        assert np.abs(enhancer(noisy)["audio"] - expected).max() < 1e-5
+        register_pipeline(tmp_path / "missing")  # no folder there: no default, as before
+        with pytest.raises(Exception):
+            pipeline("speech-enhancement")
+    finally:
+        register_pipeline()
