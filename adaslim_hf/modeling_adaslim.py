@@ -103,11 +103,11 @@ def sliced_weights(block: nn.Module, width: int, build):
     """``build(width)``: a block's weights sliced to ``width`` and laid out for matmuls (copies of up to 4 MB
     for the deepest block). Without autograd they are kept and reused until a parameter changes (storage,
     version counter or dtype), which saves ~15% of a full-width call; with autograd they are always rebuilt
-    so gradients flow to the parameters."""
+    so gradients flow to the parameters. One cache per ``build`` (layout)."""
     if torch.is_grad_enabled():
         return build(width)
     key = (width,) + tuple((p.data_ptr(), p._version, p.dtype) for p in block.parameters())
-    cache = block.__dict__.setdefault("_sliced_weight_cache", {})
+    cache = block.__dict__.setdefault("_sliced_weight_cache", {}).setdefault(build.__name__, {})
     if key not in cache:
         if len(cache) >= 8:  # a stale entry per factor at most, after the parameters changed
             cache.clear()
@@ -149,6 +149,22 @@ class SlimEncoderBlock(nn.Module):
         taps = weight.permute(0, 2, 1).reshape(width, self.taps, self.stride * self.in_channels)
         return taps, self.conv_in.bias[:width], self.conv_out.weight[:, :width, 0], self.conv_out.bias
 
+    def inference_weights(self, width: int):
+        """Sliced weights laid out for ``addmm`` at inference (cached): conv_in taps [taps, S*C_in, w] and
+        bias [w]; the 1x1 conv's value rows [w, C] and bias [C], and its gate rows [w, C] and bias [C] (GLU;
+        None without GLU)."""
+        return sliced_weights(self, width, self._inference_weights)
+
+
+    def _inference_weights(self, width: int):
+        weight = self.conv_in.weight[:width]  # [w, C_in, K]
+        taps = weight.permute(2, 1, 0).reshape(self.taps, self.stride * self.in_channels, width).contiguous()
+        out_weight, out_bias = self.conv_out.weight[:, :width, 0], self.conv_out.bias  # [E*C, w], [E*C]
+        value = out_weight[: self.channels].t().contiguous(), out_bias[: self.channels]
+        gate = (out_weight[self.channels :].t().contiguous(), out_bias[self.channels :]) if self.glu else (None, None)
+        return taps, self.conv_in.bias[:width], *value, *gate
+
+
     def frames(self, tap_inputs: list[torch.Tensor], width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Output frames from their tap inputs ([..., n, S*C_in] each) at internal width w -> [..., n, C]."""
         taps, bias, out_weight, out_bias = self.frame_weights(width)
@@ -160,6 +176,20 @@ class SlimEncoderBlock(nn.Module):
             hidden = hidden * mask
         out = F.linear(hidden, out_weight, out_bias)  # [..., n, E*C]
         return F.glu(out, dim=-1) if self.glu else F.relu(out)
+
+    def frames_into(self, tap_inputs: list[torch.Tensor], width: int, out: torch.Tensor) -> torch.Tensor:
+        """Inference (no autograd): ``frames`` of 2-D tap inputs ([n, S*C_in] each) at width w, written into
+        ``out`` [n, C] (a view of the layer's output). No [n, E*C] intermediate: the value half of the 1x1 conv
+        goes straight into ``out``, which is then multiplied in place by the sigmoid of the gate half."""
+        taps, bias, value_weight, value_bias, gate_weight, gate_bias = self.inference_weights(width)
+        hidden = torch.addmm(bias, tap_inputs[0], taps[0])  # [n, w]
+        for tap in range(1, self.taps):
+            hidden.addmm_(tap_inputs[tap], taps[tap])
+        hidden.relu_()  # the internal feature space
+        torch.addmm(value_bias, hidden, value_weight, out=out)  # [n, C]
+        if not self.glu:
+            return out.relu_()
+        return out.mul_(torch.addmm(gate_bias, hidden, gate_weight).sigmoid_())
 
 
 class SlimDecoderBlock(nn.Module):
@@ -196,6 +226,34 @@ class SlimDecoderBlock(nn.Module):
         taps = self.conv_tr.weight[:width].permute(2, 1, 0).reshape(self.kernel_size * self.out_channels, width)
         return weight, bias, taps
 
+    def inference_weights(self, width: int):
+        """Sliced weights laid out for ``addmm`` at inference (cached): the 1x1 conv's value rows [C, w] and
+        bias [w], its gate rows [C, w] and bias [w] (GLU; None without GLU), transposed-conv taps
+        [taps, w, S*C_out] with columns ordered (sample within the stride, output channel)."""
+        return sliced_weights(self, width, self._inference_weights)
+
+
+    def _inference_weights(self, width: int):
+        weight, bias = self.conv_in.weight[:, :, 0], self.conv_in.bias  # [E*C, C], [E*C]
+        value = weight[:width].t().contiguous(), bias[:width]
+        gate_rows = slice(self.channels, self.channels + width)
+        gate = (weight[gate_rows].t().contiguous(), bias[gate_rows]) if self.glu else (None, None)
+        taps = self.conv_tr.weight[:width].permute(0, 2, 1)  # [w, K, C_out], K = taps * S
+        taps = taps.reshape(width, self.taps, self.stride * self.out_channels).transpose(0, 1).contiguous()
+        return *value, *gate, taps
+
+
+    def hidden_into(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference: ``hidden`` of 2-D x [n, C] at width w -> [n, w], the GLU as two narrow products."""
+        value_weight, value_bias, gate_weight, gate_bias, _ = self.inference_weights(width)
+        hidden = torch.addmm(value_bias, x, value_weight)  # [n, w]
+        if self.glu:
+            hidden.mul_(torch.addmm(gate_bias, x, gate_weight).sigmoid_())
+        else:
+            hidden.relu_()
+        return hidden if mask is None else hidden.mul_(mask)
+
+
     def hidden(self, x: torch.Tensor, in_weight: torch.Tensor, bias: torch.Tensor, mask=None) -> torch.Tensor:
         """The internal feature space: 1x1 conv then GLU (or ReLU), times ``mask``: [..., n, C] -> [..., n, w]."""
         hidden = F.linear(x, in_weight, bias)
@@ -220,24 +278,21 @@ class SlimDecoderBlock(nn.Module):
         return out if self.last else F.relu(out)
 
     def forward_spans(self, x: torch.Tensor, skip: torch.Tensor, spans: list, valid: torch.Tensor | None = None):
-        """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (items, start, stop, width) of
-        frames at its own width, in cache-sized tiles (inference). ``items`` is an item index or a slice.
-        Overlap-add is linear: each tile adds its contributions into the output rows they belong to."""
+        """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
+        frames at its own width, in cache-sized tiles (inference, no autograd). Overlap-add is linear: each
+        tile adds its contributions in place into the output rows they belong to, and the ReLU is in place."""
         batch, n_frames, _ = x.shape
-        out = self.conv_tr.bias.repeat(batch, n_frames + self.taps - 1, self.stride)  # [B, N + taps - 1, S*C_out]
-        weights = {}
+        out = x.new_empty(batch, n_frames + self.taps - 1, self.stride * self.out_channels)
+        out.copy_(self.conv_tr.bias.repeat(self.stride))  # [B, N + taps - 1, S*C_out], every row the bias
         for item, first, stop, width in spans:
-            if width not in weights:
-                in_weight, bias, taps = self.frame_weights(width)
-                weights[width] = in_weight, bias, taps.reshape(self.taps, -1, width)
-            in_weight, bias, per_tap = weights[width]
+            per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
             for start, end in _tiles(stop, max(self.channels, self.stride * self.out_channels), first):
                 mask = None if valid is None else valid[item, start:end]
-                hidden = self.hidden(x[item, start:end] + skip[item, start:end], in_weight, bias, mask)  # [n, w]
-                for tap in range(self.taps):
-                    out[item, start + tap : end + tap] += F.linear(hidden, per_tap[tap])
-        out = out.reshape(batch, -1, self.out_channels)
-        return out if self.last else F.relu(out)
+                hidden = self.hidden_into(torch.add(x[item, start:end], skip[item, start:end]), width, mask)
+                for tap in range(self.taps):  # [n, w] @ [w, S*C_out] into output rows start + tap ...
+                    out[item, start + tap : end + tap].addmm_(hidden, per_tap[tap])
+        out = out.view(batch, -1, self.out_channels)
+        return out if self.last else out.relu_()
 
     def forward_gathered(self, x: torch.Tensor, plan) -> torch.Tensor:
         """x [B, N, C] (skip added) -> [B, (N + taps - 1) * S, C_out]: per factor, the frames of the router
@@ -371,28 +426,35 @@ def _tiles(n_frames: int, width: int, start: int = 0) -> list[tuple[int, int]]:
 
 
 def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
-    """x [B, N_{l-1}, C_in] -> [B, N_l, C] under ``plan``."""
+    """x [B, N_{l-1}, C_in] -> [B, N_l, C] under ``plan``. With autograd: whole-tensor paths (and gathers);
+    without: spans of frames at one width in cache-sized tiles, written in place (``frames_into``)."""
     taps = block.tap_views(x)  # taps x [B, N_l, S*C_in]
     if plan.mode == "masked":
         return block.frames(taps, block.channels, plan.mask)
     if plan.mode == "sliced" and torch.is_grad_enabled():
         return block.frames(taps, plan.width)
-    out = x.new_zeros(x.shape[0], taps[0].shape[1], block.channels)  # frames no decision covers stay 0
+    batch, n_frames = x.shape[0], taps[0].shape[1]
     if plan.mode == "sliced":
-        spans = [(slice(None), 0, out.shape[1], plan.width)]
+        spans = [(item, 0, n_frames, plan.width) for item in range(batch)]
     else:
-        spans = _spans(plan, out.shape[1], block.channels)
+        spans = None if torch.is_grad_enabled() else _spans(plan, n_frames, block.channels)
         if spans is None:
+            out = x.new_zeros(batch, n_frames, block.channels)  # frames no decision covers stay 0
             return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
-    for items, first, stop, width in spans:  # in cache-sized tiles
+    covered = sum(stop - start for _, start, stop, _ in spans) == batch * n_frames
+    out = x.new_empty(batch, n_frames, block.channels) if covered else x.new_zeros(batch, n_frames, block.channels)
+    for item, first, stop, width in spans:  # in cache-sized tiles
         for start, end in _tiles(stop, 2 * block.channels, first):
-            out[items, start:end] = block.frames([tap[items, start:end] for tap in taps], width)
+            block.frames_into([tap[item, start:end] for tap in taps], width, out[item, start:end])
     return out
+
+
 
 
 def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
     """x + skip [B, N_l, C] -> [B, N_{l-1}, C_out] under ``plan``. Frames past an item's end contribute
-    nothing, so a padded batch gives each item exactly what it gets alone."""
+    nothing, so a padded batch gives each item exactly what it gets alone. With autograd: whole-tensor paths
+    (and gathers); without: spans in cache-sized tiles, accumulated in place (``forward_spans``)."""
     skip = skip[:, : x.shape[1]]
     if plan.mode == "masked":
         mask = plan.mask if plan.valid is None else plan.mask * plan.valid
@@ -400,9 +462,9 @@ def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor
     if plan.mode == "sliced":
         if torch.is_grad_enabled():
             return block.forward_all_frames(x + skip, plan.width, plan.valid)
-        spans = [(slice(None), 0, x.shape[1], plan.width)]
+        spans = [(item, 0, x.shape[1], plan.width) for item in range(x.shape[0])]
     else:
-        spans = _spans(plan, x.shape[1], block.channels)
+        spans = None if torch.is_grad_enabled() else _spans(plan, x.shape[1], block.channels)
         if spans is None:
             return block.forward_gathered(x + skip, plan)
     return block.forward_spans(x, skip, spans, plan.valid)
@@ -451,6 +513,8 @@ class GroupedGRU(nn.Module):
                     part = self.linears[index](part)
                 outputs.append(part)
             return torch.cat(outputs, dim=-1), None
+        if not torch.is_grad_enabled():
+            return self._forward_inference(x, state)
         batch, frames, _ = x.shape
         groups, width = self.groups, self.group_width
         w_ih = torch.stack([gru.weight_ih_l0.t() for gru in self.grus])  # [G, g, 3g]
@@ -471,6 +535,47 @@ class GroupedGRU(nn.Module):
             outputs.append(hidden)
         y = torch.stack(outputs, dim=1) if outputs else x.new_zeros(groups, 0, batch, width)  # [G, N, B, g]
         return y.permute(2, 1, 0, 3).reshape(batch, frames, groups * width), hidden
+
+    def _inference_weights(self, _width: int):
+        """The fused recurrence's weights (cached at inference like the blocks' sliced weights): input and
+        hidden products [G, g, 3g]; the input bias [G, 1, 3g] with the hidden bias of the r and z gates folded
+        in (both sit outside the nonlinearity), and the hidden bias [G, 1, 3g] left with only the candidate's
+        part (it sits inside r * (W_hn h + b_hn)), zero elsewhere."""
+        width = self.group_width
+        w_ih = torch.stack([gru.weight_ih_l0.t() for gru in self.grus])  # [G, g, 3g]
+        w_hh = torch.stack([gru.weight_hh_l0.t() for gru in self.grus]).contiguous()  # [G, g, 3g]
+        b_ih = torch.stack([gru.bias_ih_l0 for gru in self.grus])[:, None]  # [G, 1, 3g]
+        b_hh = torch.stack([gru.bias_hh_l0 for gru in self.grus])[:, None]
+        input_bias = b_ih.clone()
+        input_bias[..., : 2 * width] += b_hh[..., : 2 * width]
+        hidden_bias = torch.zeros_like(b_hh)
+        hidden_bias[..., 2 * width :] = b_hh[..., 2 * width :]
+        return w_ih, w_hh, input_bias, hidden_bias
+
+
+    def _forward_inference(self, x: torch.Tensor, state: torch.Tensor | None):
+        """``forward`` of the fused case without autograd, in fewer operations per step: the hidden biases
+        of r and z are added once for all frames, every step writes into preallocated buffers (no
+        allocation, no view creation in the loop) and its new hidden state straight into the output."""
+        batch, frames, _ = x.shape
+        groups, width = self.groups, self.group_width
+        w_ih, w_hh, input_bias, hidden_bias = sliced_weights(self, width, self._inference_weights)
+        by_group = x.reshape(batch, frames, groups, width).permute(2, 1, 0, 3).reshape(groups, frames * batch, width)
+        input_gates = torch.baddbmm(input_bias, by_group, w_ih).reshape(groups, frames, batch, 3 * width)
+        input_gates = input_gates.transpose(0, 1).contiguous()  # [N, G, B, 3g]: one contiguous block per step
+        y = x.new_empty(frames, groups, batch, width)  # [N, G, B, g]
+        hidden = x.new_zeros(groups, batch, width) if state is None else state
+        hidden_gates = x.new_empty(groups, batch, 3 * width)  # W_h h (+ b_hn on the candidate's part)
+        reset_update = x.new_empty(groups, batch, 2 * width)
+        candidate = x.new_empty(groups, batch, width)
+        hidden_rz, hidden_n = hidden_gates.split((2 * width, width), dim=-1)
+        reset, update = reset_update.chunk(2, dim=-1)
+        for step_gates, out in zip(input_gates.unbind(0), y.unbind(0)):  # torch's GRU equations
+            torch.baddbmm(hidden_bias, hidden, w_hh, out=hidden_gates)
+            torch.add(step_gates[..., : 2 * width], hidden_rz, out=reset_update).sigmoid_()
+            torch.addcmul(step_gates[..., 2 * width :], reset, hidden_n, out=candidate).tanh_()
+            hidden = torch.lerp(candidate, hidden, update, out=out)
+        return y.permute(2, 0, 1, 3).reshape(batch, frames, groups * width), hidden.clone()
 
 
 class DemucsLSTM(nn.Module):

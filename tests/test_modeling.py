@@ -2,13 +2,17 @@
 the router learns through the straight-through path, and DEMUCS initialisation is kept."""
 
 import math
+import os
 
 import pytest
 import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf import modeling_adaslim as modeling
+from adaslim_hf.modeling_adaslim import GroupedGRU
 
-torch.set_num_threads(2)
+if "OMP_NUM_THREADS" not in os.environ:  # a shared machine sets it (one thread beside a training job)
+    torch.set_num_threads(2)
 
 TINY_CONFIGS = {
     "causal": dict(hidden=8, depth=4),
@@ -47,6 +51,43 @@ def test_three_paths_agree_on_random_choices_odd_lengths_and_padding(name):
             for execution in ("masked", "grouped"):
                 other = model(noisy, padding_mask=mask, utilization=same, execution=execution).enhanced_values
                 assert (sliced - other).abs().max() <= 1e-5, (factor, execution)
+
+
+@pytest.mark.parametrize("runs_as_spans", [True, False])
+@pytest.mark.parametrize("name", ["causal", "no_glu_lstm"])
+def test_inference_fast_paths_equal_the_autograd_paths(name, runs_as_spans, monkeypatch):
+    """Without autograd, blocks write GLU halves into their outputs, add transposed-conv taps in place and
+    the GRU steps through preallocated buffers; with autograd the plain paths run. Same outputs, with the
+    grouped path's runs computed as spans (threshold 0) or gathered by factor (threshold never met)."""
+    monkeypatch.setattr(modeling, "RUN_MIN_ELEMENTS", 0 if runs_as_spans else float("inf"))
+    model = make_model(name)
+    config = model.config
+    lengths = [4099, 2711]
+    noisy, mask = padded_batch(lengths, seed=2)
+    frames = config.num_router_frames(max(lengths))
+    every_frame = torch.randint(0, config.num_factors, (2, frames), generator=torch.Generator().manual_seed(3))
+    runs = torch.arange(frames)[None, :].expand(2, -1) * config.num_factors // frames  # a few long runs
+    for utilization in [*config.utilization_factors, every_frame, runs, None]:
+        kwargs = dict(padding_mask=mask, utilization=utilization)
+        reference = model(noisy, **kwargs).enhanced_values  # autograd on: reference paths
+        with torch.no_grad():
+            fast = model(noisy, **kwargs).enhanced_values
+        assert (reference - fast).abs().max() <= 1e-5, utilization
+
+
+def test_grouped_gru_inference_recurrence_equals_the_autograd_one():
+    torch.manual_seed(0)
+    gru = GroupedGRU(channels=24, groups=3, layers=1, bidirectional=False)
+    x, state = torch.randn(2, 37, 24), torch.randn(3, 2, 8)
+    for initial in (None, state):
+        reference, reference_state = gru(x, initial)
+        with torch.no_grad():
+            fast, fast_state = gru(x, initial)
+        assert (reference - fast).abs().max() <= 1e-5 and (reference_state - fast_state).abs().max() <= 1e-5
+    with torch.no_grad():
+        empty, kept = gru(x[:, :0], state)
+    assert empty.shape == (2, 0, 24) and torch.equal(kept, state)
+    assert fast_state.data_ptr() != fast.data_ptr()  # the returned state does not alias the output
 
 
 @pytest.mark.parametrize("name", ["causal", "non_causal"])
