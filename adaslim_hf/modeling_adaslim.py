@@ -281,18 +281,55 @@ class SlimDecoderBlock(nn.Module):
         """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
         frames at its own width, in cache-sized tiles (inference, no autograd). Overlap-add is linear: each
         tile adds its contributions in place into the output rows they belong to, and the ReLU is in place."""
-        batch, n_frames, _ = x.shape
-        out = x.new_empty(batch, n_frames + self.taps - 1, self.stride * self.out_channels)
-        out.copy_(self.conv_tr.bias.repeat(self.stride))  # [B, N + taps - 1, S*C_out], every row the bias
-        for item, first, stop, width in spans:
+        out = self._bias_rows(x)
+        for span in spans:
+            self._add_span(out, x, skip, *span, valid)
+        out = out.view(x.shape[0], -1, self.out_channels)
+        return out if self.last else out.relu_()
+
+    def forward_gathered_inference(self, x: torch.Tensor, skip: torch.Tensor, plan) -> torch.Tensor:
+        """``forward_gathered`` of x + skip without autograd: per item and factor, the chosen router frames of
+        x and skip are gathered as whole [F, C] blocks (``index_select``), computed at the factor's width, and
+        each tap's contributions added back as whole [F, S*C_out] blocks (``index_add_``) at their shift; the
+        last router frame (which runs to the layer's end) is a span."""
+        batch, n_frames, channels = x.shape
+        num_router_frames, per = plan.choice.shape[1], plan.per_router_frame
+        split = (num_router_frames - 1) * per  # frames of the regular router frames
+        row_width = self.stride * self.out_channels
+        out = self._bias_rows(x)  # [B, N + taps - 1, S*C_out]
+        router_frames = max(1, TILE_FLOATS // (max(channels, row_width) * per))  # per gather: tile-sized
+        for item, width, chosen in _factor_groups(plan, router_frames):  # chosen: [n] router frame indices
+            n = len(chosen)
+            summed = x[item, :split].reshape(-1, per * channels).index_select(0, chosen)  # [n, F*C]
+            summed += skip[item, :split].reshape(-1, per * channels).index_select(0, chosen)
+            mask = None
+            if plan.valid is not None:
+                mask = plan.valid[item, :split].reshape(-1, per).index_select(0, chosen).view(n * per, 1)
+            hidden = self.hidden_into(summed.view(n * per, channels), width, mask)  # [n*F, w]
             per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
-            for start, end in _tiles(stop, max(self.channels, self.stride * self.out_channels), first):
-                mask = None if valid is None else valid[item, start:end]
-                hidden = self.hidden_into(torch.add(x[item, start:end], skip[item, start:end]), width, mask)
-                for tap in range(self.taps):  # [n, w] @ [w, S*C_out] into output rows start + tap ...
-                    out[item, start + tap : end + tap].addmm_(hidden, per_tap[tap])
+            for tap in range(self.taps):  # rows r*F + f + tap of the output, for chosen router frames r
+                contribution = torch.mm(hidden, per_tap[tap]).view(n, per * row_width)
+                out[item, tap : tap + split].view(-1, per * row_width).index_add_(0, chosen, contribution)
+        for item, tail in enumerate(plan.choice[:, -1].tolist()):
+            if tail >= 0:
+                self._add_span(out, x, skip, item, split, n_frames, plan.widths[tail], plan.valid)
         out = out.view(batch, -1, self.out_channels)
         return out if self.last else out.relu_()
+
+    def _bias_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before any contribution: [B, N + taps - 1, S*C_out], every row the transposed conv's bias."""
+        out = x.new_empty(x.shape[0], x.shape[1] + self.taps - 1, self.stride * self.out_channels)
+        return out.copy_(self.conv_tr.bias.repeat(self.stride))
+
+    def _add_span(self, out, x, skip, item: int, first: int, stop: int, width: int, valid=None):
+        """Add the contributions of frames [first, stop) of item ``item`` of x + skip at ``width`` into ``out``
+        [B, N + taps - 1, S*C_out] in place, in cache-sized tiles."""
+        per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
+        for start, end in _tiles(stop, max(self.channels, self.stride * self.out_channels), first):
+            mask = None if valid is None else valid[item, start:end]
+            hidden = self.hidden_into(torch.add(x[item, start:end], skip[item, start:end]), width, mask)
+            for tap in range(self.taps):  # [n, w] @ [w, S*C_out] into output rows start + tap ...
+                out[item, start + tap : end + tap].addmm_(hidden, per_tap[tap])
 
     def forward_gathered(self, x: torch.Tensor, plan) -> torch.Tensor:
         """x [B, N, C] (skip added) -> [B, (N + taps - 1) * S, C_out]: per factor, the frames of the router
@@ -387,6 +424,16 @@ def _segment_views(tensor: torch.Tensor, num_router_frames: int, per_router_fram
     return regular, tensor[:, split:]
 
 
+def _factor_groups(plan: LayerPlan, router_frames: int):
+    """Inference gathers of a grouped plan: (item, width, chosen) for every item and factor, ``chosen`` the
+    indices [n] (n <= ``router_frames``) of regular router frames (all but the last) that chose the factor."""
+    for item, decisions in enumerate(plan.choice[:, :-1]):
+        for index, width in enumerate(plan.widths):
+            chosen = (decisions == index).nonzero().flatten()
+            for first in range(0, len(chosen), router_frames):
+                yield item, width, chosen[first : first + router_frames]
+
+
 def _run_grouped(compute, inputs: list[torch.Tensor], out: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
     """Fill ``out`` [B, N_l, D] by computing, for each factor, the frames of the router decisions that
     chose it (gathered) with that factor's width. ``compute(list_of_inputs, width) -> rows``.
@@ -416,7 +463,7 @@ def _run_grouped(compute, inputs: list[torch.Tensor], out: torch.Tensor, plan: L
 TILE_FLOATS = 1 << 19
 # A grouped layer computes runs of one decision as slices (no gather) when a run averages at least this many
 # frame-channels (frames x block channels): below it, per-call overhead costs more than gathering by factor.
-RUN_MIN_ELEMENTS = 1 << 15
+RUN_MIN_ELEMENTS = 1 << 16
 
 
 def _tiles(n_frames: int, width: int, start: int = 0) -> list[tuple[int, int]]:
@@ -437,18 +484,45 @@ def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -
     if plan.mode == "sliced":
         spans = [(item, 0, n_frames, plan.width) for item in range(batch)]
     else:
-        spans = None if torch.is_grad_enabled() else _spans(plan, n_frames, block.channels)
-        if spans is None:
+        if torch.is_grad_enabled():
             out = x.new_zeros(batch, n_frames, block.channels)  # frames no decision covers stay 0
             return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
+        spans = _spans(plan, n_frames, block.channels)
+        if spans is None:
+            return _encoder_gathered_inference(block, taps, plan)
     covered = sum(stop - start for _, start, stop, _ in spans) == batch * n_frames
     out = x.new_empty(batch, n_frames, block.channels) if covered else x.new_zeros(batch, n_frames, block.channels)
-    for item, first, stop, width in spans:  # in cache-sized tiles
-        for start, end in _tiles(stop, 2 * block.channels, first):
-            block.frames_into([tap[item, start:end] for tap in taps], width, out[item, start:end])
+    for span in spans:
+        _encoder_span(block, taps, out, *span)
     return out
 
 
+def _encoder_span(block: SlimEncoderBlock, taps: list, out: torch.Tensor, item: int, first: int, stop: int, width: int):
+    """Inference: frames [first, stop) of item ``item`` at ``width`` into ``out`` [B, N_l, C], in cache-sized tiles."""
+    for start, end in _tiles(stop, 2 * block.channels, first):
+        block.frames_into([tap[item, start:end] for tap in taps], width, out[item, start:end])
+
+
+def _encoder_gathered_inference(block: SlimEncoderBlock, taps: list, plan: LayerPlan) -> torch.Tensor:
+    """``_run_grouped`` without autograd: per item and factor, the tap inputs of the chosen router frames are
+    gathered as whole [F, S*C_in] blocks (``index_select``), computed at the factor's width into contiguous
+    rows and copied back as whole [F, C] blocks (``index_copy_``); the last router frame is a span.
+    taps x [B, N_l, S*C_in] -> [B, N_l, C]; frames no decision covers (-1) stay 0."""
+    batch, n_frames, depth = taps[0].shape
+    channels, per = block.channels, plan.per_router_frame
+    split = (plan.choice.shape[1] - 1) * per  # frames of the regular router frames
+    skipped = bool((plan.choice < 0).any())
+    out = taps[0].new_zeros(batch, n_frames, channels) if skipped else taps[0].new_empty(batch, n_frames, channels)
+    router_frames = max(1, TILE_FLOATS // (2 * channels * per))  # per gather: tile-sized intermediates
+    for item, width, chosen in _factor_groups(plan, router_frames):  # chosen: [n] router frame indices
+        inputs = [tap[item, :split].reshape(-1, per * depth).index_select(0, chosen).view(-1, depth) for tap in taps]
+        rows = taps[0].new_empty(len(chosen), per * channels)  # [n, F*C]
+        block.frames_into(inputs, width, rows.view(-1, channels))
+        out[item, :split].view(-1, per * channels).index_copy_(0, chosen, rows)
+    for item, tail in enumerate(plan.choice[:, -1].tolist()):
+        if tail >= 0:
+            _encoder_span(block, taps, out, item, split, n_frames, plan.widths[tail])
+    return out
 
 
 def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
@@ -464,9 +538,11 @@ def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor
             return block.forward_all_frames(x + skip, plan.width, plan.valid)
         spans = [(item, 0, x.shape[1], plan.width) for item in range(x.shape[0])]
     else:
-        spans = None if torch.is_grad_enabled() else _spans(plan, x.shape[1], block.channels)
-        if spans is None:
+        if torch.is_grad_enabled():
             return block.forward_gathered(x + skip, plan)
+        spans = _spans(plan, x.shape[1], block.channels)
+        if spans is None:
+            return block.forward_gathered_inference(x, skip, plan)
     return block.forward_spans(x, skip, spans, plan.valid)
 
 

@@ -68,7 +68,7 @@ def test_inference_fast_paths_equal_the_autograd_paths(name, runs_as_spans, monk
     every_frame = torch.randint(0, config.num_factors, (2, frames), generator=torch.Generator().manual_seed(3))
     runs = torch.arange(frames)[None, :].expand(2, -1) * config.num_factors // frames  # a few long runs
     for utilization in [*config.utilization_factors, every_frame, runs, None]:
-        kwargs = dict(padding_mask=mask, utilization=utilization)
+        kwargs = {"padding_mask": mask, "utilization": utilization}
         reference = model(noisy, **kwargs).enhanced_values  # autograd on: reference paths
         with torch.no_grad():
             fast = model(noisy, **kwargs).enhanced_values
