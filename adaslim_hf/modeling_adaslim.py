@@ -150,20 +150,38 @@ class SlimEncoderBlock(nn.Module):
         return taps, self.conv_in.bias[:width], self.conv_out.weight[:, :width, 0], self.conv_out.bias
 
     def inference_weights(self, width: int):
-        """Sliced weights laid out for ``addmm`` at inference (cached): conv_in taps [taps, S*C_in, w] and
-        bias [w]; the 1x1 conv's value rows [w, C] and bias [C], and its gate rows [w, C] and bias [C] (GLU;
-        None without GLU)."""
+        """Sliced weights laid out for matmuls at inference (cached): conv_in taps [taps, S*C_in, w] and bias
+        [w], the same taps side by side [S*C_in, taps * w] (one product over a window of input blocks), and
+        the 1x1 conv [w, E*C] and its bias [E*C]."""
         return sliced_weights(self, width, self._inference_weights)
-
 
     def _inference_weights(self, width: int):
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
         taps = weight.permute(2, 1, 0).reshape(self.taps, self.stride * self.in_channels, width).contiguous()
-        out_weight, out_bias = self.conv_out.weight[:, :width, 0], self.conv_out.bias  # [E*C, w], [E*C]
-        value = out_weight[: self.channels].t().contiguous(), out_bias[: self.channels]
-        gate = (out_weight[self.channels :].t().contiguous(), out_bias[self.channels :]) if self.glu else (None, None)
-        return taps, self.conv_in.bias[:width], *value, *gate
+        side_by_side = taps.permute(1, 0, 2).reshape(self.stride * self.in_channels, -1).contiguous()
+        out_weight = self.conv_out.weight[:, :width, 0].t().contiguous()  # [w, E*C]
+        return taps, self.conv_in.bias[:width], side_by_side, out_weight, self.conv_out.bias
 
+    def _internal(self, inputs, width: int) -> torch.Tensor:
+        """Inference: the internal feature space [n, w] of n frames, from their tap inputs (a list of
+        [n, S*C_in]) or from the window of their n + taps - 1 input blocks [n + taps - 1, S*C_in]. Where the
+        taps' products are no wider than the input (taps * w <= S*C_in: every layer but the first) the window
+        is read once, by one product whose per-tap parts are summed at their shifts; else one product per tap."""
+        taps, bias, side_by_side = self.inference_weights(width)[:3]
+        if isinstance(inputs, torch.Tensor) and side_by_side.shape[1] <= side_by_side.shape[0]:
+            n = inputs.shape[0] - self.taps + 1
+            products = torch.mm(inputs, side_by_side)  # [n + taps - 1, taps * w]
+            hidden = torch.add(products[:n, :width], bias)
+            for tap in range(1, self.taps):
+                hidden += products[tap : tap + n, tap * width : (tap + 1) * width]
+            return hidden.relu_()
+        if isinstance(inputs, torch.Tensor):
+            n = inputs.shape[0] - self.taps + 1
+            inputs = [inputs[tap : tap + n] for tap in range(self.taps)]
+        hidden = torch.addmm(bias, inputs[0], taps[0])  # [n, w]
+        for tap in range(1, self.taps):
+            hidden.addmm_(inputs[tap], taps[tap])
+        return hidden.relu_()
 
     def frames(self, tap_inputs: list[torch.Tensor], width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Output frames from their tap inputs ([..., n, S*C_in] each) at internal width w -> [..., n, C]."""
@@ -177,19 +195,16 @@ class SlimEncoderBlock(nn.Module):
         out = F.linear(hidden, out_weight, out_bias)  # [..., n, E*C]
         return F.glu(out, dim=-1) if self.glu else F.relu(out)
 
-    def frames_into(self, tap_inputs: list[torch.Tensor], width: int, out: torch.Tensor) -> torch.Tensor:
-        """Inference (no autograd): ``frames`` of 2-D tap inputs ([n, S*C_in] each) at width w, written into
-        ``out`` [n, C] (a view of the layer's output). No [n, E*C] intermediate: the value half of the 1x1 conv
-        goes straight into ``out``, which is then multiplied in place by the sigmoid of the gate half."""
-        taps, bias, value_weight, value_bias, gate_weight, gate_bias = self.inference_weights(width)
-        hidden = torch.addmm(bias, tap_inputs[0], taps[0])  # [n, w]
-        for tap in range(1, self.taps):
-            hidden.addmm_(tap_inputs[tap], taps[tap])
-        hidden.relu_()  # the internal feature space
-        torch.addmm(value_bias, hidden, value_weight, out=out)  # [n, C]
+    def frames_into(self, inputs, width: int, out: torch.Tensor, scratch: torch.Tensor):
+        """Inference (no autograd): ``frames`` of n frames at width w from their inputs (see ``_internal``),
+        written into ``out`` [n, C] (a view of the layer's output) in one pass: the 1x1 conv (bias included)
+        goes to ``scratch`` [n, E*C] (reused across tiles, so it stays in cache) and its GLU into ``out``."""
+        out_weight, out_bias = self.inference_weights(width)[3:]  # [w, E*C], [E*C]
+        hidden = self._internal(inputs, width)  # [n, w]: the internal feature space
         if not self.glu:
-            return out.relu_()
-        return out.mul_(torch.addmm(gate_bias, hidden, gate_weight).sigmoid_())
+            return torch.addmm(out_bias, hidden, out_weight, out=out).relu_()
+        products = torch.addmm(out_bias, hidden, out_weight, out=scratch)  # [n, 2C]: value and gate halves
+        return torch.ops.aten.glu.out(products, -1, out=out)
 
 
 class SlimDecoderBlock(nn.Module):
@@ -480,48 +495,58 @@ def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -
         return block.frames(taps, block.channels, plan.mask)
     if plan.mode == "sliced" and torch.is_grad_enabled():
         return block.frames(taps, plan.width)
-    batch, n_frames = x.shape[0], taps[0].shape[1]
+    batch = x.shape[0]
+    blocks = x.reshape(batch, -1, block.stride * x.shape[2])  # [B, N_l + taps - 1, S*C_in]
+    n_frames = blocks.shape[1] - block.taps + 1
     if plan.mode == "sliced":
         spans = [(item, 0, n_frames, plan.width) for item in range(batch)]
     else:
         if torch.is_grad_enabled():
             out = x.new_zeros(batch, n_frames, block.channels)  # frames no decision covers stay 0
-            return _run_grouped(lambda parts, width: block.frames(parts, width), taps, out, plan)
+            return _run_grouped(lambda parts, width: block.frames(parts, width), block.tap_views(x), out, plan)
         spans = _spans(plan, n_frames, block.channels)
         if spans is None:
-            return _encoder_gathered_inference(block, taps, plan)
+            return _encoder_gathered_inference(block, blocks, plan)
     covered = sum(stop - start for _, start, stop, _ in spans) == batch * n_frames
     out = x.new_empty(batch, n_frames, block.channels) if covered else x.new_zeros(batch, n_frames, block.channels)
     for span in spans:
-        _encoder_span(block, taps, out, *span)
+        _encoder_span(block, blocks, out, *span)
     return out
 
 
-def _encoder_span(block: SlimEncoderBlock, taps: list, out: torch.Tensor, item: int, first: int, stop: int, width: int):
-    """Inference: frames [first, stop) of item ``item`` at ``width`` into ``out`` [B, N_l, C], in cache-sized tiles."""
-    for start, end in _tiles(stop, 2 * block.channels, first):
-        block.frames_into([tap[item, start:end] for tap in taps], width, out[item, start:end])
+def _encoder_span(block: SlimEncoderBlock, blocks: torch.Tensor, out: torch.Tensor, item: int, first: int, stop: int,
+                  width: int):
+    """Inference: frames [first, stop) of item ``item`` at ``width`` into ``out`` [B, N_l, C], in cache-sized
+    tiles, from the layer input viewed as S-sample blocks ``blocks`` [B, N_l + taps - 1, S*C_in]."""
+    tiles = _tiles(stop, 2 * block.channels, first)
+    scratch = out.new_empty(max((end - start for start, end in tiles), default=0), block.conv_out.out_channels)
+    for start, end in tiles:  # frame f reads input blocks f .. f + taps - 1
+        window = blocks[item, start : end + block.taps - 1]  # [n + taps - 1, S*C_in]
+        block.frames_into(window, width, out[item, start:end], scratch[: end - start])
 
 
-def _encoder_gathered_inference(block: SlimEncoderBlock, taps: list, plan: LayerPlan) -> torch.Tensor:
+def _encoder_gathered_inference(block: SlimEncoderBlock, blocks: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
     """``_run_grouped`` without autograd: per item and factor, the tap inputs of the chosen router frames are
     gathered as whole [F, S*C_in] blocks (``index_select``), computed at the factor's width into contiguous
     rows and copied back as whole [F, C] blocks (``index_copy_``); the last router frame is a span.
-    taps x [B, N_l, S*C_in] -> [B, N_l, C]; frames no decision covers (-1) stay 0."""
-    batch, n_frames, depth = taps[0].shape
+    blocks [B, N_l + taps - 1, S*C_in] (the input as S-sample blocks) -> [B, N_l, C]; frames no decision
+    covers (-1) stay 0."""
+    batch, n_frames, depth = blocks.shape[0], blocks.shape[1] - block.taps + 1, blocks.shape[2]
+    taps = [blocks[:, tap : tap + n_frames] for tap in range(block.taps)]  # taps x [B, N_l, S*C_in]
     channels, per = block.channels, plan.per_router_frame
     split = (plan.choice.shape[1] - 1) * per  # frames of the regular router frames
     skipped = bool((plan.choice < 0).any())
     out = taps[0].new_zeros(batch, n_frames, channels) if skipped else taps[0].new_empty(batch, n_frames, channels)
     router_frames = max(1, TILE_FLOATS // (2 * channels * per))  # per gather: tile-sized intermediates
+    scratch = taps[0].new_empty(router_frames * per, block.conv_out.out_channels)  # [frames, E*C]
     for item, width, chosen in _factor_groups(plan, router_frames):  # chosen: [n] router frame indices
         inputs = [tap[item, :split].reshape(-1, per * depth).index_select(0, chosen).view(-1, depth) for tap in taps]
         rows = taps[0].new_empty(len(chosen), per * channels)  # [n, F*C]
-        block.frames_into(inputs, width, rows.view(-1, channels))
+        block.frames_into(inputs, width, rows.view(-1, channels), scratch[: len(chosen) * per])
         out[item, :split].view(-1, per * channels).index_copy_(0, chosen, rows)
     for item, tail in enumerate(plan.choice[:, -1].tolist()):
         if tail >= 0:
-            _encoder_span(block, taps, out, item, split, n_frames, plan.widths[tail])
+            _encoder_span(block, blocks, out, item, split, n_frames, plan.widths[tail])
     return out
 
 
