@@ -726,6 +726,8 @@ class DiagonalGRU(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, N, I], state [B, H] (the hidden units before the first frame; zeros when None) -> [B, N, H].
         Each output frame is the hidden state after it, so a stream carries ``output[:, -1]`` to its next call."""
+        if not torch.is_grad_enabled():
+            return self._forward_inference(x, state)
         projected = self.input_projection(x)  # [B, N, 3H], all frames at once
         u_z, u_r, u_n = self.recurrent_weight.chunk(3)
         c_z, c_r, c_n = self.recurrent_bias.chunk(3)
@@ -740,6 +742,29 @@ class DiagonalGRU(nn.Module):
             hidden = n + z * (hidden - n)
             outputs[t] = hidden
         return torch.stack(outputs, dim=1)
+
+    def _forward_inference(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward`` without autograd in six operations per step instead of about fifteen: the z and r biases
+        are added to all frames' projections at once, z and r come from one fused multiply-add, every step
+        writes into preallocated buffers and its hidden state straight into the output."""
+        batch, frames, _ = x.shape
+        size = self.hidden_size
+        projected = self.input_projection(x).view(batch, frames, 3, size)  # [B, N, (z, r, n), H]
+        projected[:, :, :2] += self.recurrent_bias.view(3, size)[:2]  # outside the nonlinearity
+        steps = projected.transpose(0, 1).contiguous()  # [N, B, 3, H]: one contiguous block per step
+        u_zr, u_n = self.recurrent_weight.view(3, size).split((2, 1))  # [2, H], [1, H]
+        c_n = self.recurrent_bias.view(3, size)[2:]  # [1, H]
+        out = x.new_empty(frames, batch, size)  # [N, B, H]
+        hidden = x.new_zeros(batch, size) if state is None else state
+        gates, recurrent_n, candidate = x.new_empty(batch, 2, size), x.new_empty(batch, size), x.new_empty(batch, size)
+        update, reset = gates.unbind(1)
+        inputs_zr, inputs_n, outputs = steps[:, :, :2].unbind(0), steps[:, :, 2].unbind(0), out.unbind(0)
+        for t in range(frames - 1, -1, -1) if self.reverse else range(frames):
+            torch.addcmul(inputs_zr[t], u_zr, hidden[:, None], out=gates).sigmoid_()  # z, r
+            torch.addcmul(c_n, u_n, hidden, out=recurrent_n)
+            torch.addcmul(inputs_n[t], reset, recurrent_n, out=candidate).tanh_()  # n
+            hidden = torch.lerp(candidate, hidden, update, out=outputs[t])  # n + z * (h - n)
+        return out.transpose(0, 1)  # [B, N, H]
 
 
 class AdaSlimRouter(nn.Module):

@@ -9,7 +9,7 @@ import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf import modeling_adaslim as modeling
-from adaslim_hf.modeling_adaslim import GroupedGRU
+from adaslim_hf.modeling_adaslim import DiagonalGRU, GroupedGRU
 
 if "OMP_NUM_THREADS" not in os.environ:  # a shared machine sets it (one thread beside a training job)
     torch.set_num_threads(2)
@@ -88,6 +88,20 @@ def test_grouped_gru_inference_recurrence_equals_the_autograd_one():
         empty, kept = gru(x[:, :0], state)
     assert empty.shape == (2, 0, 24) and torch.equal(kept, state)
     assert fast_state.data_ptr() != fast.data_ptr()  # the returned state does not alias the output
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_router_gru_inference_recurrence_equals_the_autograd_one(reverse):
+    torch.manual_seed(0)
+    gru = DiagonalGRU(input_size=5, hidden_size=8, reverse=reverse)
+    x, state = torch.randn(2, 23, 5), torch.randn(2, 8)
+    for initial in (None, state):
+        reference = gru(x, initial)
+        with torch.no_grad():
+            fast = gru(x, initial)
+        assert fast.shape == reference.shape and (reference - fast).abs().max() <= 1e-5
+    with torch.no_grad():
+        assert gru(x[:, :0], state).shape == (2, 0, 8)
 
 
 @pytest.mark.parametrize("name", ["causal", "non_causal"])
