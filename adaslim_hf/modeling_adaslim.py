@@ -294,13 +294,42 @@ class SlimDecoderBlock(nn.Module):
 
     def forward_spans(self, x: torch.Tensor, skip: torch.Tensor, spans: list, valid: torch.Tensor | None = None):
         """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
-        frames at its own width, in cache-sized tiles (inference, no autograd). Overlap-add is linear: each
-        tile adds its contributions in place into the output rows they belong to, and the ReLU is in place."""
+        frames at its own width, in cache-sized tiles (inference, no autograd). When every span is a whole item
+        (a static factor), each tile computes its output rows completely and once (``_item_rows_into``);
+        otherwise each tile adds its contributions in place into the output rows they belong to (overlap-add
+        is linear) and the ReLU is one more pass."""
+        batch, n_frames, _ = x.shape
+        if all(first == 0 and stop == n_frames for _, first, stop, _ in spans) and len(spans) == batch:
+            out = x.new_empty(batch, n_frames + self.taps - 1, self.stride * self.out_channels)
+            for item, _, _, width in spans:
+                self._item_rows_into(out, x, skip, item, width, valid)
+            return out.view(batch, -1, self.out_channels)
         out = self._bias_rows(x)
         for span in spans:
             self._add_span(out, x, skip, *span, valid)
-        out = out.view(x.shape[0], -1, self.out_channels)
+        out = out.view(batch, -1, self.out_channels)
         return out if self.last else out.relu_()
+
+    def _item_rows_into(self, out, x, skip, item: int, width: int, valid=None):
+        """Every output row of item ``item``, all its frames at ``width``, written once, tile by tile:
+        row r = bias + sum over taps t of hidden[r - t] @ T_t (hidden 0 outside the item's frames), then ReLU
+        while the tile is in cache. out [B, N + taps - 1, S*C_out]; x, skip [B, N, C]."""
+        n_frames, shift = x.shape[1], self.taps - 1
+        per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
+        bias = self.conv_tr.bias.repeat(self.stride)  # [S*C_out]
+        for start, end in _tiles(n_frames + shift, max(self.channels, self.stride * self.out_channels)):
+            # hidden of frames [start - shift, end), zero outside [0, N): row r reads padded[r - start + shift - t]
+            padded = x.new_zeros(end - start + shift, width)
+            first, stop = max(start - shift, 0), min(end, n_frames)
+            mask = None if valid is None else valid[item, first:stop]
+            padded[first - start + shift : stop - start + shift] = self.hidden_into(
+                torch.add(x[item, first:stop], skip[item, first:stop]), width, mask)
+            rows = out[item, start:end]  # [n, S*C_out]
+            torch.addmm(bias, padded[shift:], per_tap[0], out=rows)
+            for tap in range(1, self.taps):
+                rows.addmm_(padded[shift - tap : shift - tap + end - start], per_tap[tap])
+            if not self.last:
+                rows.relu_()
 
     def forward_gathered_inference(self, x: torch.Tensor, skip: torch.Tensor, plan) -> torch.Tensor:
         """``forward_gathered`` of x + skip without autograd: per item and factor, the chosen router frames of
