@@ -88,6 +88,10 @@ def test_grouped_gru_inference_recurrence_equals_the_autograd_one():
         empty, kept = gru(x[:, :0], state)
     assert empty.shape == (2, 0, 24) and torch.equal(kept, state)
     assert fast_state.data_ptr() != fast.data_ptr()  # the returned state does not alias the output
+    # the TorchScript-compiled recurrence computes exactly what the Python function does
+    args = torch.randn(37, 3, 2, 24), torch.randn(3, 2, 8), torch.randn(3, 8, 24), torch.randn(3, 1, 24)
+    with torch.no_grad():
+        assert torch.equal(modeling.compiled_gru_steps()(*args), modeling.grouped_gru_steps(*args))
 
 
 @pytest.mark.parametrize("reverse", [False, True])
