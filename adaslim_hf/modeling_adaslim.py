@@ -290,40 +290,34 @@ class SlimDecoderBlock(nn.Module):
 
     def forward_spans(self, x: torch.Tensor, skip: torch.Tensor, spans: list, valid: torch.Tensor | None = None):
         """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
-        frames at its own width, in cache-sized tiles (inference, no autograd). When every span is a whole item
-        (a static factor), each tile computes its output rows completely and once (``_item_rows_into``);
-        otherwise each tile adds its contributions in place into the output rows they belong to (overlap-add
-        is linear) and the ReLU is one more pass."""
+        frames at its own width (frames in no span contribute nothing), inference without autograd: every
+        output row is computed completely and once, in cache-sized tiles of rows (``_rows_into``)."""
         batch, n_frames, _ = x.shape
-        if all(first == 0 and stop == n_frames for _, first, stop, _ in spans) and len(spans) == batch:
-            out = x.new_empty(batch, n_frames + self.taps - 1, self.stride * self.out_channels)
-            for item, _, _, width in spans:
-                self._item_rows_into(out, x, skip, item, width, valid)
-            return out.view(batch, -1, self.out_channels)
-        out = self._bias_rows(x)
-        for span in spans:
-            self._add_span(out, x, skip, *span, valid)
-        out = out.view(batch, -1, self.out_channels)
-        return out if self.last else out.relu_()
+        out = x.new_empty(batch, n_frames + self.taps - 1, self.stride * self.out_channels)
+        for item in range(batch):
+            self._rows_into(out, x, skip, item, [span[1:] for span in spans if span[0] == item], valid)
+        return out.view(batch, -1, self.out_channels)
 
-    def _item_rows_into(self, out, x, skip, item: int, width: int, valid=None):
-        """Every output row of item ``item``, all its frames at ``width``, written once, tile by tile:
-        row r = bias + sum over taps t of hidden[r - t] @ T_t (hidden 0 outside the item's frames), then ReLU
-        while the tile is in cache. out [B, N + taps - 1, S*C_out]; x, skip [B, N, C]."""
+    def _rows_into(self, out, x, skip, item: int, spans: list, valid=None):
+        """Every output row of item ``item`` from its spans (first, stop, width), tile by tile: row r = bias +
+        sum over taps t of hidden[r - t] @ T_t of frame r - t's width (overlap-add), then the ReLU while the
+        tile is in cache. Each span computes the hidden state of its frames that reach the tile's rows, so a
+        frame at a tile's edge is computed twice (taps - 1 frames per tile). out [B, N + taps - 1, S*C_out]."""
         n_frames, shift = x.shape[1], self.taps - 1
-        per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
         bias = self.conv_tr.bias.repeat(self.stride)  # [S*C_out]
         for start, end in _tiles(n_frames + shift, max(self.channels, self.stride * self.out_channels)):
-            # hidden of frames [start - shift, end), zero outside [0, N): row r reads padded[r - start + shift - t]
-            padded = x.new_zeros(end - start + shift, width)
-            first, stop = max(start - shift, 0), min(end, n_frames)
-            mask = None if valid is None else valid[item, first:stop]
-            self.hidden_into(torch.add(x[item, first:stop], skip[item, first:stop]), width, mask,
-                             out=padded[first - start + shift : stop - start + shift])
-            rows = out[item, start:end]  # [n, S*C_out]
-            torch.addmm(bias, padded[shift:], per_tap[0], out=rows)
-            for tap in range(1, self.taps):
-                rows.addmm_(padded[shift - tap : shift - tap + end - start], per_tap[tap])
+            rows = out[item, start:end].copy_(bias)  # [n, S*C_out]
+            for first, stop, width in spans:
+                low, high = max(first, start - shift), min(stop, end)  # frames of the span reaching these rows
+                if low >= high:
+                    continue
+                mask = None if valid is None else valid[item, low:high]
+                hidden = self.hidden_into(torch.add(x[item, low:high], skip[item, low:high]), width, mask)  # [m, w]
+                per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
+                for tap in range(self.taps):  # frame f adds to row f + tap, for the rows in [start, end)
+                    f0, f1 = max(low, start - tap), min(high, end - tap)
+                    if f0 < f1:
+                        out[item, f0 + tap : f1 + tap].addmm_(hidden[f0 - low : f1 - low], per_tap[tap])
             if not self.last:
                 rows.relu_()
 
