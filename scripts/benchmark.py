@@ -13,7 +13,9 @@ of one decision, and the ratio wall(row) / wall(static 1.0) against MACs(row) / 
 of ratios <= 1.1 means the MAC savings are real wall-clock savings.
 
 Timing: one warm-up call per row, then --repeats rounds in which every row runs once, round-robin, so a
-load that drifts during the benchmark (a training job on the same cores) hits every row alike; medians.
+load that drifts during the benchmark (a training job on the same cores) hits every row alike; medians of
+wall seconds, of this process's CPU seconds (which leave out the time spent waiting for a core on a loaded
+machine) and of the page faults per call (the JSON has them: fresh memory the allocator had to map).
 
 --model: a save_pretrained folder (default: the untrained default config, seeded). --input: a WAV file
 (default: examples/noisy_example.wav, mono-mixed, resampled to the model rate, tiled or cut to
@@ -23,6 +25,7 @@ load that drifts during the benchmark (a training job on the same cores) hits ev
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -66,16 +69,21 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(fns: list, repeats: int) -> list[float]:
-    """Median seconds of each of ``fns`` over ``repeats`` round-robin rounds (every fn once per round), so
-    that a load drifting during the benchmark hits every row alike. Call each fn once beforehand to warm up."""
-    times = [[] for _ in fns]
+def interleaved_medians(fns: list, repeats: int) -> list[dict]:
+    """Per fn, medians over ``repeats`` round-robin rounds (every fn once per round, so that a load drifting
+    during the benchmark hits every row alike) of its wall seconds, its CPU seconds (this process's, so time
+    spent waiting for a core under load is left out) and the page faults it took (fresh memory touched).
+    Call each fn once beforehand to warm up."""
+    samples = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, row_times in zip(fns, times):
-            start = time.perf_counter()
+        for fn, row_samples in zip(fns, samples):
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            row_times.append(time.perf_counter() - start)
-    return [statistics.median(row_times) for row_times in times]
+            row_samples.append((time.perf_counter() - wall, time.process_time() - cpu,
+                                resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+    return [{key: statistics.median(sample[index] for sample in row_samples)
+             for index, key in enumerate(("seconds", "cpu_seconds", "page_faults"))} for row_samples in samples]
 
 
 def dense_matmul_gflops(repeats: int) -> float:
@@ -181,15 +189,17 @@ def run(args) -> dict:
         denoiser_row["macs"] = lstm_row["macs"]  # identical network: our analytic count of the LSTM variant
 
     with torch.no_grad():
-        for row, seconds in zip(rows, interleaved_medians(fns, args.repeats)):
-            row["seconds"] = seconds
+        for row, timing in zip(rows, interleaved_medians(fns, args.repeats)):
+            row.update(timing)
     peak = dense_matmul_gflops(args.repeats)
     for row in rows:
         row["rtf"] = row["seconds"] / args.seconds
         row["wall_ratio"] = row["seconds"] / base["seconds"]
+        row["cpu_ratio"] = row["cpu_seconds"] / base["cpu_seconds"]
         if row["macs"] is not None:
             row["mac_ratio"] = row["macs"] / base["macs"]
             row["wall_over_mac_ratio"] = row["wall_ratio"] / row["mac_ratio"]
+            row["cpu_over_mac_ratio"] = row["cpu_ratio"] / row["mac_ratio"]
             row["achieved_gmacs_per_s"] = row["macs"] / row["seconds"] / 1e9
     result = {
         "command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]),
@@ -225,8 +235,11 @@ def markdown(result: dict) -> str:
             f"rounds; dense matmul peak {result['dense_matmul_gflops']:.1f} GFLOP/s."
         ),
         "",
-        "| run | mean u | mean run (ms) | MACs/sample | MAC ratio | wall (s) | wall ratio | wall/MAC ratio | RTF |",
-        "|---|---|---|---|---|---|---|---|---|",
+        (
+            "| run | mean u | mean run (ms) | MACs/sample | MAC ratio | wall (s) | wall ratio | wall/MAC ratio | "
+            "CPU (s) | CPU ratio | CPU/MAC ratio | RTF |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         macs = f"{row['macs'] / (result['seconds_of_audio'] * result['sample_rate']):,.0f}" if row["macs"] else "-"
@@ -235,6 +248,7 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {row['name']} | {utilization} | {run_ms} | {macs} | {row.get('mac_ratio', float('nan')):.3f} | "
             f"{row['seconds']:.4f} | {row['wall_ratio']:.3f} | {row.get('wall_over_mac_ratio', float('nan')):.2f} | "
+            f"{row['cpu_seconds']:.4f} | {row['cpu_ratio']:.3f} | {row.get('cpu_over_mac_ratio', float('nan')):.2f} | "
             f"{row['rtf']:.4f} |"
         )
     lines.append("")
