@@ -333,17 +333,24 @@ class SlimDecoderBlock(nn.Module):
         row_width = self.stride * self.out_channels
         out = self._bias_rows(x)  # [B, N + taps - 1, S*C_out]
         router_frames = max(1, TILE_FLOATS // (max(channels, row_width) * per))  # per gather: tile-sized
+        # buffers reused by every gather (fresh memory per gather would cost page faults)
+        summed_buffer, skip_buffer = x.new_empty(2, router_frames, per * channels)
+        hidden_buffer = x.new_empty(router_frames * per * max(plan.widths))
+        contribution_buffer = x.new_empty(router_frames, per * row_width)
         for item, width, chosen in _factor_groups(plan, router_frames):  # chosen: [n] router frame indices
             n = len(chosen)
-            summed = x[item, :split].reshape(-1, per * channels).index_select(0, chosen)  # [n, F*C]
-            summed += skip[item, :split].reshape(-1, per * channels).index_select(0, chosen)
+            summed = torch.index_select(x[item, :split].reshape(-1, per * channels), 0, chosen, out=summed_buffer[:n])
+            summed += torch.index_select(skip[item, :split].reshape(-1, per * channels), 0, chosen,
+                                         out=skip_buffer[:n])  # [n, F*C]
             mask = None
             if plan.valid is not None:
                 mask = plan.valid[item, :split].reshape(-1, per).index_select(0, chosen).view(n * per, 1)
-            hidden = self.hidden_into(summed.view(n * per, channels), width, mask)  # [n*F, w]
+            hidden = self.hidden_into(summed.view(n * per, channels), width, mask,
+                                      out=hidden_buffer[: n * per * width].view(n * per, width))  # [n*F, w]
             per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
             for tap in range(self.taps):  # rows r*F + f + tap of the output, for chosen router frames r
-                contribution = torch.mm(hidden, per_tap[tap]).view(n, per * row_width)
+                contribution = contribution_buffer[:n]  # [n, F*S*C_out]
+                torch.mm(hidden, per_tap[tap], out=contribution.view(n * per, row_width))
                 out[item, tap : tap + split].view(-1, per * row_width).index_add_(0, chosen, contribution)
         for item, tail in enumerate(plan.choice[:, -1].tolist()):
             if tail >= 0:
@@ -558,11 +565,16 @@ def _encoder_gathered_inference(block: SlimEncoderBlock, blocks: torch.Tensor, p
     skipped = bool((plan.choice < 0).any())
     out = taps[0].new_zeros(batch, n_frames, channels) if skipped else taps[0].new_empty(batch, n_frames, channels)
     router_frames = max(1, TILE_FLOATS // (2 * channels * per))  # per gather: tile-sized intermediates
+    # buffers reused by every gather (fresh memory per gather would cost page faults)
     scratch = taps[0].new_empty(router_frames * per, block.conv_out.out_channels)  # [frames, E*C]
+    input_buffers = taps[0].new_empty(block.taps, router_frames, per * depth)
+    rows_buffer = taps[0].new_empty(router_frames, per * channels)
     for item, width, chosen in _factor_groups(plan, router_frames):  # chosen: [n] router frame indices
-        inputs = [tap[item, :split].reshape(-1, per * depth).index_select(0, chosen).view(-1, depth) for tap in taps]
-        rows = taps[0].new_empty(len(chosen), per * channels)  # [n, F*C]
-        block.frames_into(inputs, width, rows.view(-1, channels), scratch[: len(chosen) * per])
+        n = len(chosen)
+        inputs = [torch.index_select(tap[item, :split].reshape(-1, per * depth), 0, chosen, out=buffer[:n]).view(-1, depth)
+                  for tap, buffer in zip(taps, input_buffers)]  # taps x [n*F, S*C_in]
+        rows = rows_buffer[:n]  # [n, F*C]
+        block.frames_into(inputs, width, rows.view(-1, channels), scratch[: n * per])
         out[item, :split].view(-1, per * channels).index_copy_(0, chosen, rows)
     for item, tail in enumerate(plan.choice[:, -1].tolist()):
         if tail >= 0:
