@@ -39,12 +39,59 @@ def _check_mask(mask: torch.Tensor | None, signal: torch.Tensor, name: str) -> t
     return mask.to(device=signal.device, dtype=signal.dtype)
 
 
+class _ClampedMagnitude(torch.autograd.Function):
+    """frames [..., n] -> sqrt(max(|rfft(frames)|^2, MAGNITUDE_FLOOR)) [..., n // 2 + 1].
+
+    The backward is written out because torch's backward of ``rfft`` zero-fills the full spectrum and runs a
+    complex FFT over it; here it is one inverse real FFT. For power P_k = |X_k|^2 of real frames x,
+    dP_k / dx_t = 2 Re(X_k e^{2 pi i k t / n}), and n * irfft(Z)_t = Re Z_0 + Re Z_{n/2} (-1)^t
+    + 2 Re sum_{0 < k < n/2} Z_k e^{2 pi i k t / n}: so dL/dx = n * irfft(dL/dP * X * c) with c = 2 at bins 0
+    and n/2 and 1 elsewhere. Gradients equal torch.stft's to float64 rounding (tests/test_losses.py)."""
+
+    @staticmethod
+    def forward(ctx, frames: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.rfft(frames)  # [..., bins] complex
+        power = spectrum.real.square() + spectrum.imag.square()
+        magnitude = torch.sqrt(torch.clamp(power, min=MAGNITUDE_FLOOR))
+        ctx.save_for_backward(spectrum, power, magnitude)
+        ctx.length = frames.shape[-1]
+        return magnitude
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        spectrum, power, magnitude = ctx.saved_tensors
+        n = ctx.length
+        grad_power = torch.where(power >= MAGNITUDE_FLOOR, grad / (2 * magnitude), 0.0)  # clamp passes >= min
+        scale = torch.full((spectrum.shape[-1],), float(n), dtype=grad.dtype, device=grad.device)
+        scale[0] = 2 * n
+        if n % 2 == 0:
+            scale[-1] = 2 * n
+        return torch.fft.irfft(spectrum * (grad_power * scale), n)
+
+
 def _magnitude(signal: torch.Tensor, n_fft: int, hop: int, window_length: int) -> torch.Tensor:
-    """[B, T] -> |STFT| [B, frames, bins] with a Hann window, magnitudes clamped at sqrt(MAGNITUDE_FLOOR)."""
+    """[B, T] -> |STFT| [B, frames, bins] with a Hann window, magnitudes clamped at sqrt(MAGNITUDE_FLOOR).
+
+    torch.stft(center=True, reflect padding, the window zero-padded to n_fft in the middle), framed by hand
+    so that the backward is the cheap one of ``_ClampedMagnitude``."""
     window = torch.hann_window(window_length, device=signal.device, dtype=signal.dtype)
-    spectrum = torch.stft(signal, n_fft, hop, window_length, window, return_complex=True)  # [B, bins, frames]
-    power = spectrum.real.pow(2) + spectrum.imag.pow(2)
-    return torch.sqrt(torch.clamp(power, min=MAGNITUDE_FLOOR)).transpose(1, 2)  # [B, frames, bins]
+    left = (n_fft - window_length) // 2
+    window = F.pad(window, (left, n_fft - window_length - left))  # [n_fft]
+    padded = F.pad(signal[:, None], (n_fft // 2, n_fft // 2), mode="reflect")[:, 0]  # [B, T + 2 * (n_fft // 2)]
+    frames = padded.unfold(-1, n_fft, hop) * window  # [B, 1 + T // hop, n_fft]
+    return _ClampedMagnitude.apply(frames)
+
+
+def stft_magnitudes(signal: torch.Tensor, resolutions=STFT_RESOLUTIONS, mask: torch.Tensor | None = None
+                    ) -> list[torch.Tensor]:
+    """[B, T] or [T] (times ``mask`` when given) -> one |STFT| [B, frames, bins] per resolution: the target's
+    half of :func:`multi_resolution_stft_loss`, to compute once when several estimates meet one target
+    (pass it as ``target_magnitudes``)."""
+    mask = _check_mask(mask, signal, "mask")
+    if mask is not None:
+        signal = signal * mask
+    signal = signal.reshape(-1, signal.shape[-1])  # [B, T]
+    return [_magnitude(signal, n_fft, hop, window_length) for n_fft, hop, window_length in resolutions]
 
 
 def multi_resolution_stft_loss(
@@ -54,6 +101,7 @@ def multi_resolution_stft_loss(
     sc_factor: float = 0.1,
     mag_factor: float = 0.1,
     mask: torch.Tensor | None = None,
+    target_magnitudes: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """sc_factor * spectral convergence + mag_factor * log-magnitude L1, each averaged over the resolutions.
 
@@ -68,19 +116,20 @@ def multi_resolution_stft_loss(
         mask: optional [B, T] (or [T]) padding mask, 1 = real sample: both signals are zeroed where it is 0, so
             what lies in the padding cannot change the loss (padded frames add zero error; they still count in
             the log-magnitude mean, as they would with zero padding in denoiser).
+        target_magnitudes: optional ``stft_magnitudes(target, resolutions, mask)``, computed once for several
+            estimates of one target (stage-1 training); ``target`` is then not transformed again.
 
     Returns:
         a scalar tensor.
     """
     _check_pair(estimate, target)
-    mask = _check_mask(mask, estimate, "mask")
-    if mask is not None:
-        estimate, target = estimate * mask, target * mask
-    estimate, target = estimate.reshape(-1, estimate.shape[-1]), target.reshape(-1, target.shape[-1])  # [B, T]
+    if target_magnitudes is None:
+        target_magnitudes = stft_magnitudes(target, resolutions, mask)
+    elif len(target_magnitudes) != len(resolutions):
+        raise ValueError(f"target_magnitudes has {len(target_magnitudes)} entries for {len(resolutions)} resolutions.")
+    estimate_magnitudes = stft_magnitudes(estimate, resolutions, mask)
     convergence = magnitude = estimate.new_zeros(())
-    for n_fft, hop, window_length in resolutions:
-        est = _magnitude(estimate, n_fft, hop, window_length)  # [B, F, n_fft // 2 + 1]
-        ref = _magnitude(target, n_fft, hop, window_length)
+    for est, ref in zip(estimate_magnitudes, target_magnitudes):  # [B, F, n_fft // 2 + 1] each
         convergence = convergence + torch.linalg.norm(ref - est) / torch.linalg.norm(ref)
         magnitude = magnitude + F.l1_loss(torch.log(est), torch.log(ref))
     return (sc_factor * convergence + mag_factor * magnitude) / len(resolutions)
@@ -92,6 +141,7 @@ def speech_enhancement_loss(
     sc_factor: float = 0.1,
     mag_factor: float = 0.1,
     padding_mask: torch.Tensor | None = None,
+    target_magnitudes: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """L_SE: L1 on the waveform plus the multi-resolution STFT loss (skipped when both factors are 0).
 
@@ -101,6 +151,7 @@ def speech_enhancement_loss(
         estimate, target: [B, T] or [T].
         padding_mask: optional [B, T] (or [T]), 1 = real sample. The L1 is the mean over real samples only, and
             both signals are zeroed past each item's end before the STFTs.
+        target_magnitudes: optional ``stft_magnitudes(target, mask=padding_mask)`` shared by several estimates.
 
     Returns:
         a scalar tensor.
@@ -114,8 +165,9 @@ def speech_enhancement_loss(
             raise ValueError("padding_mask marks no real sample: there is nothing to compare.")
         estimate, target = estimate * mask, target * mask
         loss = (estimate - target).abs().sum() / mask.sum()
-    if sc_factor or mag_factor:
-        loss = loss + multi_resolution_stft_loss(estimate, target, sc_factor=sc_factor, mag_factor=mag_factor)
+    if sc_factor or mag_factor:  # (both signals are already masked)
+        loss = loss + multi_resolution_stft_loss(estimate, target, sc_factor=sc_factor, mag_factor=mag_factor,
+                                                 target_magnitudes=target_magnitudes)
     return loss
 
 
@@ -216,4 +268,5 @@ __all__ = [
     "si_sdr",
     "si_sdr_loss",
     "speech_enhancement_loss",
+    "stft_magnitudes",
 ]

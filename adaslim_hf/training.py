@@ -484,10 +484,11 @@ def slimmable_loss(model: AdaSlimModel, noisy: torch.Tensor, clean: torch.Tensor
     """Stage 1: L_slim = sum over ``factors`` (default: all configured) of L_SE(enhanced at u, clean), each a
     static-factor forward with sliced weights. noisy, clean [B, T] -> (L_slim, {u: L_SE at u})."""
     factors = model.config.utilization_factors if factors is None else factors
+    shared = model.share_inputs(noisy, padding_mask, clean)  # normalised, up-sampled input and target spectra
     terms = {}
     for factor in factors:
         terms[float(factor)] = model(noisy, padding_mask=padding_mask, utilization=float(factor),
-                                     clean_values=clean).se_loss
+                                     clean_values=clean, shared_inputs=shared).se_loss
     return torch.stack(list(terms.values())).sum(), terms
 
 
@@ -503,6 +504,10 @@ class TrainingObjective(nn.Module):
     ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
     tensor to back-propagate) and detached scalars to log (``se_loss/u<factor>`` in stage 1; ``se_loss``,
     ``efficiency_loss``, ``balance_loss``, ``mean_utilization`` and ``fraction/u<factor>`` in stage 2).
+
+    Stage 1 computes the width-independent part of the batch (``AdaSlimModel.share_inputs``: normalised,
+    up-sampled input and the target's spectra) at its first term and reuses it for the other factors, as long
+    as it is called with the same, unmodified tensors.
     """
 
     def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None):
@@ -511,6 +516,7 @@ class TrainingObjective(nn.Module):
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
         self.model = model
         self.stage = stage
+        self._shared_inputs = None  # stage 1: the last batch's SharedInputs
         self.static_utilization = None
         if stage == "static":
             model.config.factor_index(static_utilization)  # ValueError listing the allowed factors
@@ -527,7 +533,13 @@ class TrainingObjective(nn.Module):
         if self.stage in ("1", "static"):
             if term is None:
                 raise ValueError(f"stage {self.stage!r} needs a factor as `term`, one of {self.terms()}.")
-            out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean)
+            shared = None
+            if self.stage == "1":
+                shared = self._shared_inputs
+                if shared is None or not shared.matches(noisy, padding_mask, clean):
+                    shared = self._shared_inputs = self.model.share_inputs(noisy, padding_mask, clean)
+            out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
+                             shared_inputs=shared)
             return {"loss": out.loss, f"se_loss/u{float(term):g}": out.se_loss.detach()}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean)
         factors = self.model.config.utilization_factors

@@ -17,6 +17,7 @@ from adaslim_hf.losses import (
     si_sdr,
     si_sdr_loss,
     speech_enhancement_loss,
+    stft_magnitudes,
 )
 
 SAMPLE_RATE = 16000
@@ -93,6 +94,47 @@ def test_mr_stft_matches_independent_numpy(pair):
     expected = (0.1 * sc_total + 0.5 * mag_total) / len(STFT_RESOLUTIONS)
     ours = multi_resolution_stft_loss(estimate, clean, sc_factor=0.1, mag_factor=0.5)
     assert float(ours) == pytest.approx(expected, rel=1e-9)
+
+
+def _torch_stft_loss(estimate, target, resolutions):
+    """The MR-STFT loss through torch.stft and autograd (the gradient reference for the hand-written one)."""
+    convergence = magnitude = 0
+    for n_fft, hop, window_length in resolutions:
+        window = torch.hann_window(window_length, dtype=estimate.dtype)
+        est, ref = (torch.stft(x, n_fft, hop, window_length, window, return_complex=True).abs().pow(2)
+                    .clamp(min=1e-7).sqrt() for x in (estimate, target))
+        convergence = convergence + torch.linalg.norm(ref - est) / torch.linalg.norm(ref)
+        magnitude = magnitude + (torch.log(ref) - torch.log(est)).abs().mean()
+    return (0.1 * convergence + 0.3 * magnitude) / len(resolutions)
+
+
+def test_stft_gradient_and_shared_target_magnitudes_equal_torch_stft(pair):
+    """The magnitudes' backward is written out (one inverse real FFT): float64 gradients equal torch.stft's
+    through autograd, with clamped (silent) frames and an odd n_fft; precomputed target magnitudes give the
+    same loss and gradient."""
+    estimate, clean = pair
+    estimate = estimate.clone()
+    estimate[0, 4000:6000] = 0  # below the magnitude floor: the clamp cuts the gradient there
+    clean = clean.clone()
+    clean[0, 4000:6000] = 0
+    resolutions = (*STFT_RESOLUTIONS, (301, 37, 201))
+    expected_input = estimate.clone().requires_grad_(True)
+    expected = _torch_stft_loss(expected_input, clean, resolutions)
+    expected.backward()
+    for target_magnitudes in (None, stft_magnitudes(clean, resolutions)):
+        ours_input = estimate.clone().requires_grad_(True)
+        ours = multi_resolution_stft_loss(ours_input, clean, resolutions, sc_factor=0.1, mag_factor=0.3,
+                                          target_magnitudes=target_magnitudes)
+        ours.backward()
+        torch.testing.assert_close(ours, expected, rtol=1e-12, atol=0)
+        torch.testing.assert_close(ours_input.grad, expected_input.grad, rtol=1e-9, atol=1e-15)
+    mask = torch.ones_like(clean)
+    mask[1, 9000:] = 0
+    shared = stft_magnitudes(clean, mask=mask)
+    for sc, mag in ((0.1, 0.1), (0.0, 0.5)):
+        torch.testing.assert_close(
+            speech_enhancement_loss(estimate, clean, sc, mag, padding_mask=mask, target_magnitudes=shared),
+            speech_enhancement_loss(estimate, clean, sc, mag, padding_mask=mask), rtol=1e-12, atol=0)
 
 
 def test_speech_enhancement_loss_is_l1_plus_stft(pair):

@@ -242,3 +242,60 @@ def test_initialisation_is_demucs_not_normal_002():
     gru = model.bottleneck.grus[0]
     bound = 1 / math.sqrt(gru.hidden_size)
     assert gru.weight_hh_l0.abs().max() <= bound and gru.weight_hh_l0.std() > 0.5 * bound / math.sqrt(3)
+
+
+def test_training_paths_equal_conv_and_nn_gru_references():
+    """With autograd, the encoder computes all taps as one product over the input's S-sample blocks and the
+    grouped GRU runs a hand-written backward: outputs and gradients equal F.conv1d with the sliced weights and
+    torch's nn.GRU per group."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    for layer, block in enumerate(model.encoder):
+        for width in (2, block.channels):
+            x = torch.randn(2, 4 * 37 + 4, block.in_channels, requires_grad=True)
+            mask = (torch.rand(2, 37, 1) > 0.3).float()
+            out = block.forward_all_frames(x, width, mask)  # [B, N, C]
+            grad = torch.randn_like(out)
+            weights = [block.conv_in.weight, block.conv_in.bias, block.conv_out.weight, block.conv_out.bias]
+            ours = torch.autograd.grad(out, [x, *weights], grad)
+            hidden = F.relu(F.conv1d(x.transpose(1, 2), weights[0][:width], weights[1][:width], block.stride))
+            reference = F.glu(F.conv1d(hidden * mask.transpose(1, 2), weights[2][:, :width], weights[3]), dim=1)
+            expected = torch.autograd.grad(reference, [x, *weights], grad.transpose(1, 2))
+            torch.testing.assert_close(out, reference.transpose(1, 2), rtol=1e-5, atol=1e-5)
+            for a, b in zip(ours, expected):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+    gru = GroupedGRU(channels=24, groups=3, layers=1, bidirectional=False)
+    x, state = torch.randn(2, 37, 24, requires_grad=True), torch.randn(3, 2, 8, requires_grad=True)
+    y, last = gru(x, state)
+    grad_y, grad_last = torch.randn_like(y), torch.randn_like(last)
+    inputs = [x, state, *gru.parameters()]
+    ours = torch.autograd.grad([y, last], inputs, [grad_y, grad_last])
+    parts = [g(part, h[None]) for g, part, h in zip(gru.grus, x.split(8, dim=-1), state)]
+    reference, reference_last = torch.cat([p[0] for p in parts], -1), torch.cat([p[1] for p in parts])
+    expected = torch.autograd.grad([reference, reference_last], inputs, [grad_y, grad_last])
+    torch.testing.assert_close(y, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(last, reference_last, rtol=1e-5, atol=1e-5)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    empty, kept = gru(x[:, :0], state)
+    assert empty.shape == (2, 0, 24) and torch.equal(kept, state)
+
+
+@pytest.mark.parametrize("name", ["causal", "non_causal"])
+def test_shared_inputs_give_the_results_of_a_plain_forward(name):
+    model = make_model(name).train()
+    noisy, mask = padded_batch([4099, 2711], seed=4)
+    clean = noisy * 0.5
+    for padding_mask in (None, mask):
+        shared = model.share_inputs(noisy, padding_mask, clean)
+        for utilization in (*model.config.utilization_factors, None):
+            torch.manual_seed(0)  # the router's Gumbel noise
+            plain = model(noisy, padding_mask=padding_mask, utilization=utilization, clean_values=clean)
+            torch.manual_seed(0)
+            reused = model(noisy, padding_mask=padding_mask, utilization=utilization, clean_values=clean,
+                           shared_inputs=shared)
+            assert torch.equal(plain.enhanced_values, reused.enhanced_values)
+            assert torch.equal(plain.loss, reused.loss)

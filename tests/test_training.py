@@ -129,6 +129,45 @@ def test_stage1_terms_sum_to_the_slimmable_loss_and_its_gradient():
     assert all(p.grad is None for p in model.router.parameters())  # stage 1 never calls the router
 
 
+def test_stage1_shared_work_gradients_equal_the_per_factor_reference(monkeypatch):
+    """A stage-1 step computes the batch's width-independent part (normalised, up-sampled input, the target's
+    spectra) once and shares it across the factors' forwards: its gradients equal those of one complete,
+    independent forward and backward per factor (the reference), with and without a padding mask."""
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    noisy, clean = torch.randn(3, 5000) * 0.1, torch.randn(3, 5000) * 0.1
+    mask = (torch.arange(5000)[None, :] < torch.tensor([5000, 4100, 2700])[:, None]).long()
+    calls = []
+    share_inputs = model.share_inputs
+    monkeypatch.setattr(model, "share_inputs", lambda *args: calls.append(1) or share_inputs(*args))
+    for padding_mask in (None, mask):
+        model.zero_grad(set_to_none=True)
+        reference_losses = {}
+        for factor in model.config.utilization_factors:  # reference: every factor on its own
+            out = model(noisy, padding_mask=padding_mask, utilization=factor, clean_values=clean)
+            out.se_loss.backward()
+            reference_losses[f"se_loss/u{factor:g}"] = float(out.se_loss)
+        reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        calls.clear()
+        objective = TrainingObjective(model, "1")
+        logs = backward_terms(objective, objective.terms(), noisy, clean, padding_mask)
+        assert len(calls) == 1  # once per step, not once per factor
+        assert {k: logs[k] for k in reference_losses} == pytest.approx(reference_losses, rel=1e-6)
+        assert reference.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
+        for name, grad in reference.items():
+            torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, rtol=1e-5, atol=1e-5)
+        backward_terms(objective, objective.terms(), noisy.clone(), clean, padding_mask)  # a new batch
+        noisy.mul_(1.0)  # modified in place: its version changed
+        backward_terms(objective, objective.terms(), noisy, clean, padding_mask)
+        assert len(calls) == 3
+    shared = share_inputs(noisy, mask, clean)
+    with pytest.raises(ValueError, match="shared_inputs"):
+        model(noisy, padding_mask=None, utilization=0.25, clean_values=clean, shared_inputs=shared)
+    with pytest.raises(ValueError, match="shared_inputs"):
+        model(noisy.clone(), padding_mask=mask, utilization=0.25, clean_values=clean, shared_inputs=shared)
+
+
 def test_router_calibration_meets_the_target_at_inference():
     torch.manual_seed(0)
     model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3)).eval()
