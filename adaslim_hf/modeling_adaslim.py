@@ -772,7 +772,6 @@ class GroupedGRU(nn.Module):
         hidden_bias[..., 2 * width :] = b_hh[..., 2 * width :]
         return w_ih, w_hh, input_bias, hidden_bias
 
-
     def _forward_inference(self, x: torch.Tensor, state: torch.Tensor | None):
         """``forward`` of the fused case without autograd: the input products of all frames at once, with
         the hidden biases of r and z folded in, then ``grouped_gru_steps`` (compiled by TorchScript)."""
