@@ -986,8 +986,11 @@ class AdaSlimOutput(ModelOutput):
 
 
 def _versions(*tensors) -> tuple:
-    """In-place version counters (None for None): a changed one means the tensor was modified since."""
-    return tuple(None if tensor is None else tensor._version for tensor in tensors)
+    """In-place version counters (None for None): a changed one means the tensor was modified since.
+    Tensors made under ``torch.inference_mode()`` keep no counter; they read as "inference" (identity is
+    then the only check ``SharedInputs.matches`` can make)."""
+    return tuple(None if tensor is None else "inference" if tensor.is_inference() else tensor._version
+                 for tensor in tensors)
 
 
 @dataclass

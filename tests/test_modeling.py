@@ -299,3 +299,19 @@ def test_shared_inputs_give_the_results_of_a_plain_forward(name):
                            shared_inputs=shared)
             assert torch.equal(plain.enhanced_values, reused.enhanced_values)
             assert torch.equal(plain.loss, reused.loss)
+
+
+def test_inference_mode_gives_the_no_grad_result():
+    """Inputs made under torch.inference_mode keep no version counter; the model must still run on them."""
+    model = make_model("causal")
+    noisy, mask = padded_batch([4099, 2711], seed=5)
+    with torch.no_grad():
+        expected = [model(noisy, padding_mask=mask, utilization=u).enhanced_values for u in (None, 0.25)]
+    with torch.inference_mode():
+        inference_noisy, inference_mask = noisy.clone(), mask.clone()
+        got = [model(inference_noisy, padding_mask=inference_mask, utilization=u).enhanced_values for u in (None, 0.25)]
+        shared = model.share_inputs(inference_noisy, inference_mask)
+        reused = model(inference_noisy, padding_mask=inference_mask, shared_inputs=shared).enhanced_values
+    for want, have in zip(expected, got):
+        assert torch.equal(want, have)
+    assert torch.equal(expected[0], reused)
