@@ -170,22 +170,26 @@ class SlimEncoderBlock(nn.Module):
         out_weight = self.conv_out.weight[:, :width, 0].t().contiguous()  # [w, E*C]
         return taps, self.conv_in.bias[:width], side_by_side, out_weight, self.conv_out.bias
 
+    def reads_window_once(self, width: int) -> bool:
+        """Whether inference computes all taps of a window of input blocks as one product (``tap_products``):
+        where the taps' products are no wider than the input (taps * w <= S*C_in: every layer but the first)."""
+        return self.taps * width <= self.stride * self.in_channels
+
+    def tap_products(self, window: torch.Tensor, width: int, out: torch.Tensor) -> torch.Tensor:
+        """Inference: every tap's product of each input block, window [m, S*C_in] -> out [m, taps * w]."""
+        return torch.mm(window, self.inference_weights(width)[2], out=out)
+
     def _internal(self, inputs, width: int) -> torch.Tensor:
         """Inference: the internal feature space [n, w] of n frames, from their tap inputs (a list of
-        [n, S*C_in]) or from the window of their n + taps - 1 input blocks [n + taps - 1, S*C_in]. Where the
-        taps' products are no wider than the input (taps * w <= S*C_in: every layer but the first) the window
-        is read once, by one product whose per-tap parts are summed at their shifts; else one product per tap."""
-        taps, bias, side_by_side = self.inference_weights(width)[:3]
-        if isinstance(inputs, torch.Tensor) and side_by_side.shape[1] <= side_by_side.shape[0]:
-            n = inputs.shape[0] - self.taps + 1
-            products = torch.mm(inputs, side_by_side)  # [n + taps - 1, taps * w]
-            hidden = torch.add(products[:n, :width], bias)
-            for tap in range(1, self.taps):
-                hidden += products[tap : tap + n, tap * width : (tap + 1) * width]
-            return hidden.relu_()
+        [n, S*C_in]) or, where ``reads_window_once``, from the tap products [n + taps - 1, taps * w] of their
+        window of input blocks, whose per-tap parts are summed at their shifts."""
+        taps, bias = self.inference_weights(width)[:2]
         if isinstance(inputs, torch.Tensor):
             n = inputs.shape[0] - self.taps + 1
-            inputs = [inputs[tap : tap + n] for tap in range(self.taps)]
+            hidden = torch.add(inputs[:n, :width], bias)
+            for tap in range(1, self.taps):
+                hidden += inputs[tap : tap + n, tap * width : (tap + 1) * width]
+            return hidden.relu_()
         hidden = torch.addmm(bias, inputs[0], taps[0])  # [n, w]
         for tap in range(1, self.taps):
             hidden.addmm_(inputs[tap], taps[tap])
@@ -228,7 +232,8 @@ class SlimEncoderBlock(nn.Module):
         return F.glu(out, dim=-1) if self.glu else F.relu(out)
 
     def frames_into(self, inputs, width: int, out: torch.Tensor, scratch: torch.Tensor):
-        """Inference (no autograd): ``frames`` of n frames at width w from their inputs (see ``_internal``),
+        """Inference (no autograd): ``frames`` of n frames at width w from their tap inputs or tap products
+        (see ``_internal``),
         written into ``out`` [n, C] (a view of the layer's output) in one pass: the 1x1 conv (bias included)
         goes to ``scratch`` [n, E*C] (reused across tiles, so it stays in cache) and its GLU into ``out``."""
         out_weight, out_bias = self.inference_weights(width)[3:]  # [w, E*C], [E*C]
@@ -330,27 +335,29 @@ class SlimDecoderBlock(nn.Module):
         return out.view(batch, -1, self.out_channels)
 
     def _rows_into(self, out, x, skip, item: int, spans: list, valid=None):
-        """Every output row of item ``item`` from its spans (first, stop, width), tile by tile: row r = bias +
-        sum over taps t of hidden[r - t] @ T_t of frame r - t's width (overlap-add), then the ReLU while the
-        tile is in cache. Each span computes the hidden state of its frames that reach the tile's rows, so a
-        frame at a tile's edge is computed twice (taps - 1 frames per tile). out [B, N + taps - 1, S*C_out]."""
+        """Every output row of item ``item`` from its spans (first, stop, width), tile by tile of frames: row
+        r = bias + sum over taps t of hidden[r - t] @ T_t of frame r - t's width (overlap-add). Each frame's
+        hidden state is computed once, in the tile that holds it; a tile's frames complete the rows up to its
+        last frame, which get their ReLU while they are in cache (the last taps - 1 rows at the end).
+        out [B, N + taps - 1, S*C_out]."""
         n_frames, shift = x.shape[1], self.taps - 1
         bias = self.conv_tr.bias.repeat(self.stride)  # [S*C_out]
-        for start, end in _tiles(n_frames + shift, max(self.channels, self.stride * self.out_channels)):
-            rows = out[item, start:end].copy_(bias)  # [n, S*C_out]
+        out[item, :shift].copy_(bias)
+        for start, end in _tiles(n_frames, max(self.channels, self.stride * self.out_channels)):
+            out[item, start + shift : end + shift].copy_(bias)  # rows this tile's frames reach first
             for first, stop, width in spans:
-                low, high = max(first, start - shift), min(stop, end)  # frames of the span reaching these rows
+                low, high = max(first, start), min(stop, end)  # frames of the span in this tile
                 if low >= high:
                     continue
                 mask = None if valid is None else valid[item, low:high]
                 hidden = self.hidden_into(torch.add(x[item, low:high], skip[item, low:high]), width, mask)  # [m, w]
                 per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
-                for tap in range(self.taps):  # frame f adds to row f + tap, for the rows in [start, end)
-                    f0, f1 = max(low, start - tap), min(high, end - tap)
-                    if f0 < f1:
-                        out[item, f0 + tap : f1 + tap].addmm_(hidden[f0 - low : f1 - low], per_tap[tap])
+                for tap in range(self.taps):  # frame f adds to row f + tap
+                    out[item, low + tap : high + tap].addmm_(hidden, per_tap[tap])
             if not self.last:
-                rows.relu_()
+                out[item, start:end].relu_()  # no later frame reaches these rows
+        if not self.last:
+            out[item, n_frames:].relu_()
 
     def forward_gathered_inference(self, x: torch.Tensor, skip: torch.Tensor, plan) -> torch.Tensor:
         """``forward_gathered`` of x + skip without autograd: per item and factor, the chosen router frames of
@@ -573,12 +580,40 @@ def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -
 def _encoder_span(block: SlimEncoderBlock, blocks: torch.Tensor, out: torch.Tensor, item: int, first: int, stop: int,
                   width: int):
     """Inference: frames [first, stop) of item ``item`` at ``width`` into ``out`` [B, N_l, C], in cache-sized
-    tiles, from the layer input viewed as S-sample blocks ``blocks`` [B, N_l + taps - 1, S*C_in]."""
+    tiles, from the layer input viewed as S-sample blocks ``blocks`` [B, N_l + taps - 1, S*C_in].
+
+    Where the block ``reads_window_once``, the span's input blocks b = 0 .. n + taps - 2 each get the
+    products of the taps t that some frame of the span reads them through (frame b - t, 0 <= b - t < n): all
+    taps as one product for the interior blocks, only the needed taps for the taps - 1 blocks at either end,
+    so the products are exactly the MACs of the span. The last taps - 1 rows of a tile's products, which the
+    next tile's first frames read too, are carried over to it."""
     tiles = _tiles(stop, 2 * block.channels, first)
-    scratch = out.new_empty(max((end - start for start, end in tiles), default=0), block.conv_out.out_channels)
-    for start, end in tiles:  # frame f reads input blocks f .. f + taps - 1
-        window = blocks[item, start : end + block.taps - 1]  # [n + taps - 1, S*C_in]
-        block.frames_into(window, width, out[item, start:end], scratch[: end - start])
+    longest = max((end - start for start, end in tiles), default=0)
+    scratch = out.new_empty(longest, block.conv_out.out_channels)
+    carry, n_frames = block.taps - 1, stop - first
+    products = out.new_empty(longest + carry, block.taps * width) if block.reads_window_once(width) else None
+    side_by_side = block.inference_weights(width)[2]  # [S*C_in, taps * w]
+    for index, (start, end) in enumerate(tiles):  # frame f reads input blocks f .. f + taps - 1
+        n = end - start
+        if products is None:
+            inputs = [blocks[item, start + tap : end + tap] for tap in range(block.taps)]  # taps x [n, S*C_in]
+            block.frames_into(inputs, width, out[item, start:end], scratch[:n])
+            continue
+        if index:  # the previous tile's last rows are this tile's first
+            products[:carry].copy_(products[previous : previous + carry])
+        # block b (relative to the span) of rows [low, high) is computed here, at products row b - (start - first)
+        offset = start - first
+        low, high = offset + (carry if index else 0), offset + n + carry
+        interior = max(low, carry), min(high, n_frames)
+        if interior[0] < interior[1]:
+            torch.mm(blocks[item, first + interior[0] : first + interior[1]], side_by_side,
+                     out=products[interior[0] - offset : interior[1] - offset])
+        for b in [*range(low, min(high, carry)), *range(max(low, n_frames, carry), high)]:  # the span's ends
+            taps = slice(max(0, b - n_frames + 1) * width, (min(carry, b) + 1) * width)
+            torch.mm(blocks[item, first + b : first + b + 1], side_by_side[:, taps],
+                     out=products[b - offset : b - offset + 1, taps])
+        previous = n
+        block.frames_into(products[: n + carry], width, out[item, start:end], scratch[:n])
 
 
 def _encoder_gathered_inference(block: SlimEncoderBlock, blocks: torch.Tensor, plan: LayerPlan) -> torch.Tensor:

@@ -36,8 +36,28 @@ def test_router_overhead_is_a_fraction_of_a_percent():
     assert router_macs_per_frame(config) / config.router_hop / macs_per_sample(config, 1.0)["total"] < 0.001
 
 
+def _inplace_addmm_flops(self_shape, a_shape, b_shape, *args, **kwargs) -> int:
+    """aten.addmm_ (FlopCounterMode's registry counts addmm, mm, bmm and their out= forms, not addmm_)."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+def flop_counter() -> FlopCounterMode:
+    """FlopCounterMode that also counts the in-place products the inference paths accumulate with."""
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _inplace_addmm_flops})
+
+
+def test_flop_counter_counts_every_product_form_the_model_uses():
+    a, b, c = torch.randn(5, 3), torch.randn(3, 4), torch.zeros(5, 4)
+    with flop_counter() as counter:
+        c.addmm_(a, b)
+        torch.mm(a, b, out=c)
+        torch.addmm(c, a, b, out=c)
+        torch.baddbmm(c[None], a[None], b[None])
+    assert counter.get_total_flops() == 4 * 2 * 5 * 3 * 4
+
+
 def flops_of(fn, *args):
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         fn(*args)
     return counter.get_total_flops()
 
@@ -80,7 +100,7 @@ def test_call_macs_equal_the_flops_of_the_grouped_path(monkeypatch):
 
     def counting(original):
         def wrapper(*args):
-            with FlopCounterMode(display=False) as counter:
+            with flop_counter() as counter:
                 result = original(*args)
             counted.append(counter.get_total_flops())
             return result

@@ -53,13 +53,17 @@ def test_three_paths_agree_on_random_choices_odd_lengths_and_padding(name):
                 assert (sliced - other).abs().max() <= 1e-5, (factor, execution)
 
 
+@pytest.mark.parametrize("small_tiles", [False, True])
 @pytest.mark.parametrize("runs_as_spans", [True, False])
 @pytest.mark.parametrize("name", ["causal", "no_glu_lstm"])
-def test_inference_fast_paths_equal_the_autograd_paths(name, runs_as_spans, monkeypatch):
+def test_inference_fast_paths_equal_the_autograd_paths(name, runs_as_spans, small_tiles, monkeypatch):
     """Without autograd, blocks write GLU halves into their outputs, add transposed-conv taps in place and
     the GRU steps through preallocated buffers; with autograd the plain paths run. Same outputs, with the
-    grouped path's runs computed as spans (threshold 0) or gathered by factor (threshold never met)."""
+    grouped path's runs computed as spans (threshold 0) or gathered by factor (threshold never met), and
+    with one tile per span or the smallest tiles (256 frames: products carried across many tile edges)."""
     monkeypatch.setattr(modeling, "RUN_MIN_ELEMENTS", 0 if runs_as_spans else float("inf"))
+    if small_tiles:
+        monkeypatch.setattr(modeling, "TILE_FLOATS", 1)
     model = make_model(name)
     config = model.config
     lengths = [4099, 2711]
