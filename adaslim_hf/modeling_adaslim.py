@@ -593,6 +593,7 @@ def _encoder_span(block: SlimEncoderBlock, blocks: torch.Tensor, out: torch.Tens
     carry, n_frames = block.taps - 1, stop - first
     products = out.new_empty(longest + carry, block.taps * width) if block.reads_window_once(width) else None
     side_by_side = block.inference_weights(width)[2]  # [S*C_in, taps * w]
+    previous = 0  # frames of the previous tile
     for index, (start, end) in enumerate(tiles):  # frame f reads input blocks f .. f + taps - 1
         n = end - start
         if products is None:
