@@ -47,7 +47,13 @@ class AdaSlimConfig(PreTrainedConfig):
         router_channels (`int`, defaults to 8): output channels of the router's front-end conv.
         router_hidden (`int`, defaults to 8): units of the diagonal GRU.
         router_stride (`int`, defaults to 1): bottleneck frames per router decision. One bottleneck frame is
-            ``total_stride`` input samples (256 = 16 ms at 16 kHz for the defaults).
+            ``total_stride`` input samples (256 = 16 ms at 16 kHz for the defaults). Router frame r governs
+            the frames of every block that lie under input samples [r * router_hop, (r + 1) * router_hop).
+        router_delay (`int`, defaults to 1): router frames by which a decision lags the input it is computed
+            from: decision r reads input samples [(r - d) * router_hop, (r - d + 1) * router_hop) (zeros before
+            the start). With 1, every decision is known before the first frame it governs is computable, so
+            streaming with the router adds no latency to the static model's; with 0 the router reads the hop
+            it governs, and a stream waits one hop longer for each decision.
         gumbel_temperature (`float`, defaults to 1.0): straight-through Gumbel-softmax temperature (training).
 
     Losses (stage 2: L_SE + efficiency_weight * L_Eff + balance_weight * L_Bal):
@@ -87,6 +93,7 @@ class AdaSlimConfig(PreTrainedConfig):
     router_channels: int = 8
     router_hidden: int = 8
     router_stride: int = 1
+    router_delay: int = 1
     gumbel_temperature: float = 1.0
     # losses
     target_utilization: float = 0.25
@@ -113,6 +120,7 @@ class AdaSlimConfig(PreTrainedConfig):
                      "bottleneck_groups", "router_channels", "router_hidden", "router_stride", "max_hidden"):
             value = getattr(self, name)
             require(value >= 1, f"`{name}` must be a positive integer, got {value}.")
+        require(self.router_delay >= 0, f"`router_delay` must be >= 0 router frames, got {self.router_delay}.")
         require(self.resample in (1, 2, 4), f"`resample` must be 1, 2 or 4, got {self.resample}.")
         require(
             self.kernel_size % self.stride == 0,
@@ -222,8 +230,9 @@ class AdaSlimConfig(PreTrainedConfig):
         return result
 
     def num_router_frames(self, length: int) -> int:
-        """Router decisions for an input of ``length`` samples (one per ``router_stride`` bottleneck frames)."""
-        return math.ceil(self.frames_per_layer(length)[-1] / self.router_stride)
+        """Router decisions for an input of ``length`` samples: one per ``router_hop`` samples begun. Frames of a
+        block past the last router frame's (the padding's receptive field) take the last decision."""
+        return math.ceil(length / self.router_hop)
 
 
 __all__ = ["AdaSlimConfig"]

@@ -84,6 +84,14 @@ def padded_length(config: AdaSlimConfig, frames):
     return _ceil_div(frames, config.resample)
 
 
+def _symbolic_router_frames(config: AdaSlimConfig, length) -> int:
+    """config.num_router_frames(length) (one per hop begun), as a graph value read back as a symbol."""
+    frames = _ceil_div(torch.scalar_tensor(length, dtype=torch.long), config.router_hop).item()
+    torch._check(frames >= 1)
+    torch._check(frames * config.router_hop >= length)
+    return frames
+
+
 def _symbolic_frames(config: AdaSlimConfig, length) -> int:
     """The deepest layer's frame count for ``length`` samples, as a graph value read back as a symbol."""
     frames = bottleneck_frames(config, torch.scalar_tensor(length, dtype=torch.long)).item()
@@ -305,7 +313,7 @@ class RouterExport(nn.Module):
         self.config = config
         self.frontend = _Frontend(config)
         router = model.router
-        self.conv, self.projection, self.hop = router.conv, router.projection, router.hop
+        self.conv, self.projection, self.hop, self.delay = router.conv, router.projection, router.hop, router.delay
         self.gru = diagonal_gru_as_gru(router.gru, router.gru_reverse)
         self.training = False  # this wrapper only; the model's modes are untouched
 
@@ -314,8 +322,9 @@ class RouterExport(nn.Module):
         x = self.frontend.channels_first(input_values)  # [B, chin, T]
         length = x.shape[-1]
         x, _ = self.frontend.normalise(x)
-        num_frames = _ceil_div(_symbolic_frames(config, length), config.router_stride)  # N
-        x = F.pad(x, (0, num_frames * self.hop - length))  # zero-padded or cropped to [B, chin, N * hop]
+        num_frames = _symbolic_router_frames(config, length)  # N = config.num_router_frames(T)
+        # decision r reads the hop router_delay hops before its own: [B, chin, N * hop] from delay zeros on
+        x = F.pad(x, (self.delay, num_frames * self.hop - self.delay - length))
         features = F.relu(self.conv(x)).transpose(1, 2)  # [B, N, router_channels]
         hidden = run_rnn(self.gru, features)  # [B, N, directions * router_hidden]
         return self.projection(hidden.transpose(1, 2)).transpose(1, 2)  # [B, N, J]
@@ -448,8 +457,9 @@ def export_router_onnx(model: AdaSlimModel, path, *, opset: int = DEFAULT_OPSET,
                        example_samples: int | None = None) -> Path:
     """Write the ONNX graph of the router to ``path`` (atomically): ``input_values`` [batch, samples] ->
     ``router_logits`` [batch, router_frames, factors], router_frames = ``config.num_router_frames(samples)``.
-    Router frame r decides for input samples [r * router_hop, (r + 1) * router_hop); arg max over the last
-    axis is the factor index the model uses at inference (``config.utilization_factors[j]``)."""
+    Router frame r decides for input samples [r * router_hop, (r + 1) * router_hop), from the samples
+    ``config.router_delay`` hops earlier; arg max over the last axis is the factor index the model uses at
+    inference (``config.utilization_factors[j]``)."""
     module = RouterExport(model)
     metadata = {"graph": "router", "macs_per_sample": router_macs_per_frame(model.config) / model.config.router_hop,
                 **_common_metadata(model)}

@@ -468,6 +468,18 @@ class LayerPlan:
     valid: torch.Tensor | None = None
     runs: list[tuple[int, int, int, int]] | None = None  # grouped: (item, first, end router frame, factor)
 
+    @classmethod
+    def grouped(cls, choice: torch.Tensor, widths: tuple[int, ...], per_router_frame: int, n_frames: int,
+                valid: torch.Tensor | None = None, runs: list | None = None) -> "LayerPlan":
+        """A grouped plan for a layer of ``n_frames`` frames: ``choice`` [B, N] is cut to the router frames
+        holding some of the layer's frames (deep layers end a frame or two before the router's last frame),
+        the last of which runs to the layer's end; ``runs`` (``router_runs(choice)``, optional) likewise."""
+        covering = min(choice.shape[1], -(-n_frames // per_router_frame))
+        if runs is not None:
+            runs = [(item, first, min(end, covering), factor) for item, first, end, factor in runs if first < covering]
+        return cls("grouped", choice=choice[:, :covering], widths=widths, per_router_frame=per_router_frame,
+                   valid=valid, runs=runs)
+
 
 def router_runs(choice: torch.Tensor) -> list[tuple[int, int, int, int]]:
     """choice [B, N] -> maximal runs (item, first, end, factor index) of equal decisions, skipping -1."""
@@ -953,13 +965,16 @@ class DiagonalGRU(nn.Module):
 class AdaSlimRouter(nn.Module):
     """Reads the normalised noisy input at the model rate; one decision per ``router_hop`` samples.
 
-    Router frame r sees input samples [r * hop, (r + 1) * hop), which the bottleneck frames it decides for
-    read too, so a causal router adds no look-ahead. Bidirectional GRU when the model is not causal.
+    Decision r governs the frames under input samples [r * hop, (r + 1) * hop) and is computed from the
+    samples ``router_delay`` hops earlier (zeros before the start): with the default delay of one hop a causal
+    router has each decision before the frames it governs can be computed, so routing adds no latency to a
+    stream. Bidirectional GRU when the model is not causal.
     """
 
     def __init__(self, config: AdaSlimConfig):
         super().__init__()
         self.hop = config.router_hop
+        self.delay = config.router_delay * config.router_hop  # samples
         self.conv = nn.Conv1d(config.chin, config.router_channels, self.hop, self.hop)
         self.gru = DiagonalGRU(config.router_channels, config.router_hidden)
         self.gru_reverse = None if config.causal else DiagonalGRU(config.router_channels, config.router_hidden, True)
@@ -971,7 +986,7 @@ class AdaSlimRouter(nn.Module):
         ``valid_frames``: router frames inside each item (padded batches); the reverse recurrence of a
         non-causal router then starts at each item's own end."""
         needed = num_frames * self.hop
-        x = F.pad(x, (0, max(0, needed - x.shape[-1])))[..., :needed]
+        x = F.pad(x, (self.delay, max(0, needed - self.delay - x.shape[-1])))[..., :needed]  # [B, chin, N * hop]
         features = F.relu(self.conv(x)).transpose(1, 2)  # [B, N, router_channels]
         hidden = self.gru(features)
         if self.gru_reverse is not None:
@@ -1195,6 +1210,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         padded = bool((lengths < padded_length).any()) if lengths is not None else False
         valid_counts = [config.frames_per_layer(int(n)) for n in lengths.tolist()] if padded else None
         plans = []
+        all_runs = router_runs(choice) if mode == "grouped" else None
         for layer in range(config.depth):
             n_frames = frames[layer]
             valid = None
@@ -1212,10 +1228,8 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 mask = one_hot[:, index] @ channel_masks.to(self.device)  # [B, N_l, J] @ [J, C_l] -> [B, N_l, C_l]
                 plans.append(LayerPlan("masked", mask=mask, valid=valid))
             else:
-                runs = router_runs(choice) if layer == 0 else plans[0].runs
                 widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
-                plans.append(LayerPlan("grouped", choice=choice, widths=widths, per_router_frame=per_router_frame,
-                                       valid=valid, runs=runs))
+                plans.append(LayerPlan.grouped(choice, widths, per_router_frame, n_frames, valid, all_runs))
         return plans
 
     # ---- the width-independent part of a forward ----
@@ -1335,7 +1349,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         # frame) repeat the item's last decision, as they do for an item alone; the rest are skipped (-1).
         per_item_frames = [config.frames_per_layer(int(n)) for n in lengths.tolist()]
         frame_starts = torch.arange(num_frames)[None, :]  # [1, N]
-        frame_valid = frame_starts * config.router_stride < torch.tensor([f[-1] for f in per_item_frames])[:, None]
+        frame_valid = frame_starts < torch.tensor([config.num_router_frames(int(n)) for n in lengths.tolist()])[:, None]
         needed = torch.zeros(batch, num_frames, dtype=torch.bool)
         for layer in range(config.depth):
             per_router_frame = frames_per_router_frame(config, layer)

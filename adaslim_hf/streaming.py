@@ -23,11 +23,11 @@ depth 5, kernel 8, stride 4, resample 4, 16 kHz):
   ``resample_lookahead=k`` (< 56) makes every sinc stage wait for k input samples instead of 56 and treat
   the rest as zeros, 3 (56 - k) samples less latency: k = 20 gives 655 samples (40.9 ms), on speech about
   1e-3 relative RMS deviation from the offline output (``scripts/benchmark_streaming.py`` measures it).
-* routed (``utilization="auto"``): 936 samples (58.5 ms). One bottleneck frame reads 597 samples, which
-  straddle three router frames, and the last of them (a decision about samples up to 768) must exist
-  first (+87). And the offline model gives frames past its last router frame (``num_router_frames``) the
-  last decision: whether router frame r exists at all is only certain once 256 r + 342 samples are in
-  (+86). Both come from the model's router geometry, not from the streamer.
+* routed (``utilization="auto"``): the same 763 (655 with ``resample_lookahead=20``). The router decides
+  router frame r from the hop before it (``config.router_delay`` = 1), so each decision is in before the
+  first frame it governs can be computed; and there is one router frame per hop of input begun
+  (``num_router_frames``), so whether frame r exists is known once its first sample is in. With
+  ``router_delay=0`` (decision r from the hop it governs) a routed stream holds back 850 samples.
 
 Normalisation. Offline, the input is divided by the standard deviation of the whole input, which a stream
 cannot know. With ``input_std=None`` (the default for ``config.normalize=True``) the streamer divides
@@ -101,7 +101,8 @@ def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: 
     rows = normalised
     for _ in range(_resampling_stages(config)):
         rows = 2 * max(0, rows - resample_lookahead)
-    usable = min(normalised // config.router_hop, config.num_router_frames(fed)) if routed and fed else 0
+    decided = (normalised + config.router_delay * config.router_hop) // config.router_hop  # inputs complete
+    usable = min(decided, config.num_router_frames(fed)) if routed and fed else 0
     frames = []
     for layer in range(config.depth):
         rows = (rows - config.kernel_size) // config.stride + 1 if rows >= config.kernel_size else 0
@@ -135,17 +136,8 @@ class _Geometry:
         self.widths = [[config.slim_width(layer, j) for j in range(config.num_factors)] for layer in range(config.depth)]
 
     def num_router_frames(self, length: int) -> int:
-        """``AdaSlimConfig.num_router_frames`` (the tests check they agree): the input padded to its valid
-        length, up-sampled, through ``depth`` strided convolutions, one decision per ``router_stride`` frames."""
-        frames = math.ceil(length * self.resample)
-        for _ in range(self.depth):
-            frames = max(math.ceil((frames - self.kernel_size) / self.stride) + 1, 1)
-        for _ in range(self.depth):
-            frames = (frames - 1) * self.stride + self.kernel_size
-        frames = math.ceil(frames / self.resample) * self.resample  # valid_length(length), up-sampled
-        for _ in range(self.depth):
-            frames = (frames - self.kernel_size) // self.stride + 1
-        return math.ceil(frames / self.router_stride)
+        """``AdaSlimConfig.num_router_frames`` (the tests check they agree): one decision per hop begun."""
+        return -(-length // self.router_hop)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -405,7 +397,7 @@ class AdaSlimStreamer:
         self._carries = [None] * config.depth
         self._bottleneck_state = None
         # router
-        self._router_rows = empty.new_zeros(0, config.chin)
+        self._router_rows = empty.new_zeros(config.router_delay * config.router_hop, config.chin)  # the delay
         self._router_state = None
         self._decisions: list[int] = []
         # output side: computed rows not yet returned, their scales and the dry input

@@ -77,7 +77,7 @@ def test_flop_counter_matches_analytic_block_macs_for_every_factor(kwargs):
                 choice = torch.full((1, config.num_router_frames(3001)), index)
                 widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
                 per_router_frame = config.router_stride * config.stride ** (config.depth - 1 - layer)
-                grouped = modeling.LayerPlan("grouped", choice=choice, widths=widths, per_router_frame=per_router_frame)
+                grouped = modeling.LayerPlan.grouped(choice, widths, per_router_frame, frames[layer])
                 sliced = modeling.LayerPlan("sliced", width=width)
                 encoded = modeling.encoder_forward(encoder, h, sliced)
                 counted = {

@@ -319,3 +319,25 @@ def test_inference_mode_gives_the_no_grad_result():
     for want, have in zip(expected, got):
         assert torch.equal(want, have)
     assert torch.equal(expected[0], reused)
+
+
+@pytest.mark.parametrize("delay", [0, 1, 2])
+def test_router_decision_reads_the_hop_router_delay_before_the_frames_it_governs(delay):
+    """Causal router: decision r depends only on input before (r + 1 - delay) * hop, and does depend on the hop
+    (r - delay). With the default delay 1, every decision is known before its own hop begins."""
+    torch.manual_seed(0)
+    config = AdaSlimConfig(hidden=8, depth=4, router_delay=delay, normalize=False)
+    model = AdaSlimModel(config).eval()
+    hop, length = config.router_hop, 20 * config.router_hop + 37
+    assert config.num_router_frames(length) == 21  # one decision per hop begun
+    noisy = torch.randn(1, length) * 0.3
+    with torch.no_grad():
+        logits = model(noisy).router_logits
+        for r in (3, 10, 20):
+            changed = noisy.clone()
+            changed[:, (r + 1 - delay) * hop :] += 0.5  # only input at or after the hop after r - delay
+            assert torch.equal(model(changed).router_logits[:, : r + 1], logits[:, : r + 1])
+            if r >= delay:
+                changed = noisy.clone()
+                changed[:, (r - delay) * hop : (r + 1 - delay) * hop] += 0.5  # the hop decision r reads
+                assert not torch.equal(model(changed).router_logits[:, r], logits[:, r])

@@ -122,6 +122,8 @@ VARIANTS = {
     "stereo": {"chin": 2, "chout": 2},
     "resample_2": {"depth": 3, "resample": 2},
     "resample_1_stride_2": {"depth": 4, "resample": 1, "stride": 2, "kernel_size": 4},
+    "router_delay_0": {"router_delay": 0},
+    "router_delay_2_stride_3": {"router_delay": 2, "router_stride": 3},
 }
 
 
@@ -195,11 +197,14 @@ def test_latency_is_fixed():
 
 
 def test_paper_configuration_latencies():
-    """The numbers the streaming docstring states: 763 samples static, 936 routed, 655 with a look-ahead of 20."""
+    """The numbers the streaming docstring states: 763 samples static and routed (the router decides from the
+    hop before the frames it governs), 655 with a look-ahead of 20; with router_delay=0, 850 routed."""
     config = AdaSlimConfig()
     assert stream_latency(config, routed=False) == 763
-    assert stream_latency(config, routed=True) == 936
+    assert stream_latency(config, routed=True) == 763
     assert stream_latency(config, routed=False, resample_lookahead=20) == 655
+    assert stream_latency(config, routed=True, resample_lookahead=20) == 655
+    assert stream_latency(AdaSlimConfig(router_delay=0), routed=True) == 850
 
 
 @pytest.mark.parametrize("routed", [False, True])
