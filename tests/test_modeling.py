@@ -341,3 +341,52 @@ def test_router_decision_reads_the_hop_router_delay_before_the_frames_it_governs
                 changed = noisy.clone()
                 changed[:, (r - delay) * hop : (r + 1 - delay) * hop] += 0.5  # the hop decision r reads
                 assert not torch.equal(model(changed).router_logits[:, r], logits[:, r])
+
+
+@pytest.mark.parametrize("tile_rows", [2048, 7])
+@pytest.mark.parametrize("in_features,out_features", [(3, 40), (40, 3), (16, 16)])
+def test_linear_equals_f_linear_in_values_and_gradients(in_features, out_features, tile_rows, monkeypatch):
+    """modeling.linear (tiled products, weight gradients in the faster operand order) against F.linear, on a
+    non-contiguous 3-D input, with and without bias, in one tile and in many."""
+    import torch.nn.functional as F
+
+    monkeypatch.setattr(modeling, "LINEAR_TILE_ROWS", tile_rows)
+    torch.manual_seed(0)
+    base = torch.randn(3, 2 * 101, in_features, dtype=torch.float64, requires_grad=True)
+    x = base[:, ::2]  # [3, 101, K], a strided view
+    weight = torch.randn(out_features, in_features, dtype=torch.float64, requires_grad=True)
+    for bias in (torch.randn(out_features, dtype=torch.float64, requires_grad=True), None):
+        ours = modeling.linear(x, weight, bias)
+        reference = F.linear(x, weight, bias)
+        torch.testing.assert_close(ours, reference)
+        grad = torch.randn_like(reference)
+        inputs = [base, weight] + ([bias] if bias is not None else [])
+        for a, b in zip(torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad)):
+            torch.testing.assert_close(a, b)
+        with torch.no_grad():
+            torch.testing.assert_close(modeling.linear(x, weight, bias), reference)
+
+
+def test_decoder_training_path_equals_conv_transpose_reference():
+    """With autograd, the decoder's 1x1 conv, GLU-aware slicing and transposed conv (per-tap products over
+    shifted views): outputs and gradients equal F.conv1d + F.conv_transpose1d with the sliced weights."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    for block in model.decoder:
+        for width in (2, block.channels):
+            x = torch.randn(2, 37, block.channels, requires_grad=True)
+            mask = (torch.rand(2, 37, 1) > 0.3).float()
+            out = block.forward_all_frames(x, width, mask)  # [B, (N + taps - 1) * S, C_out]
+            grad = torch.randn_like(out)
+            weights = [block.conv_in.weight, block.conv_in.bias, block.conv_tr.weight, block.conv_tr.bias]
+            ours = torch.autograd.grad(out, [x, *weights], grad)
+            rows = torch.cat([torch.arange(width), block.channels + torch.arange(width)])
+            hidden = F.glu(F.conv1d(x.transpose(1, 2), weights[0][rows], weights[1][rows]), dim=1)
+            reference = F.conv_transpose1d(hidden * mask.transpose(1, 2), weights[2][:width], weights[3], block.stride)
+            reference = reference if block.last else F.relu(reference)
+            expected = torch.autograd.grad(reference, [x, *weights], grad.transpose(1, 2))
+            torch.testing.assert_close(out, reference.transpose(1, 2), rtol=1e-5, atol=1e-5)
+            for a, b in zip(ours, expected):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
