@@ -161,7 +161,11 @@ class _Linear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """F.linear(x, weight, bias): x [..., K], weight [N, K] -> [..., N], computed as ``_Linear`` does."""
+    """F.linear(x, weight, bias): x [..., K], weight [N, K] -> [..., N], computed as ``_Linear`` does for tall
+    inputs (more than 8 tiles of rows); shorter ones (a stream's few frames) go to F.linear, whose per-call
+    overhead is lower and whose shapes are then harmless."""
+    if x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1]:
+        return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                     or (bias is not None and bias.requires_grad)):
         return _Linear.apply(x, weight, bias)
