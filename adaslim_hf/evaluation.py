@@ -56,7 +56,8 @@ def load_test_set(data_dir: str | os.PathLike, dataset: str = "corpus", *, split
                   max_items: int | None = None, sample_rate: int = 16000):
     """The test split of a VoiceBank-layout folder (``dataset="voicebank"``) or of a built corpus
     (``dataset="corpus"``, the folder holding ``corpus.json``), as a ``datasets.Dataset`` with ``id``,
-    ``noisy`` and ``clean`` (decoded at ``sample_rate``), cut to the first ``max_items`` rows."""
+    ``noisy`` and ``clean`` (decoded at ``sample_rate``); with ``max_items``, that many rows spread evenly
+    over the split (``adaslim_hf.data.spread_indices``: every speaker and noise source keeps its share)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}.")
     root = Path(data_dir)
@@ -64,7 +65,7 @@ def load_test_set(data_dir: str | os.PathLike, dataset: str = "corpus", *, split
         raise FileNotFoundError(f"The data folder {root} does not exist (--data_dir).")
     if max_items is not None and max_items < 1:
         raise ValueError(f"max_items must be at least 1, got {max_items}.")
-    from .data import load_voicebank
+    from .data import load_voicebank, spread_indices
     from .data.corpus import load_corpus
 
     if dataset == "corpus":
@@ -74,7 +75,7 @@ def load_test_set(data_dir: str | os.PathLike, dataset: str = "corpus", *, split
     if len(data) == 0:
         raise ValueError(f"The {split} split of {root} holds no items.")
     if max_items is not None and max_items < len(data):
-        data = data.select(range(max_items))
+        data = data.select(spread_indices(len(data), max_items))
     return data
 
 

@@ -61,11 +61,14 @@ def sinc_kernel(zeros: int = SINC_ZEROS, dtype=torch.float32, device=None) -> to
 
 @functools.lru_cache(maxsize=8)
 def _sinc_toeplitz(block: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """[block + taps - 1, block] matrix whose product with a window of input gives ``block`` filter outputs."""
-    kernel = sinc_kernel(dtype=dtype, device=device).flatten()
-    lag = torch.arange(block + kernel.numel() - 1, device=device)[:, None] - torch.arange(block, device=device)
-    inside = (lag >= 0) & (lag < kernel.numel())
-    return torch.where(inside, kernel[lag.clamp(0, kernel.numel() - 1)], torch.zeros((), dtype=dtype, device=device))
+    """[block + taps - 1, block] matrix whose product with a window of input gives ``block`` filter outputs.
+    Built outside inference mode, so that the cached matrix also serves later calls under autograd."""
+    with torch.inference_mode(False), torch.no_grad():
+        kernel = sinc_kernel(dtype=dtype, device=device).flatten()
+        lag = torch.arange(block + kernel.numel() - 1, device=device)[:, None] - torch.arange(block, device=device)
+        inside = (lag >= 0) & (lag < kernel.numel())
+        zero = torch.zeros((), dtype=dtype, device=device)
+        return torch.where(inside, kernel[lag.clamp(0, kernel.numel() - 1)], zero)
 
 
 def sinc_filter(signal: torch.Tensor, block: int = 64) -> torch.Tensor:

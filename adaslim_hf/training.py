@@ -130,7 +130,8 @@ class TrainingSettings:
     segment_stride: float = _setting(0.5, "hop between training segments in seconds")
     valid_speakers: list | None = field(default=None, metadata={
         "help": "voicebank: training speakers held out for validation (default p226, p287; [] = no validation)"})
-    max_valid_items: int | None = _setting(None, "validate on at most this many items (the first ones)")
+    max_valid_items: int | None = _setting(None, "validate on at most this many items (spread evenly over the "
+                                                 "split, adaslim_hf.data.spread_indices)")
     evaluate_test: bool = _setting(True, "evaluate the final model on the test split (else on validation)")
     max_test_items: int | None = _setting(None, "evaluate the final model on at most this many items")
     num_workers: int = _setting(0, "DataLoader worker processes")
@@ -783,8 +784,9 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
     model.eval()
     rank = accelerator.process_index if accelerator is not None else 0
     world = accelerator.num_processes if accelerator is not None else 1
-    total = len(dataset) if max_items is None else min(len(dataset), max_items)
-    indices = list(range(rank, total, world))
+    from .data.collate import spread_indices
+
+    indices = spread_indices(len(dataset), max_items)[rank::world]  # an even spread of the split
     sample_rate = model.config.sample_rate
     device = next(model.parameters()).device
     records: list[dict] = []

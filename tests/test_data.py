@@ -677,3 +677,20 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
     with pytest.raises(FileExistsError, match="not made by build_corpus"):
         corpus_lib.build_corpus(foreign, cache_dir=cache, seed=0, sources=sources, workers=1, log=lambda _: None)
     assert (foreign / "pool" / "mine.txt").read_text() == "user data"
+
+
+def test_evaluation_subsets_spread_evenly_over_the_split():
+    from adaslim_hf.data import spread_indices
+
+    for total in (1, 5, 7, 540):
+        for count in (1, 2, 3, 10, total):
+            picked = spread_indices(total, count)
+            assert len(picked) == min(count, total) and picked == sorted(set(picked))
+            assert all(0 <= i < total for i in picked)
+            if count < total:  # no run of the split is skipped: gaps stay within one stride of each other
+                gaps = [b - a for a, b in zip([-1, *picked], [*picked, total])]
+                assert max(gaps) - min(gaps) <= 1 + (total // count)
+    assert spread_indices(540, 10) == [27, 81, 135, 189, 243, 297, 351, 405, 459, 513]
+    assert spread_indices(4, None) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="at least 1"):
+        spread_indices(4, 0)

@@ -390,3 +390,16 @@ def test_decoder_training_path_equals_conv_transpose_reference():
             torch.testing.assert_close(out, reference.transpose(1, 2), rtol=1e-5, atol=1e-5)
             for a, b in zip(ours, expected):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_training_after_inference_mode_in_the_same_process():
+    """Caches filled under torch.inference_mode (an evaluation) must not break a later training step."""
+    modeling._sinc_toeplitz.cache_clear()
+    model = make_model("causal")
+    noisy, _ = padded_batch([4099, 4099], seed=6)
+    with torch.inference_mode():
+        model(noisy, utilization=0.25)
+    model.train()
+    loss = model(noisy, utilization=0.25, clean_values=noisy * 0.5).loss
+    loss.backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())

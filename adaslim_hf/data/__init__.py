@@ -24,7 +24,7 @@ from .augment import (
     augment_pair,
     build_augmentation,
 )
-from .collate import SpeechEnhancementCollator, largest_valid_length, segment_offsets, segment_pairs
+from .collate import SpeechEnhancementCollator, largest_valid_length, segment_offsets, segment_pairs, spread_indices
 from .dns import (
     EVAL_SNRS,
     LEVEL_RANGE,
@@ -53,5 +53,5 @@ __all__ = [
     "apply_rir", "augment_pair", "build_augmentation", "check_pair", "decode_audio_value", "dns_eval_mixtures",
     "dns_training_stream", "largest_valid_length", "list_audio_files", "load_dns_test_set", "load_voicebank",
     "load_voicebank_hub", "load_voicebank_splits", "mix_at_snr", "pair_files", "read_audio", "resample",
-    "segment_offsets", "segment_pairs", "write_audio", "write_mixtures",
+    "segment_offsets", "segment_pairs", "spread_indices", "write_audio", "write_mixtures",
 ]

@@ -78,6 +78,20 @@ class _DecodeSegments:
         return out
 
 
+def spread_indices(total: int, count: int | None) -> list[int]:
+    """``count`` indices spread evenly over ``range(total)`` (all of them when ``count`` is None or >= total).
+
+    Evaluation subsets use this instead of the first ``count`` rows: test and validation folders are sorted by
+    name, so their first rows all come from one speaker or source (the corpus' first 218 test clips are one
+    speaker), while evenly spaced rows keep the split's mix and are the same on every run.
+    """
+    if count is None or count >= total:
+        return list(range(total))
+    if count < 1:
+        raise ValueError(f"an evaluation subset needs at least 1 item, got {count}.")
+    return [(2 * i + 1) * total // (2 * count) for i in range(count)]
+
+
 def _lengths(dataset: datasets.Dataset, column: str, sampling_rate: int) -> list[int]:
     if "num_samples" in dataset.column_names:
         lengths = dataset["num_samples"]
