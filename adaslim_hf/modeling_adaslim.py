@@ -309,9 +309,9 @@ class SlimEncoderBlock(nn.Module):
 
     def frames_into(self, inputs, width: int, out: torch.Tensor, scratch: torch.Tensor):
         """Inference (no autograd): ``frames`` of n frames at width w from their tap inputs or tap products
-        (see ``_internal``),
-        written into ``out`` [n, C] (a view of the layer's output) in one pass: the 1x1 conv (bias included)
-        goes to ``scratch`` [n, E*C] (reused across tiles, so it stays in cache) and its GLU into ``out``."""
+        (see ``_internal``), written into ``out`` [n, C] (a view of the layer's output) in one pass: the 1x1
+        conv (bias included) goes to ``scratch`` [n, E*C] (reused across tiles, so it stays in cache) and its
+        GLU into ``out``."""
         out_weight, out_bias = self.inference_weights(width)[3:]  # [w, E*C], [E*C]
         hidden = self._internal(inputs, width)  # [n, w]: the internal feature space
         if not self.glu:
@@ -1425,7 +1425,8 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         # frame) repeat the item's last decision, as they do for an item alone; the rest are skipped (-1).
         per_item_frames = [config.frames_per_layer(int(n)) for n in lengths.tolist()]
         frame_starts = torch.arange(num_frames)[None, :]  # [1, N]
-        frame_valid = frame_starts < torch.tensor([config.num_router_frames(int(n)) for n in lengths.tolist()])[:, None]
+        item_frames = torch.tensor([config.num_router_frames(int(n)) for n in lengths.tolist()])  # [B]
+        frame_valid = frame_starts < item_frames[:, None]
         needed = torch.zeros(batch, num_frames, dtype=torch.bool)
         for layer in range(config.depth):
             per_router_frame = frames_per_router_frame(config, layer)
