@@ -49,14 +49,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset_id", default="adaslim-real-audio-corpus")
     parser.add_argument("--dataset_name", default="real-audio corpus (held-out speakers and noises)")
     parser.add_argument("--destination", type=Path, default=PRETRAINED)
+    parser.add_argument("--note", default=None,
+                        help="the card's banner text (default: the card's standard 'preliminary results' note)")
     return parser.parse_args(argv)
 
 
-def package(model_dir: Path, destination: Path, evaluation, training: dict | None, repo_id: str) -> Path:
+def package(model_dir: Path, destination: Path, evaluation, training: dict | None, repo_id: str,
+            note: str | None = None) -> Path:
     model = AdaSlimModel.from_pretrained(model_dir).eval()
     extractor = AdaSlimFeatureExtractor(sampling_rate=model.config.sampling_rate)
     card = build_card(model, repo_id=repo_id, evaluation=evaluation, training=training,
-                      train_datasets=[TRAIN_DATA], status="preliminary")
+                      train_datasets=[TRAIN_DATA], status="preliminary", status_note=note)
     destination.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:
@@ -86,12 +89,13 @@ def main(args: argparse.Namespace) -> list[Path]:
     evaluation = parse_evaluation(card_evaluation(comparison, dataset_id=args.dataset_id,
                                                   dataset_name=args.dataset_name, notes=notes))
     training = json.loads(Path(args.training).read_text(encoding="utf-8")) if args.training else None
-    written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id)]
+    written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id,
+                       args.note)]
     for extra in args.extra:
         target = AdaSlimModel.config_class.from_pretrained(extra).target_utilization
         name = f"{DEFAULT_NAME}-target{target:g}"
         written.append(package(Path(extra), args.destination / name, evaluation, None,
-                               args.repo_id.rsplit("/", 1)[0] + "/" + name))
+                               args.repo_id.rsplit("/", 1)[0] + "/" + name, args.note))
     for path in written:
         print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
     return written
