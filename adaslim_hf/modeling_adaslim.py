@@ -163,11 +163,16 @@ class _Linear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """F.linear(x, weight, bias): x [..., K], weight [N, K] -> [..., N], computed as ``_Linear`` does for tall
     inputs (more than 8 tiles of rows); shorter ones (a stream's few frames) go to F.linear, whose per-call
-    overhead is lower and whose shapes are then harmless."""
-    if x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1]:
+    overhead is lower and whose shapes are then harmless. Traced graphs (torch.export, torch.compile, ONNX)
+    get the plain F.linear: their shapes may be symbolic, and the compiler picks its own kernels."""
+    if _tracing() or x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1]:
         return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                     or (bias is not None and bias.requires_grad)):
