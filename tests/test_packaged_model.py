@@ -1,0 +1,68 @@
+"""The trained default model committed in adaslim_hf/pretrained (scripts/make_default_model.sh ->
+scripts/package_default_model.py): it is what the README's first command, the pipeline and the CLI load; it
+holds safetensors only, loads with no missing or unexpected weights, is trained (not the seeded
+initialisation), enhances the shipped example at its routed setting, and its card's model-index carries the
+numbers of the committed comparison report (docs/results/default-model/comparison.json)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from adaslim_hf import AdaSlimModel
+from adaslim_hf.audio_io import load_audio
+from adaslim_hf.cards import check_card
+from adaslim_hf.macs import macs_per_sample
+from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
+
+REPO = Path(__file__).resolve().parent.parent
+COMPARISON = REPO / "docs" / "results" / "default-model" / "comparison.json"
+EXAMPLE = REPO / "examples" / "noisy_example.wav"
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    return AdaSlimModel.from_pretrained(PACKAGED_MODEL).eval()
+
+
+def test_folder_holds_safetensors_config_and_card_only():
+    assert PACKAGED_MODEL.is_dir(), f"the default model is not packaged at {PACKAGED_MODEL}"
+    names = sorted(path.name for path in PACKAGED_MODEL.iterdir())
+    assert names == ["README.md", "config.json", "model.safetensors", "preprocessor_config.json"]
+
+
+def test_loads_every_weight_and_is_trained(packaged):
+    _, info = AdaSlimModel.from_pretrained(PACKAGED_MODEL, output_loading_info=True)
+    assert not any(info[key] for key in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    torch.manual_seed(0)
+    fresh = AdaSlimModel(packaged.config)
+    differing = [name for name, value in fresh.state_dict().items()
+                 if not torch.equal(value, packaged.state_dict()[name])]
+    assert len(differing) > 0.9 * len(fresh.state_dict())
+
+
+def test_enhances_the_example_at_its_routed_setting(packaged):
+    audio, rate = load_audio(EXAMPLE)  # [channels, samples]
+    assert rate == packaged.config.sample_rate
+    with torch.inference_mode():
+        out = packaged(torch.from_numpy(audio[:1]))  # the router decides per frame
+    samples = audio.shape[-1]
+    assert out.enhanced_values.shape == (1, samples) and torch.isfinite(out.enhanced_values).all()
+    factors = packaged.config.utilization_factors
+    assert min(factors) <= float(out.mean_utilization) <= max(factors)
+    full_width = macs_per_sample(packaged.config, 1.0)["total"] * samples
+    assert 0 < float(out.macs) < full_width  # the routed call spends less than the full-width model
+
+
+def test_card_reports_the_committed_comparison():
+    card = check_card(PACKAGED_MODEL / "README.md")
+    comparison = json.loads(COMPARISON.read_text(encoding="utf-8"))
+    reported = {(result["task"]["type"], metric["type"], round(float(metric["value"]), 3))
+                for entry in card.data.to_dict()["model-index"] for result in entry["results"]
+                for metric in result["metrics"]}
+    for point in comparison["dynamic"]:
+        pesq = round(float(point["metrics"]["pesq"]), 3)
+        assert any(value == pesq for _, kind, value in reported if "pesq" in kind), (pesq, reported)
+    assert isinstance(ModelCard.load(PACKAGED_MODEL / "README.md").text, str)
