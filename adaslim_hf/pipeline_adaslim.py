@@ -432,6 +432,24 @@ class SpeechEnhancementPipeline(ChunkPipeline):
 
     # ---- parameters ----
 
+    def save_pretrained(self, save_directory, **kwargs):
+        """Pipeline.save_pretrained, without the task's local default model in the saved config's
+        ``custom_pipelines``: that default is this installation's packaged folder (an absolute path on this
+        machine), which means nothing where the saved folder is loaded or published."""
+        own = self.__dict__.get("_registered_impl")
+        registered = getattr(self, "_registered_impl", None)
+        if registered is None:
+            return super().save_pretrained(save_directory, **kwargs)
+        self._registered_impl = {task: {key: value for key, value in info.items() if key != "default"}
+                                 for task, info in registered.items()}
+        try:
+            return super().save_pretrained(save_directory, **kwargs)
+        finally:
+            if own is None:
+                del self._registered_impl
+            else:
+                self._registered_impl = own
+
     def _sanitize_parameters(self, utilization=None, dry=None, sampling_rate=None, output_sampling_rate=None,
                              chunk_length_s="unset", context_s=None, **kwargs):
         if kwargs:

@@ -57,7 +57,7 @@ $PY scripts/compare_models.py --static "stage 1 backbone=$RUNS/eval-stage1/evalu
 
 NOTE="Trained for 600 + 1000 steps on one CPU thread (about 3.3 hours), far shorter than DEMUCS recipes: \
 these weights remove background noise (DNSMOS BAK and OVRL above the noisy input) but do not yet improve \
-PESQ, STOI or SI-SDR over the noisy input, and they score below RNNoise on every metric but STOI. The router \
+PESQ, STOI or SI-SDR over the noisy input, and they score below RNNoise on every metric (but STOI, for the target-0.1 model). The router \
 of the target-0.1 model (the default) picks the smallest width (0.125) on every frame; the target-0.25 \
 model's routed setting scores below the static widths of its backbone. Numbers below are this package's \
 own measurements on its held-out test clips."

@@ -146,7 +146,7 @@ def test_stage1_shared_work_gradients_equal_the_per_factor_reference(monkeypatch
         for factor in model.config.utilization_factors:  # reference: every factor on its own
             out = model(noisy, padding_mask=padding_mask, utilization=factor, clean_values=clean)
             out.se_loss.backward()
-            reference_losses[f"se_loss/u{factor:g}"] = float(out.se_loss)
+            reference_losses[f"se_loss/u{factor:g}"] = float(out.se_loss.detach())
         reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         model.zero_grad(set_to_none=True)
         calls.clear()
