@@ -435,9 +435,9 @@ class SpeechEnhancementPipeline(ChunkPipeline):
     def save_pretrained(self, save_directory, **kwargs):
         """Pipeline.save_pretrained, without the task's local default model in the saved config's
         ``custom_pipelines``: that default is this installation's packaged folder (an absolute path on this
-        machine), which means nothing where the saved folder is loaded or published."""
-        own = self.__dict__.get("_registered_impl")
-        registered = getattr(self, "_registered_impl", None)
+        machine), which means nothing where the saved folder is loaded or published. The registry entry lives
+        on the class (``register_pipeline``); an instance attribute shadows it for this one call."""
+        registered = getattr(type(self), "_registered_impl", None)
         if registered is None:
             return super().save_pretrained(save_directory, **kwargs)
         self._registered_impl = {task: {key: value for key, value in info.items() if key != "default"}
@@ -445,10 +445,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         try:
             return super().save_pretrained(save_directory, **kwargs)
         finally:
-            if own is None:
-                del self._registered_impl
-            else:
-                self._registered_impl = own
+            del self._registered_impl
 
     def _sanitize_parameters(self, utilization=None, dry=None, sampling_rate=None, output_sampling_rate=None,
                              chunk_length_s="unset", context_s=None, **kwargs):

@@ -44,11 +44,11 @@ wait
 
 EVAL=(--dataset corpus --data_dir data/corpus --max_items "$TEST_ITEMS" --threads 1 --no_progress)
 $PY scripts/evaluate.py --model "$RUNS/stage1/model" "${EVAL[@]}" --output_dir "$RUNS/eval-stage1" &
-for target in 0.25 0.1; do  # one after the other, beside the (longer) stage-1 evaluation
-  smallest=$([ "$target" = 0.1 ] && echo 0.125 || echo "$target")
-  $PY scripts/evaluate.py --model "$RUNS/stage2-t$target/model" "${EVAL[@]}" --factors "$smallest" --no_rnnoise \
-      --output_dir "$RUNS/eval-t$target"
-done
+# the two stage-2 evaluations one after the other, beside the (longer) stage-1 evaluation
+$PY scripts/evaluate.py --model "$RUNS/stage2-t0.25/model" "${EVAL[@]}" --factors 0.25 --no_rnnoise \
+    --output_dir "$RUNS/eval-t0.25"
+$PY scripts/evaluate.py --model "$RUNS/stage2-t0.1/model" "${EVAL[@]}" --factors 0.125 --no_rnnoise \
+    --output_dir "$RUNS/eval-t0.1"
 wait
 
 $PY scripts/compare_models.py --static "stage 1 backbone=$RUNS/eval-stage1/evaluation.json" \
@@ -57,10 +57,10 @@ $PY scripts/compare_models.py --static "stage 1 backbone=$RUNS/eval-stage1/evalu
 
 NOTE="Trained for 600 + 1000 steps on one CPU thread (about 3.3 hours), far shorter than DEMUCS recipes: \
 these weights remove background noise (DNSMOS BAK and OVRL above the noisy input) but do not yet improve \
-PESQ, STOI or SI-SDR over the noisy input, and they score below RNNoise on every metric (but STOI, for the target-0.1 model). The router \
-of the target-0.1 model (the default) picks the smallest width (0.125) on every frame; the target-0.25 \
-model's routed setting scores below the static widths of its backbone. Numbers below are this package's \
-own measurements on its held-out test clips."
+PESQ, STOI or SI-SDR over the noisy input, and they score below RNNoise on every metric (but STOI, \
+for the target-0.1 model). The router of the target-0.1 model (the default) picks the smallest width \
+(0.125) on every frame; the target-0.25 model's routed setting scores below the static widths of its \
+backbone. Numbers below are this package's own measurements on its held-out test clips."
 # The default is the target-0.1 model: on the test clips it scored above the target-0.25 model on every metric
 # but DNSMOS BAK at about half its compute (runs/default/compare; README "Trained model").
 $PY scripts/package_default_model.py --model "$RUNS/stage2-t0.1/model" --extra "$RUNS/stage2-t0.25/model" \
