@@ -179,3 +179,17 @@ def test_bad_inputs(setup, tmp_path, capsys):
         _run(setup, tmp_path / "o", "--metrics", "pesq,mos")
     with pytest.raises(SystemExit, match="Expected the VoiceBank folder"):
         _run(setup, tmp_path / "o", "--data_dir", str(tmp_path))
+
+
+def test_router_usage_script_counts_every_router_frame(setup):
+    """scripts/router_usage.py (the README's per-factor shares): shares over all router frames of the clips,
+    summing to 1, and the grouped path equal to the masked path on the router's own choices."""
+    spec = importlib.util.spec_from_file_location("router_usage_script", REPO / "scripts" / "router_usage.py")
+    usage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(usage)
+    report = usage.main(usage.parse_args(["--model", str(setup["model"]), "--dataset", "voicebank",
+                                          "--data_dir", str(setup["data"]), "--max_items", "2"]))
+    assert report["factors"] == list(AdaSlimConfig().utilization_factors)
+    assert len(report["shares"]) == 4 and all(0 <= share <= 1 for share in report["shares"])
+    assert sum(report["shares"]) == pytest.approx(1.0)
+    assert report["largest_path_difference"] <= 1e-5
