@@ -562,6 +562,23 @@ class LayerPlan:
                    valid=valid, runs=runs)
 
 
+def straight_through_gumbel(logits: torch.Tensor, temperature: float, noise_scale: float = 1.0) -> torch.Tensor:
+    """Hard one-hot choices [..., J] from scores [..., J], with the gradient of softmax((scores + s g) / tau).
+
+    g is standard Gumbel noise and s = noise_scale: at 1 this is F.gumbel_softmax(hard=True) (the same random
+    numbers for the same generator state); at 0 the choice is the arg max of the scores, as at inference.
+    """
+    if not noise_scale >= 0:
+        raise ValueError(f"gumbel_noise_scale must be >= 0, got {noise_scale}.")
+    scores = logits
+    if noise_scale > 0:
+        gumbels = -torch.empty_like(logits).exponential_().log()
+        scores = logits + noise_scale * gumbels
+    soft = (scores / temperature).softmax(dim=-1)
+    hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
+    return hard - soft.detach() + soft
+
+
 def router_runs(choice: torch.Tensor) -> list[tuple[int, int, int, int]]:
     """choice [B, N] -> maximal runs (item, first, end, factor index) of equal decisions, skipping -1."""
     runs = []
@@ -1374,6 +1391,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         execution: str | None = None,
         return_dict: bool | None = None,
         shared_inputs: "SharedInputs | None" = None,
+        gumbel_noise_scale: float = 1.0,
         **kwargs,
     ) -> AdaSlimOutput | tuple:
         r"""
@@ -1393,6 +1411,11 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             shared_inputs (`SharedInputs`, *optional*): `self.share_inputs(input_values, padding_mask,
                 clean_values)` of these very tensors, computed once for several calls on one batch (stage-1
                 training runs it at every factor); the result is the same as without it.
+            gumbel_noise_scale (`float`, defaults to 1.0): training with the router only: the Gumbel noise added
+                to the router's scores before the hard choice is scaled by this. 1 is the standard
+                straight-through Gumbel-softmax; 0 makes the choice the arg max that inference takes (the
+                gradient is still the softmax's). Stage-2 training lowers it towards 0 so that the losses act on
+                the decisions inference will make (`TrainingSettings.gumbel_noise_decay_steps`).
         """
         if kwargs:
             raise ValueError(f"AdaSlimModel.forward got unexpected arguments {sorted(kwargs)}.")
@@ -1416,7 +1439,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             valid_frames = [config.num_router_frames(int(n)) for n in lengths.tolist()]
             router_logits = self.router(x, num_frames, valid_frames)  # [B, N, J]
             if self.training:
-                one_hot = F.gumbel_softmax(router_logits, tau=config.gumbel_temperature, hard=True)
+                one_hot = straight_through_gumbel(router_logits, config.gumbel_temperature, gumbel_noise_scale)
                 choice = one_hot.argmax(dim=-1)
             else:
                 choice = router_logits.argmax(dim=-1)

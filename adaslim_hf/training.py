@@ -104,6 +104,11 @@ class TrainingSettings:
                                                       "for model.target_utilization)")
     static_utilization: float | None = _setting(None, "stage 'static': the factor to train")
     train_router_only: bool = _setting(False, "stage 2: freeze the backbone and train only the router")
+    gumbel_noise_decay_steps: int = _setting(0, "stage 2: the Gumbel noise on the router's scores falls linearly "
+                                                "from its full scale at step 0 to none at this step (then the "
+                                                "training choices are the arg max that inference takes, and the "
+                                                "efficiency and balance losses act on them); 0 = full noise "
+                                                "throughout (the standard Gumbel-softmax)")
     calibrate_router: int = _setting(0, "stage 2: after training, shift the router's scores by -lambda * u_j, "
                                         "lambda set by bisection so that the mean utilization (arg max, as at "
                                         "inference) on this many training segments equals the target (0 = off)")
@@ -323,6 +328,8 @@ def _check_settings(settings: TrainingSettings):
         value = getattr(settings, name)
         require(value is None or value >= 1, f"setting `{name}` must be >= 1 or empty, got {value}.")
     require(settings.validation_steps >= 0, f"`validation_steps` must be >= 0, got {settings.validation_steps}.")
+    require(settings.gumbel_noise_decay_steps >= 0,
+            f"`gumbel_noise_decay_steps` must be >= 0 (0 = no decay), got {settings.gumbel_noise_decay_steps}.")
     require(settings.learning_rate > 0, f"`learning_rate` must be > 0, got {settings.learning_rate}.")
     require(settings.segment > 0 and settings.segment_stride > 0,
             f"`segment` and `segment_stride` must be > 0 seconds, got {settings.segment}, {settings.segment_stride}.")
@@ -530,7 +537,7 @@ class TrainingObjective(nn.Module):
         return [self.static_utilization] if self.stage == "static" else [None]
 
     def forward(self, noisy: torch.Tensor, clean: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                term: float | None = None):
+                term: float | None = None, gumbel_noise_scale: float = 1.0):
         if self.stage in ("1", "static"):
             if term is None:
                 raise ValueError(f"stage {self.stage!r} needs a factor as `term`, one of {self.terms()}.")
@@ -542,7 +549,7 @@ class TrainingObjective(nn.Module):
             out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
                              shared_inputs=shared)
             return {"loss": out.loss, f"se_loss/u{float(term):g}": out.se_loss.detach()}
-        out = self.model(noisy, padding_mask=padding_mask, clean_values=clean)
+        out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)
         factors = self.model.config.utilization_factors
         valid = out.choice >= 0
         counts = torch.stack([((out.choice == j) & valid).sum() for j in range(len(factors))]).float()
@@ -559,21 +566,23 @@ class TrainingObjective(nn.Module):
 
 def backward_terms(objective: nn.Module, terms: Sequence[float | None], noisy: torch.Tensor, clean: torch.Tensor,
                    padding_mask: torch.Tensor | None = None, *, backward: Callable = torch.Tensor.backward,
-                   no_sync: Callable | None = None, check_loss: Callable | None = None) -> dict[str, float]:
+                   no_sync: Callable | None = None, check_loss: Callable | None = None,
+                   gumbel_noise_scale: float = 1.0) -> dict[str, float]:
     """Forward and backward every term of one step, accumulating gradients; -> the logged values, with
     ``loss`` the sum of the terms (L_slim in stage 1).
 
     ``backward`` is ``accelerator.backward`` in the loop (scaling for accumulation and mixed precision);
     ``no_sync`` a context factory (``lambda: accelerator.no_sync(objective)``) entered for every term but
     the last, so distributed gradients are reduced once per step; ``check_loss(loss, term)`` runs before
-    each backward (the NaN guard).
+    each backward (the NaN guard); ``gumbel_noise_scale`` reaches the router's choice (stage 2, see
+    ``gumbel_noise_scale_at``).
     """
     logs: dict[str, float] = {}
     total = 0.0
     for index, term in enumerate(terms):
         last = index == len(terms) - 1
         with no_sync() if no_sync is not None and not last else contextlib.nullcontext():
-            outputs = objective(noisy, clean, padding_mask, term)
+            outputs = objective(noisy, clean, padding_mask, term, gumbel_noise_scale=gumbel_noise_scale)
             if check_loss is not None:
                 check_loss(outputs["loss"], term)
             backward(outputs["loss"])
@@ -581,6 +590,14 @@ def backward_terms(objective: nn.Module, terms: Sequence[float | None], noisy: t
         logs.update({k: float(v) for k, v in outputs.items() if k != "loss"})
     logs["loss"] = total
     return logs
+
+
+def gumbel_noise_scale_at(step: int, decay_steps: int) -> float:
+    """The scale of the router's Gumbel noise at optimizer step ``step`` (0-based): 1 - step / decay_steps,
+    down to 0 and staying there; always 1 when ``decay_steps`` is 0."""
+    if decay_steps <= 0:
+        return 1.0
+    return max(0.0, 1.0 - step / decay_steps)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1382,6 +1399,8 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
                         objective, terms, noisy, clean, padding_mask, backward=accelerator.backward,
                         no_sync=lambda: accelerator.no_sync(objective),
                         check_loss=lambda loss, term, batch=batch: check_finite(loss, term, batch),
+                        gumbel_noise_scale=gumbel_noise_scale_at(progress.global_step,
+                                                                 settings.gumbel_noise_decay_steps),
                     )
                     grad_norm = None
                     if accelerator.sync_gradients:
@@ -1418,6 +1437,9 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
                 if progress.global_step % settings.logging_steps == 0 or progress.global_step == max_steps:
                     logs = {f"train/{k}": v / counted for k, v in sums.items()}
                     logs["train/lr"] = scheduler.get_last_lr()[0]
+                    if settings.stage == "2":
+                        logs["train/gumbel_noise_scale"] = gumbel_noise_scale_at(
+                            progress.global_step - 1, settings.gumbel_noise_decay_steps)
                     if grad_norm is not None:
                         logs["train/grad_norm"] = float(grad_norm)
                     logs["train/steps_per_second"] = counted / settings.gradient_accumulation_steps / max(

@@ -26,6 +26,7 @@ from adaslim_hf.training import (
     TrainingObjective,
     backward_terms,
     calibrate_router,
+    gumbel_noise_scale_at,
     list_checkpoints,
     load_settings,
     slimmable_loss,
@@ -192,6 +193,39 @@ def test_router_calibration_leaves_a_target_below_the_smallest_factor_alone():
     assert "skipped" in result and result["lambda"] == 0.0
     assert result["utilization_after"] == result["utilization_before"]
     assert torch.equal(model.router.projection.bias, bias)
+
+
+def test_gumbel_noise_decays_to_the_inference_choice():
+    """Stage 2 lowers the router's Gumbel noise linearly to none: at full scale the choice is
+    F.gumbel_softmax's (same random numbers), at none it is the arg max inference takes, and the loss still
+    reaches the router through the softmax."""
+    from torch.nn import functional as F
+
+    from adaslim_hf.modeling_adaslim import straight_through_gumbel
+
+    assert [gumbel_noise_scale_at(step, 4) for step in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert gumbel_noise_scale_at(10_000, 0) == 1.0  # 0 = no decay
+    logits = torch.randn(3, 50, 4)
+    torch.manual_seed(1)
+    reference = F.gumbel_softmax(logits, tau=0.7, hard=True)
+    torch.manual_seed(1)
+    assert torch.equal(straight_through_gumbel(logits, 0.7, 1.0), reference)
+    with pytest.raises(ValueError, match="gumbel_noise_scale must be >= 0"):
+        straight_through_gumbel(logits, 1.0, -0.5)
+
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3)).train()
+    noisy, clean = torch.randn(2, 8000) * 0.1, torch.randn(2, 8000) * 0.1
+    with torch.no_grad():
+        inference = model.eval()(noisy).choice
+    model.train()
+    objective = TrainingObjective(model, "2")
+    noiseless = [model(noisy, clean_values=clean, gumbel_noise_scale=0.0).choice for _ in range(2)]
+    assert all(torch.equal(choice, inference) for choice in noiseless)
+    assert not torch.equal(model(noisy, clean_values=clean).choice, inference)  # full noise: other choices
+    logs = backward_terms(objective, objective.terms(), noisy, clean, gumbel_noise_scale=0.0)
+    assert {"efficiency_loss", "balance_loss", "fraction/u1"} <= logs.keys()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.router.parameters())
 
 
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
