@@ -56,13 +56,18 @@ class AdaSlimConfig(PreTrainedConfig):
             it governs, and a stream waits one hop longer for each decision.
         gumbel_temperature (`float`, defaults to 1.0): straight-through Gumbel-softmax temperature (training).
 
-    Losses (stage 2: L_SE + efficiency_weight * L_Eff + balance_weight * L_Bal):
+    Losses (L_SE + polarity_weight * L_Pol; stage 2 adds efficiency_weight * L_Eff + balance_weight * L_Bal):
         target_utilization (`float`, defaults to 0.25): mean utilization the router is trained towards, in
             (0, largest factor]. A target below the smallest factor (the paper's 0.1 with factors from 0.125)
             cannot be met: it asks for "as cheap as possible" and the balance loss keeps the router mixing.
         efficiency_weight / balance_weight (`float`, defaults to 1.0 / 0.1): the paper's beta and gamma.
         stft_sc_factor / stft_mag_factor (`float`, defaults to 0.1): weights of the multi-resolution STFT
             loss terms (denoiser's causal VoiceBank recipe); 0 for both disables the STFT loss.
+        polarity_weight (`float`, defaults to 1.0): weight of L_Pol (`losses.polarity_loss`), which is 0 while the
+            estimate correlates non-negatively with the target and up to 1 when it is inverted. The STFT loss
+            cannot tell an inverted estimate from the right one and the L1 term barely outweighs it: trained
+            without L_Pol (0), the narrow widths of a slimmable backbone can settle on an inverted output,
+            which nothing but mixing widths per frame (or with the input) reveals.
     """
 
     model_type = "adaslim"
@@ -101,6 +106,7 @@ class AdaSlimConfig(PreTrainedConfig):
     balance_weight: float = 0.1
     stft_sc_factor: float = 0.1
     stft_mag_factor: float = 0.1
+    polarity_weight: float = 1.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
@@ -155,7 +161,7 @@ class AdaSlimConfig(PreTrainedConfig):
             f"got {self.target_utilization}.",
         )
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
-        for name in ("efficiency_weight", "balance_weight", "stft_sc_factor", "stft_mag_factor"):
+        for name in ("efficiency_weight", "balance_weight", "stft_sc_factor", "stft_mag_factor", "polarity_weight"):
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----

@@ -232,6 +232,8 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
         entry = score_item(enhanced, clean, rate, metrics, dnsmos_input)
         entry.update(costs)
         entry["peak"] = float(np.max(np.abs(enhanced))) if len(enhanced) else 0.0
+        # anti-correlated with the clean speech: invisible to PESQ, STOI, SI-SDR (losses.polarity_loss)
+        entry["inverted"] = float(np.dot(enhanced.astype(np.float64), clean.astype(np.float64)) < 0)
         record["settings"][name] = entry
     return record
 
@@ -342,6 +344,7 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
         if "dnsmos" in metrics:
             row["dnsmos_items_changed"] = int(sum(entry.get("dnsmos_changed", 0.0) for entry in entries))
         row["items_over_full_scale"] = sum(1 for entry in entries if entry.get("peak", 0.0) > 1.0)
+        row["items_inverted"] = int(sum(entry.get("inverted", 0.0) for entry in entries))
         summary[name] = row
     snrs = [record["input_snr"] for record in records]
     report = {
@@ -360,6 +363,9 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
             "macs_per_sample": "multiply-accumulates of the model call over the clip's samples (AdaSlimModel "
                                "output .macs, router included for dynamic); 0 for the noisy input; not counted "
                                "for RNNoise (null).",
+            "items_inverted": "clips whose output correlates negatively with the clean speech (a polarity-"
+                              "inverted output scores as well on PESQ, STOI and SI-SDR, but cancels speech "
+                              "when mixed with the input or with another width).",
             "rtf": "wall-clock seconds of compute per second of audio, batch 1, this machine "
                    f"({torch.get_num_threads()} torch threads); RNNoise includes pyrnnoise's resampling.",
             "dnsmos_input": (f"DNSMOS needs samples in [-1, 1]: signals outside were "

@@ -40,6 +40,7 @@ from .losses import (
     balance_loss,
     choice_fractions,
     efficiency_loss,
+    polarity_loss,
     speech_enhancement_loss,
     stft_magnitudes,
 )
@@ -1107,8 +1108,8 @@ class AdaSlimRouter(nn.Module):
 class AdaSlimOutput(ModelOutput):
     """
     Args:
-        loss (`torch.FloatTensor` of shape `()`, *optional*): with `clean_values`: L_SE, plus
-            efficiency_weight * L_Eff + balance_weight * L_Bal when the router decided.
+        loss (`torch.FloatTensor` of shape `()`, *optional*): with `clean_values`: L_SE + polarity_weight *
+            L_Pol, plus efficiency_weight * L_Eff + balance_weight * L_Bal when the router decided.
         enhanced_values (`torch.FloatTensor`, same shape as `input_values`): the enhanced waveform.
         choice (`torch.LongTensor` of shape `(batch, router_frames)`): factor index per router frame,
             -1 for frames entirely past an item's end.
@@ -1119,7 +1120,8 @@ class AdaSlimOutput(ModelOutput):
             the router; None for a static factor or a given choice.
         macs (`torch.DoubleTensor` of shape `(batch,)`): multiply-accumulates this call spent per item
             (adaslim_hf.macs.call_macs).
-        se_loss, efficiency_loss, balance_loss (`torch.FloatTensor` of shape `()`, *optional*): loss terms.
+        se_loss, efficiency_loss, balance_loss, polarity_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            loss terms.
     """
 
     loss: torch.FloatTensor | None = None
@@ -1132,6 +1134,7 @@ class AdaSlimOutput(ModelOutput):
     se_loss: torch.FloatTensor | None = None
     efficiency_loss: torch.FloatTensor | None = None
     balance_loss: torch.FloatTensor | None = None
+    polarity_loss: torch.FloatTensor | None = None
 
 
 def _versions(*tensors) -> tuple:
@@ -1514,23 +1517,27 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         macs = call_macs(config, exec_choice, lengths, router=utilization is None)
         enhanced_values = enhanced[:, 0] if flat else enhanced
 
-        loss = se_loss = eff_loss = bal_loss = None
+        loss = se_loss = pol_loss = eff_loss = bal_loss = None
         if clean_values is not None:
             target = clean_values.to(enhanced_values.dtype)
-            loss = se_loss = speech_enhancement_loss(
-                enhanced_values.reshape(batch, -1) if not flat else enhanced_values,
-                target.reshape(batch, -1) if not flat else target,
+            estimate_2d = enhanced_values.reshape(batch, -1) if not flat else enhanced_values
+            target_2d = target.reshape(batch, -1) if not flat else target
+            se_loss = speech_enhancement_loss(
+                estimate_2d,
+                target_2d,
                 sc_factor=config.stft_sc_factor,
                 mag_factor=config.stft_mag_factor,
                 padding_mask=padding_mask if flat else None,
                 target_magnitudes=shared_inputs.target_magnitudes,
             )
+            pol_loss = polarity_loss(estimate_2d, target_2d, padding_mask if flat else None)
+            loss = se_loss + config.polarity_weight * pol_loss if config.polarity_weight else se_loss
             if utilization is None:
                 hard = one_hot if one_hot is not None else F.one_hot(choice.clamp(min=0), config.num_factors).to(x)
                 fractions = choice_fractions(hard, frame_valid)
                 eff_loss = efficiency_loss(fractions, factors, config.target_utilization)
                 bal_loss = balance_loss(fractions)
-                loss = se_loss + config.efficiency_weight * eff_loss + config.balance_weight * bal_loss
+                loss = loss + config.efficiency_weight * eff_loss + config.balance_weight * bal_loss
 
         output = AdaSlimOutput(
             loss=loss,
@@ -1543,6 +1550,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             se_loss=se_loss,
             efficiency_loss=eff_loss,
             balance_loss=bal_loss,
+            polarity_loss=pol_loss,
         )
         return output if return_dict else output.to_tuple()
 

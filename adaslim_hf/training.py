@@ -56,7 +56,7 @@ DEMUCS_ARGUMENTS = ("chin", "chout", "hidden", "depth", "kernel_size", "stride",
                     "max_hidden", "normalize", "glu", "rescale", "floor", "sample_rate")
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
 TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "gumbel_temperature",
-                        "stft_sc_factor", "stft_mag_factor")
+                        "stft_sc_factor", "stft_mag_factor", "polarity_weight")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -489,14 +489,15 @@ def freeze_router(model: AdaSlimModel):
 def slimmable_loss(model: AdaSlimModel, noisy: torch.Tensor, clean: torch.Tensor,
                    padding_mask: torch.Tensor | None = None, factors: Sequence[float] | None = None
                    ) -> tuple[torch.Tensor, dict[float, torch.Tensor]]:
-    """Stage 1: L_slim = sum over ``factors`` (default: all configured) of L_SE(enhanced at u, clean), each a
-    static-factor forward with sliced weights. noisy, clean [B, T] -> (L_slim, {u: L_SE at u})."""
+    """Stage 1: L_slim = sum over ``factors`` (default: all configured) of L_SE(enhanced at u, clean) (+
+    polarity_weight * L_Pol at u), each a static-factor forward with sliced weights. noisy, clean [B, T] ->
+    (L_slim, {u: that factor's term})."""
     factors = model.config.utilization_factors if factors is None else factors
     shared = model.share_inputs(noisy, padding_mask, clean)  # normalised, up-sampled input and target spectra
     terms = {}
     for factor in factors:
         terms[float(factor)] = model(noisy, padding_mask=padding_mask, utilization=float(factor),
-                                     clean_values=clean, shared_inputs=shared).se_loss
+                                     clean_values=clean, shared_inputs=shared).loss
     return torch.stack(list(terms.values())).sum(), terms
 
 
@@ -548,7 +549,8 @@ class TrainingObjective(nn.Module):
                     shared = self._shared_inputs = self.model.share_inputs(noisy, padding_mask, clean)
             out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
                              shared_inputs=shared)
-            return {"loss": out.loss, f"se_loss/u{float(term):g}": out.se_loss.detach()}
+            return {"loss": out.loss, f"se_loss/u{float(term):g}": out.se_loss.detach(),
+                    f"polarity_loss/u{float(term):g}": out.polarity_loss.detach()}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)
         factors = self.model.config.utilization_factors
         valid = out.choice >= 0
@@ -556,6 +558,7 @@ class TrainingObjective(nn.Module):
         fractions = counts / valid.sum().clamp(min=1)
         logs = {
             "se_loss": out.se_loss.detach(),
+            "polarity_loss": out.polarity_loss.detach(),
             "efficiency_loss": out.efficiency_loss.detach(),
             "balance_loss": out.balance_loss.detach(),
             "mean_utilization": out.mean_utilization.detach().mean(),
@@ -794,7 +797,8 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
 
     Items are batched with a padding mask (each item gets exactly what it gets alone) and, with an
     ``accelerator`` of several processes, split across processes and gathered. Returns
-    ``{setting_name: {"pesq", "stoi", "si_sdr", "loss", "mean_utilization", "macs_per_sample", "items"}}``
+    ``{setting_name: {"pesq", "stoi", "si_sdr", "loss", "inverted", "mean_utilization", "macs_per_sample",
+    "items"}}`` (``inverted``: the share of items whose output correlates negatively with the clean speech)
     (plus ``"noisy"``: the metrics of the unprocessed input, with ``include_noisy``).
     """
     was_training = model.training
@@ -834,6 +838,9 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
                     "setting": setting_name(utilization),
                     **scores,
                     "loss": float(out.se_loss),
+                    # 1 when the output is anti-correlated with the clean speech: PESQ, STOI and SI-SDR cannot
+                    # see it, mixing with other widths or with the input cancels it (losses.polarity_loss)
+                    "inverted": float(torch.dot(enhanced[row], clean[row]) < 0),
                     "mean_utilization": float(out.mean_utilization[row]),
                     "macs_per_sample": float(out.macs[row]) / lengths[row],
                 })

@@ -146,7 +146,7 @@ def test_stage1_shared_work_gradients_equal_the_per_factor_reference(monkeypatch
         reference_losses = {}
         for factor in model.config.utilization_factors:  # reference: every factor on its own
             out = model(noisy, padding_mask=padding_mask, utilization=factor, clean_values=clean)
-            out.se_loss.backward()
+            out.loss.backward()
             reference_losses[f"se_loss/u{factor:g}"] = float(out.se_loss.detach())
         reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         model.zero_grad(set_to_none=True)
@@ -479,8 +479,8 @@ def test_nan_loss_stops_naming_step_and_batch_and_keeps_the_last_good_checkpoint
     original = TrainingObjective.forward
     calls = []
 
-    def poisoned(self, noisy, clean, padding_mask=None, term=None):
-        outputs = original(self, noisy, clean, padding_mask, term)
+    def poisoned(self, noisy, clean, padding_mask=None, term=None, **kwargs):
+        outputs = original(self, noisy, clean, padding_mask, term, **kwargs)
         calls.append(term)
         if len(calls) == 4:  # static stage: one term per step, so step 4
             outputs["loss"] = outputs["loss"] * float("nan")
