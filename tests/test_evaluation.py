@@ -193,3 +193,11 @@ def test_router_usage_script_counts_every_router_frame(setup):
     assert len(report["shares"]) == 4 and all(0 <= share <= 1 for share in report["shares"])
     assert sum(report["shares"]) == pytest.approx(1.0)
     assert report["largest_path_difference"] <= 1e-5
+    report = usage.main(usage.parse_args(["--model", str(setup["model"]), "--dataset", "voicebank",
+                                          "--data_dir", str(setup["data"]), "--max_items", "2", "--polarity"]))
+    assert set(report["polarity"]) == {"0.125", "0.25", "0.5", "1"}
+    for entry in report["polarity"].values():
+        assert math.isfinite(entry["mean_gain"]) and 0 <= entry["inverted_clips"] <= 2
+        if entry["inverted_clips"] in (0, 2):  # every clip on one side: so is their mean
+            assert (entry["mean_gain"] < 0) == (entry["inverted_clips"] == 2)
+    assert all(math.isfinite(v) for v in report["mixing_si_sdr"].values())
