@@ -38,7 +38,8 @@ train "$RUNS/stage1" --stage 1 --max_train_steps "$STAGE1_STEPS" --validation_st
 
 for target in 0.25 0.1; do
   train "$RUNS/stage2-t$target" --stage 2 --init_from "$RUNS/stage1/model" --target_utilization "$target" \
-      --max_train_steps "$STAGE2_STEPS" --validation_steps 250 &
+      --max_train_steps "$STAGE2_STEPS" --gumbel_noise_decay_steps $((STAGE2_STEPS * 7 / 10)) \
+      --validation_steps 250 &
 done
 wait
 
