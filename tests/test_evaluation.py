@@ -201,3 +201,28 @@ def test_router_usage_script_counts_every_router_frame(setup):
         if entry["inverted_clips"] in (0, 2):  # every clip on one side: so is their mean
             assert (entry["mean_gain"] < 0) == (entry["inverted_clips"] == 2)
     assert all(math.isfinite(v) for v in report["mixing_si_sdr"].values())
+
+
+def test_repair_polarity_flips_exactly_the_named_widths():
+    """scripts/repair_polarity.py: negating the outermost decoder's read-out of the channels the largest
+    inverted width uses negates those widths' outputs exactly (output bias zeroed here) and no other's."""
+    spec = importlib.util.spec_from_file_location("repair_polarity_script", REPO / "scripts" / "repair_polarity.py")
+    repair = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(repair)
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).eval()
+    with torch.no_grad():
+        model.decoder[-1].conv_tr.bias.zero_()
+    noisy = torch.randn(1, 8000) * 0.1
+    with torch.inference_mode():
+        before = {u: model(noisy, utilization=u).enhanced_values for u in model.config.utilization_factors}
+    assert repair.flip_narrow_widths(model, [0.25]) == model.config.slim_width(0, 1)
+    with torch.inference_mode():
+        after = {u: model(noisy, utilization=u).enhanced_values for u in model.config.utilization_factors}
+    for u in (0.125, 0.25):
+        torch.testing.assert_close(after[u], -before[u], rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(after[1.0], before[1.0]) and not torch.allclose(after[1.0], -before[1.0])
+    with pytest.raises(ValueError, match="largest factor"):
+        repair.flip_narrow_widths(model, [0.25, 1.0])
+    with pytest.raises(ValueError):
+        repair.flip_narrow_widths(model, [0.3])
