@@ -118,6 +118,7 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
             metric: quality,
             "metrics": {key: row.get(key) for key in metrics},
             "rtf": row.get("rtf"),
+            "items_inverted": row.get("items_inverted"),
             "pareto": {"static_at_same_macs": on_curve,
                        "margin": None if on_curve is None or quality is None else quality - on_curve,
                        "on_or_above": (None if on_curve is None or quality is None
@@ -134,7 +135,9 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
                    "points": [{"utilization": f, "macs_per_sample": m, metric: q,
                                "metrics": {key: static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(key)
                                            for key in metrics},
-                               "rtf": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("rtf")}
+                               "rtf": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("rtf"),
+                               "items_inverted": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(
+                                   "items_inverted")}
                               for f, m, q in curve]},
         "dynamic": points,
         "baselines": {name: {key: row.get(key) for key in metrics} for name, row in baselines.items()},
@@ -142,10 +145,15 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
     }
 
 
+def _count(value) -> str:
+    """An item count for the table; "n/a" for reports written before it was recorded."""
+    return "n/a" if value is None else str(int(value))
+
+
 def markdown(comparison: dict) -> str:
     """The comparison as markdown: one table of every setting, then the Pareto and matching checks."""
     metrics, metric = comparison["metrics"], comparison["metric"]
-    columns = ["model", "setting", *metrics, "MACs/sample", "mean u", "RTF"]
+    columns = ["model", "setting", *metrics, "MACs/sample", "mean u", "RTF", "inverted clips"]
     lines = [f"# Quality vs compute on {comparison['dataset']} ({comparison['items']} items, the same for every row)",
              "", "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
     static = comparison["static"]
@@ -153,13 +161,13 @@ def markdown(comparison: dict) -> str:
         lines.append("| " + " | ".join([static["label"], f"static {point['utilization']:g}",
                                         *(_fmt(point["metrics"][key]) for key in metrics),
                                         _fmt(point["macs_per_sample"], 0), f"{point['utilization']:g}",
-                                        _fmt(point["rtf"], 4)]) + " |")
+                                        _fmt(point["rtf"], 4), _count(point.get("items_inverted"))]) + " |")
     for point in comparison["dynamic"]:
         lines.append("| " + " | ".join([point["label"], "dynamic", *(_fmt(point["metrics"][key]) for key in metrics),
                                         _fmt(point["macs_per_sample"], 0), _fmt(point["mean_utilization"]),
-                                        _fmt(point["rtf"], 4)]) + " |")
+                                        _fmt(point["rtf"], 4), _count(point.get("items_inverted"))]) + " |")
     for name, values in comparison["baselines"].items():
-        lines.append("| " + " | ".join(["–", name, *(_fmt(values[key]) for key in metrics), "–", "–", "–"]) + " |")
+        lines.append("| " + " | ".join(["–", name, *(_fmt(values[key]) for key in metrics), "–", "–", "–", "–"]) + " |")
     tolerance = comparison["tolerance"]
     lines += ["", f"Dynamic points against the static curve of `{static['label']}` ({metric}, tolerance {tolerance}):", ""]
     for point in comparison["dynamic"]:

@@ -97,6 +97,11 @@ def test_json_schema_and_values(setup, first_run):
     assert factors[0] <= dynamic["mean_utilization"] <= factors[-1]
     assert report["settings"]["noisy"]["macs_per_sample"] == 0
     assert report["settings"]["rnnoise"]["macs_per_sample"] is None
+    assert report["settings"]["noisy"]["items_inverted"] == 0  # the input correlates with its own speech
+    assert all(0 <= row["items_inverted"] <= 3 for row in report["settings"].values())
+    records = [json.loads(line) for line in (output_dir / "items.jsonl").read_text().splitlines()]
+    for name, row in report["settings"].items():  # the count is the items whose output anti-correlates
+        assert row["items_inverted"] == sum(r["settings"][name]["inverted"] for r in records if "settings" in r)
     # the noisy input's SI-SDR is close to its input SNR (the noise is nearly uncorrelated with speech)
     assert report["settings"]["noisy"]["si_sdr"] == pytest.approx(np.mean(SNRS), abs=1.0)
     assert report["input_snr"]["mean"] == pytest.approx(np.mean(SNRS), abs=1e-3)
