@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset_id", default="adaslim-real-audio-corpus")
     parser.add_argument("--dataset_name", default="real-audio corpus (held-out speakers and noises)")
     parser.add_argument("--destination", type=Path, default=PRETRAINED)
+    parser.add_argument("--allow_inverted", action="store_true",
+                        help="package even when the comparison counts clips whose output is polarity-inverted")
     parser.add_argument("--note", default=None,
                         help="the card's banner text (default: the card's standard 'preliminary results' note)")
     return parser.parse_args(argv)
@@ -81,8 +83,20 @@ def package(model_dir: Path, destination: Path, evaluation, training: dict | Non
     return destination
 
 
+def inverted_settings(comparison: dict) -> list[str]:
+    """The comparison's settings with clips whose output anti-correlates with the clean speech."""
+    rows = [(f"static {p['utilization']:g}", p) for p in comparison["static"]["points"]]
+    rows += [(p["label"], p) for p in comparison["dynamic"]]
+    return [f"{name} ({row['items_inverted']} clips)" for name, row in rows if row.get("items_inverted")]
+
+
 def main(args: argparse.Namespace) -> list[Path]:
     comparison = json.loads(Path(args.comparison).read_text(encoding="utf-8"))
+    inverted = inverted_settings(comparison)
+    if inverted and not args.allow_inverted:
+        raise SystemExit("error: these settings output polarity-inverted speech on some test clips, which "
+                         "cancels speech when mixed with the input or another width: " + ", ".join(inverted)
+                         + " (retrain with L_Pol, see docs/training.md, or pass --allow_inverted).")
     notes = (f"Mean over {comparison['items']} held-out test clips, every model on the same clips. Static rows: "
              "the stage-1 slimmable backbone; dynamic rows: the routed models (stage 2) at their targets. Reproduce: "
              + comparison.get("command", "scripts/compare_models.py"))

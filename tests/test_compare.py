@@ -1,6 +1,7 @@
 """scripts/compare_models.py and adaslim_hf.compare: the Pareto report across models, on hand-made reports
 whose answers are known (a dynamic point above the static curve, one below, one outside its MAC range)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -100,3 +101,17 @@ def test_comparison_becomes_a_valid_card_evaluation():
     kinds = [setting.kind for setting in parsed.datasets[0].settings]
     assert kinds == ["static"] * 4 + ["dynamic", "baseline", "baseline"]
     assert parsed.datasets[0].settings[4].target_utilization == 0.1 and parsed.datasets[0].items == 3
+
+
+def test_packaging_refuses_a_comparison_with_inverted_clips(tmp_path):
+    spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    comparison = {"items": 3, "static": {"points": [{"utilization": 0.125, "items_inverted": 2},
+                                                    {"utilization": 1.0, "items_inverted": 0}]},
+                  "dynamic": [{"label": "target 0.25", "items_inverted": None}]}
+    assert package.inverted_settings(comparison) == ["static 0.125 (2 clips)"]
+    path = tmp_path / "comparison.json"
+    path.write_text(json.dumps(comparison))
+    with pytest.raises(SystemExit, match=r"polarity-inverted .* static 0.125 \(2 clips\)"):
+        package.main(package.parse_args(["--model", str(tmp_path / "unused"), "--comparison", str(path)]))
