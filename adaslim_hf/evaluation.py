@@ -442,9 +442,9 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    """The settings as a markdown table: metrics, MACs per sample, mean utilization, RTF."""
+    """The settings as a markdown table: metrics, MACs per sample, mean utilization, RTF, inverted clips."""
     keys = report["metrics"]
-    columns = ["setting", *keys, "MACs/sample", "mean utilization", "RTF"]
+    columns = ["setting", *keys, "MACs/sample", "mean utilization", "RTF", "inverted clips"]
     lines = [
         f"# Evaluation of `{report.get('model')}` on {report.get('dataset')} ({report['items']} items)",
         "",
@@ -453,7 +453,8 @@ def markdown_table(report: dict) -> str:
     ]
     for name, row in report["settings"].items():
         cells = [name, *(_fmt(row.get(key)) for key in keys), _fmt(row["macs_per_sample"], 0),
-                 _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4)]
+                 _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4),
+                 "n/a" if row.get("items_inverted") is None else str(row["items_inverted"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     snr = report.get("input_snr", {})

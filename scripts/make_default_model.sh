@@ -56,12 +56,8 @@ $PY scripts/compare_models.py --static "stage 1 backbone=$RUNS/eval-stage1/evalu
     --dynamic "target 0.1 (default)=$RUNS/eval-t0.1/evaluation.json" \
     --dynamic "target 0.25=$RUNS/eval-t0.25/evaluation.json" --output_dir "$RUNS/compare"
 
-NOTE="Trained for 600 + 1000 steps on one CPU thread (about 3.3 hours), far shorter than DEMUCS recipes: \
-these weights remove background noise (DNSMOS BAK and OVRL above the noisy input) but do not yet improve \
-PESQ, STOI or SI-SDR over the noisy input, and they score below RNNoise on every metric (but STOI, \
-for the target-0.1 model). The router of the target-0.1 model (the default) picks the smallest width \
-(0.125) on every frame; the target-0.25 model's routed setting scores below the static widths of its \
-backbone. Numbers below are this package's own measurements on its held-out test clips."
+NOTE="Trained by scripts/make_default_model.sh on a 2-core CPU ($STAGE1_STEPS stage-1 and $STAGE2_STEPS stage-2 steps), \
+far shorter than DEMUCS recipes. Numbers below are this package's own measurements on its held-out test clips."
 # The default is the target-0.1 model: on the test clips it scored above the target-0.25 model on every metric
 # but DNSMOS BAK at about half its compute (runs/default/compare; README "Trained model").
 $PY scripts/package_default_model.py --model "$RUNS/stage2-t0.1/model" --extra "$RUNS/stage2-t0.25/model" \
