@@ -73,14 +73,7 @@ def test_card_reports_the_committed_comparison():
                 assert (name, round(float(value), 4)) in reported, (point["label"], name, value)
 
 
-KNOWN_INVERTED = pytest.mark.xfail(strict=True, reason=(
-    "the models packaged on 2026-12-01 were trained without losses.polarity_loss: their width 0.125 (and 0.25 "
-    "for the default) output inverted speech; strict, so that repackaging repaired models makes this fail "
-    "until the mark is removed"))
-
-
-@pytest.mark.parametrize("folder", [pytest.param(p.name, marks=KNOWN_INVERTED)
-                                    for p in sorted(PACKAGED_MODEL.parent.iterdir()) if p.is_dir()])
+@pytest.mark.parametrize("folder", [p.name for p in sorted(PACKAGED_MODEL.parent.iterdir()) if p.is_dir()])
 def test_no_width_inverts_the_speech(folder):
     """Every packaged model, at every width and routed, keeps the polarity of the speech: its output on the
     example correlates positively with the (speech-dominated) input. An inverted output scores as well on
