@@ -73,7 +73,7 @@ from torch.nn import functional as F
 
 from .configuration_adaslim import AdaSlimConfig
 from .macs import frames_per_router_frame
-from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, sinc_kernel
+from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, _sinc_toeplitz
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
 # sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
@@ -146,14 +146,28 @@ class _Geometry:
 # ----------------------------------------------------------------------------------------------------
 
 
+def _filter_rows(window: torch.Tensor, count: int, block: int = 64) -> torch.Tensor:
+    """The sinc filter along time of rows [>= count + taps - 1, C] -> [count, C], as F.conv1d(window.t()[:, None],
+    sinc_kernel()) gives them, computed like ``modeling_adaslim.sinc_filter``: one product of windows of
+    ``block`` outputs with a banded Toeplitz matrix. A single-channel conv1d of a few hundred samples takes
+    PyTorch's slow generic path (~0.4 ms a call on this CPU, four calls per 16 ms hop)."""
+    taps = 2 * SINC_ZEROS
+    signal = window.t()  # [C, L]
+    num_blocks = -(-count // block)
+    needed = num_blocks * block + taps - 1
+    signal = F.pad(signal, (0, needed - signal.shape[1])) if needed > signal.shape[1] else signal[:, :needed]
+    windows = signal.unfold(-1, block + taps - 1, block)  # [C, num_blocks, block + taps - 1]
+    out = windows @ _sinc_toeplitz(block, signal.dtype, signal.device)  # [C, num_blocks, block]
+    return out.reshape(signal.shape[0], num_blocks * block)[:, :count].t()  # [count, C]
+
+
 class _SincUpsampler:
     """x2 windowed-sinc up-sampling of a growing signal, as ``modeling_adaslim.upsample2``: output 2i is input
     i, output 2i + 1 interpolates inputs i - Z + 1 .. i + Z, so the pair i is final once input i + Z is in."""
 
-    def __init__(self, kernel: torch.Tensor, channels: int, lookahead: int = SINC_ZEROS):
-        self.kernel = kernel  # [1, 1, 2Z]
+    def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
         self.lookahead = lookahead  # inputs past i a pair waits for; fewer than Z treats the rest as zeros
-        self.history = kernel.new_zeros(SINC_ZEROS - 1, channels)  # input rows from next - Z + 1 (zeros before 0)
+        self.history = torch.zeros(SINC_ZEROS - 1, channels, dtype=dtype, device=device)  # input rows from next - Z + 1 (zeros before 0)
         self.received = self.next = 0
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
@@ -168,7 +182,7 @@ class _SincUpsampler:
             return self.history.new_zeros(0, self.history.shape[1])
         window = self.history[: count + 2 * SINC_ZEROS - 1]  # inputs next - Z + 1 .. end + Z - 1
         window = F.pad(window, (0, 0, 0, count + 2 * SINC_ZEROS - 1 - len(window)))  # zeros past the end
-        halfway = F.conv1d(window.t()[:, None], self.kernel)[:, 0].t()  # [count, C]
+        halfway = _filter_rows(window, count)  # [count, C]
         kept = self.history[SINC_ZEROS - 1 : SINC_ZEROS - 1 + count]
         self.history = self.history[count:]
         self.next = end
@@ -179,10 +193,9 @@ class _SincDownsampler:
     """x2 windowed-sinc down-sampling of a growing signal, as ``modeling_adaslim.downsample2``: output i averages
     input 2i with odd inputs i - Z .. i + Z - 1 filtered, so it is final once odd input i + Z - 1 is in."""
 
-    def __init__(self, kernel: torch.Tensor, channels: int, lookahead: int = SINC_ZEROS):
-        self.kernel = kernel
+    def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
         self.lookahead = lookahead  # output i waits for odd input i + lookahead - 1 (Z: exact)
-        self.history = kernel.new_zeros(2 * SINC_ZEROS, channels)  # input rows from 2 (next - Z) (zeros before 0)
+        self.history = torch.zeros(2 * SINC_ZEROS, channels, dtype=dtype, device=device)  # input rows from 2 (next - Z) (zeros before 0)
         self.received = self.next = 0
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
@@ -201,7 +214,7 @@ class _SincDownsampler:
         needed = 2 * (count + 2 * SINC_ZEROS - 1)  # inputs 2 (next - Z) .. 2 (end + Z - 1)
         window = self.history[:needed]
         window = F.pad(window, (0, 0, 0, needed - len(window))).reshape(count + 2 * SINC_ZEROS - 1, 2, -1)
-        interpolated = F.conv1d(window[:, 1].t()[:, None], self.kernel)[:, 0].t()  # [count, C]
+        interpolated = _filter_rows(window[:, 1], count)  # [count, C]
         self.history = self.history[2 * count :]
         self.next = end
         return (window[SINC_ZEROS : SINC_ZEROS + count, 0] + interpolated) * 0.5
@@ -334,7 +347,6 @@ class AdaSlimStreamer:
         self._chin, self._chout, self._rate = config.chin, config.chout, config.sample_rate
         self._dtype = next(model.parameters()).dtype
         self._device = next(model.parameters()).device
-        self._kernel = sinc_kernel(dtype=self._dtype, device=self._device)
         self.reset()
 
     # ---- public API ----
@@ -384,8 +396,8 @@ class AdaSlimStreamer:
         else:
             self._scale = _InputScale("running", floor, self.latency, None)
         stages = _resampling_stages(config)
-        self._up = [_SincUpsampler(self._kernel, config.chin, self.resample_lookahead) for _ in range(stages)]
-        self._down = [_SincDownsampler(self._kernel, config.chout, self.resample_lookahead) for _ in range(stages)]
+        self._up = [_SincUpsampler(config.chin, self._dtype, self._device, self.resample_lookahead) for _ in range(stages)]
+        self._down = [_SincDownsampler(config.chout, self._dtype, self._device, self.resample_lookahead) for _ in range(stages)]
         empty = torch.zeros(0, dtype=self._dtype, device=self._device)
         # encoder l: input rows from frame next * S on; skip rows of layer l not yet read by decoder l
         self._enc_inputs = [empty.new_zeros(0, c) for c in config.in_channels]
