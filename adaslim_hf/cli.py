@@ -29,6 +29,7 @@ import torch
 from .audio_io import AudioError, open_audio
 from .configuration_adaslim import AdaSlimConfig
 from .feature_extraction_adaslim import AdaSlimFeatureExtractor
+from .memory import reuse_freed_memory
 from .modeling_adaslim import AdaSlimModel
 from .pipeline_adaslim import PACKAGED_MODEL, SpeechEnhancementPipeline
 
@@ -464,9 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# commands that run the model over audio: they keep freed memory for reuse (adaslim_hf.memory)
+REUSES_FREED_MEMORY = ("enhance", "evaluate", "stream")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports that record it
+    if args.command in REUSES_FREED_MEMORY:
+        reuse_freed_memory()  # the process is ours: keep freed tensors' memory (adaslim_hf.memory)
     try:
         return args.run(args)
     except UsageError as error:

@@ -37,6 +37,7 @@ proportional to u, the ratio is (4 F + 1.875 V) / (1.875 (F + V)): 1.2 needs F <
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -50,6 +51,7 @@ sys.path.insert(0, str(_HERE.parent))
 import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.memory import reuse_freed_memory
 from adaslim_hf.training import TrainingObjective, backward_terms, freeze_router
 
 
@@ -62,6 +64,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     parser.add_argument("--num_threads", type=int, default=2)
+    parser.add_argument("--system_allocator", action="store_true",
+                        help="leave glibc's malloc as it is (default: keep freed memory, as scripts/train.py does)")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args(argv)
 
@@ -91,6 +95,7 @@ def make_step(objective: TrainingObjective, optimizer, noisy, clean):
 def main(args) -> dict:
     torch.set_num_threads(args.num_threads)
     torch.manual_seed(0)
+    reused = False if args.system_allocator else reuse_freed_memory()  # the training loop's default
     config = _config(args.model)
     length = int(args.seconds * config.sample_rate)
     generator = torch.Generator().manual_seed(0)
@@ -112,13 +117,16 @@ def main(args) -> dict:
 
     times = {name: [] for name in steps}
     cpu_times = {name: [] for name in steps}
+    faults = {name: [] for name in steps}
     for round_index in range(args.warmup + args.repeats):
         for name, step in steps.items():
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             started, cpu_started = time.perf_counter(), time.process_time()
             step()
             if round_index >= args.warmup:
                 times[name].append(time.perf_counter() - started)
                 cpu_times[name].append(time.process_time() - cpu_started)
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
     median = {name: statistics.median(values) for name, values in times.items()}
     cpu_median = {name: statistics.median(values) for name, values in cpu_times.items()}
     factor_sum = sum(config.utilization_factors)
@@ -126,9 +134,10 @@ def main(args) -> dict:
     cpu_ratio = cpu_median["stage 1 (all factors)"] / (factor_sum * cpu_median["static 1"])
 
     print(f"Training step times, batch {args.batch_size} x {args.seconds:g} s, hidden={config.hidden}, "
-          f"depth={config.depth}, {args.num_threads} threads, median of {args.repeats}\n")
-    print("| step | seconds | / step at 1.0 | CPU seconds | / step at 1.0 | budget (MACs) |")
-    print("|---|---|---|---|---|---|")
+          f"depth={config.depth}, {args.num_threads} threads, median of {args.repeats}, freed memory "
+          f"{'kept for reuse' if reused else 'returned to the system'}\n")
+    print("| step | seconds | / step at 1.0 | CPU seconds | / step at 1.0 | page faults | budget (MACs) |")
+    print("|---|---|---|---|---|---|---|")
     for name, seconds in median.items():
         if name.startswith("static"):
             budget = f"{float(name.split()[1]):g}"
@@ -138,7 +147,7 @@ def main(args) -> dict:
             budget = "1 (masked: full width)"
         cpu = cpu_median[name]
         print(f"| {name} | {seconds:.3f} | {seconds / median['static 1']:.2f} | {cpu:.3f} | "
-              f"{cpu / cpu_median['static 1']:.2f} | {budget} |")
+              f"{cpu / cpu_median['static 1']:.2f} | {statistics.median(faults[name]):,.0f} | {budget} |")
     print()
     for label, value in (("wall", ratio), ("CPU", cpu_ratio)):
         print(f"stage-1 step / ({factor_sum:g} x step at 1.0), {label} time = {value:.2f} "
@@ -147,7 +156,8 @@ def main(args) -> dict:
               "config": {"hidden": config.hidden, "depth": config.depth,
                          "utilization_factors": config.utilization_factors},
               "median_seconds": median, "all_seconds": times, "median_cpu_seconds": cpu_median,
-              "all_cpu_seconds": cpu_times, "factor_sum": factor_sum,
+              "all_cpu_seconds": cpu_times, "page_faults": faults, "reuse_freed_memory": reused,
+              "factor_sum": factor_sum,
               "stage1_ratio": ratio, "stage1_ratio_cpu": cpu_ratio, "target": 1.2}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
