@@ -13,6 +13,12 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 
+# fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
+# floats
+FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
+                "balance_weight", "stft_sc_factor", "stft_mag_factor", "polarity_weight")
+
+
 @strict
 class AdaSlimConfig(PreTrainedConfig):
     r"""
@@ -85,8 +91,8 @@ class AdaSlimConfig(PreTrainedConfig):
     max_hidden: int = 10_000
     normalize: bool = True
     glu: bool = True
-    rescale: float = 0.1
-    floor: float = 1e-3
+    rescale: float | int = 0.1
+    floor: float | int = 1e-3
     sample_rate: int = 16_000
     # slimming
     utilization_factors: list[float] | tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
@@ -99,17 +105,19 @@ class AdaSlimConfig(PreTrainedConfig):
     router_hidden: int = 8
     router_stride: int = 1
     router_delay: int = 1
-    gumbel_temperature: float = 1.0
+    gumbel_temperature: float | int = 1.0
     # losses
-    target_utilization: float = 0.25
-    efficiency_weight: float = 1.0
-    balance_weight: float = 0.1
-    stft_sc_factor: float = 0.1
-    stft_mag_factor: float = 0.1
-    polarity_weight: float = 1.0
+    target_utilization: float | int = 0.25
+    efficiency_weight: float | int = 1.0
+    balance_weight: float | int = 0.1
+    stft_sc_factor: float | int = 0.1
+    stft_mag_factor: float | int = 0.1
+    polarity_weight: float | int = 1.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
+        for name in FLOAT_FIELDS:
+            setattr(self, name, float(getattr(self, name)))
         if self.bottleneck_layers is None:
             self.bottleneck_layers = 2 if self.bottleneck == "lstm" else 1
         self._check_values()

@@ -28,6 +28,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+from huggingface_hub.errors import StrictDataclassError
+
 from adaslim_hf.training import NonFiniteLossError, TrainingSettings, load_settings, train
 
 
@@ -96,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
-    except ValueError as error:
+    except (ValueError, StrictDataclassError) as error:  # a bad setting or config value, before any step
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -204,6 +204,14 @@ def test_invalid_config_values_are_refused():
     assert AdaSlimConfig(target_utilization=0.1).target_utilization == 0.1  # below the smallest factor: "cheapest"
 
 
+def test_whole_numbers_are_accepted_for_real_valued_fields():
+    config = AdaSlimConfig(efficiency_weight=3, balance_weight=0, target_utilization=1)  # as YAML and users write them
+    for name in ("efficiency_weight", "balance_weight", "target_utilization"):
+        assert isinstance(getattr(config, name), float), name
+    assert config.efficiency_weight == 3.0
+    assert AdaSlimConfig.from_dict(config.to_dict()).efficiency_weight == 3.0
+
+
 def test_training_reaches_the_router_and_explores_every_factor():
     torch.manual_seed(0)
     model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=4)).train()

@@ -408,7 +408,7 @@ def test_unknown_config_keys_are_refused(tmp_path):
         load_settings(None, {"train_batch_size": "many"})
 
 
-def test_script_reports_bad_input_before_any_step(voicebank, tmp_path):
+def test_script_reports_bad_input_before_any_step(voicebank, tmp_path, capsys):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
@@ -418,6 +418,11 @@ def test_script_reports_bad_input_before_any_step(voicebank, tmp_path):
     args = train_script.parse_args(["--config", str(SMOKE), "--data_dir", str(voicebank), "--output_dir",
                                     str(output_dir), "--target_utilization", "1.5"])
     assert train_script.main(args) == 2
+    _no_step_taken(output_dir)
+    args = train_script.parse_args(["--config", str(SMOKE), "--data_dir", str(voicebank), "--output_dir",
+                                    str(output_dir), "--model", "efficiency_weight=many"])
+    assert train_script.main(args) == 2  # the config's type check, reported as an error, not a traceback
+    assert "efficiency_weight" in capsys.readouterr().err
     _no_step_taken(output_dir)
 
 
