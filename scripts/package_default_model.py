@@ -98,8 +98,8 @@ def main(args: argparse.Namespace) -> list[Path]:
                          "cancels speech when mixed with the input or another width: " + ", ".join(inverted)
                          + " (retrain with L_Pol, see docs/training.md, or pass --allow_inverted).")
     notes = (f"Mean over {comparison['items']} held-out test clips, every model on the same clips. Static rows: "
-             "the stage-1 slimmable backbone; dynamic rows: the routed models (stage 2) at their targets. Reproduce: "
-             + comparison.get("command", "scripts/compare_models.py"))
+             f"'{comparison['static']['label']}' at each factor; dynamic rows: the routed models (stage 2) at their "
+             "targets. Reproduce: " + comparison.get("command", "scripts/compare_models.py"))
     evaluation = parse_evaluation(card_evaluation(comparison, dataset_id=args.dataset_id,
                                                   dataset_name=args.dataset_name, notes=notes))
     training = json.loads(Path(args.training).read_text(encoding="utf-8")) if args.training else None
