@@ -17,6 +17,9 @@ load that drifts during the benchmark (a training job on the same cores) hits ev
 wall seconds, of this process's CPU seconds (which leave out the time spent waiting for a core on a loaded
 machine) and of the page faults per call (the JSON has them: fresh memory the allocator had to map).
 
+The process keeps freed memory for reuse, as the `adaslim` commands do (adaslim_hf.memory; --system_allocator
+times glibc's default, which faults every large tensor's pages in again).
+
 --model: a save_pretrained folder (default: the untrained default config, seeded). --input: a WAV file
 (default: examples/noisy_example.wav, mono-mixed, resampled to the model rate, tiled or cut to
 --seconds) or "random" (Gaussian noise, the previous default).
@@ -36,6 +39,7 @@ import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.audio_io import load_audio, resample
+from adaslim_hf.memory import reuse_freed_memory
 from adaslim_hf.modeling_adaslim import router_runs
 
 DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "examples" / "noisy_example.wav"
@@ -54,6 +58,8 @@ def parse_args(argv=None):
     parser.add_argument("--run-frames", type=int, default=8, help="router frames per run in the 'runs' mix")
     parser.add_argument("--router-strides", default="4,16",
                         help="also time a random factor per router frame at these router_stride values")
+    parser.add_argument("--system_allocator", action="store_true",
+                        help="leave glibc's malloc as it is (default: keep freed memory, as `adaslim enhance` does)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
     return parser.parse_args(argv)
@@ -134,6 +140,7 @@ def mean_run_frames(choice: torch.Tensor) -> float:
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
+    reused = False if args.system_allocator else reuse_freed_memory()  # what the adaslim commands do
     model = load_model(args)
     config = model.config
     length = int(args.seconds * config.sample_rate)
@@ -208,6 +215,7 @@ def run(args) -> dict:
         "seconds_of_audio": args.seconds,
         "sample_rate": config.sample_rate,
         "threads": args.threads,
+        "reuse_freed_memory": reused,
         "repeats": args.repeats,
         "config": {k: getattr(config, k) for k in ("hidden", "depth", "bottleneck", "router_stride")},
         "dense_matmul_gflops": peak,
