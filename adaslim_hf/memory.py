@@ -6,8 +6,8 @@ in again at first touch. On this project's 2-core machine that costs about 2.5 u
 fresh 64 MB tensor takes ~40 ms of faults for ~5 ms of work (``torch.sigmoid`` of 16 M floats: 45-54 ms into
 a new tensor, 4-5 ms into a reused one). A training step allocates and frees hundreds of such tensors
 (activations of batch x seconds x 64 kHz frames). With ``reuse_freed_memory()`` the freed chunks stay in
-the heap and the next step reuses them: a stage-1 step at batch 8 x 4 s took 6.4 s instead of 8.2 s and a
-stage-2 step 2.9 s instead of 5.1 s in one run of scripts/benchmark_training.py (docs/training.md), for a
+the heap and the next step reuses them: a stage-1 step at batch 8 x 4 s took 6.78 s instead of 8.16 s and a
+stage-2 step 3.02 s instead of 5.09 s in scripts/benchmark_training.py (docs/training.md), for a
 peak resident size about 15% higher that the process keeps until it exits (3.48 against 3.01 GB there).
 
 It changes the allocator of the whole process, so the library never calls it on import: the training loop

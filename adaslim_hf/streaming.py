@@ -73,7 +73,7 @@ from torch.nn import functional as F
 
 from .configuration_adaslim import AdaSlimConfig
 from .macs import frames_per_router_frame
-from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, _sinc_toeplitz
+from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, sinc_filter
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
 # sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
@@ -146,19 +146,9 @@ class _Geometry:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _filter_rows(window: torch.Tensor, count: int, block: int = 64) -> torch.Tensor:
-    """The sinc filter along time of rows [>= count + taps - 1, C] -> [count, C], as F.conv1d(window.t()[:, None],
-    sinc_kernel()) gives them, computed like ``modeling_adaslim.sinc_filter``: one product of windows of
-    ``block`` outputs with a banded Toeplitz matrix. A single-channel conv1d of a few hundred samples takes
-    PyTorch's slow generic path (~0.4 ms a call on this CPU, four calls per 16 ms hop)."""
-    taps = 2 * SINC_ZEROS
-    signal = window.t()  # [C, L]
-    num_blocks = -(-count // block)
-    needed = num_blocks * block + taps - 1
-    signal = F.pad(signal, (0, needed - signal.shape[1])) if needed > signal.shape[1] else signal[:, :needed]
-    windows = signal.unfold(-1, block + taps - 1, block)  # [C, num_blocks, block + taps - 1]
-    out = windows @ _sinc_toeplitz(block, signal.dtype, signal.device)  # [C, num_blocks, block]
-    return out.reshape(signal.shape[0], num_blocks * block)[:, :count].t()  # [count, C]
+def _filter_rows(window: torch.Tensor) -> torch.Tensor:
+    """The sinc filter along time of rows [count + taps - 1, C] -> [count, C] (only whole windows)."""
+    return sinc_filter(window.t()[:, None], padding=0)[:, 0].t()
 
 
 class _SincUpsampler:
@@ -167,7 +157,8 @@ class _SincUpsampler:
 
     def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
         self.lookahead = lookahead  # inputs past i a pair waits for; fewer than Z treats the rest as zeros
-        self.history = torch.zeros(SINC_ZEROS - 1, channels, dtype=dtype, device=device)  # input rows from next - Z + 1 (zeros before 0)
+        # input rows from next - Z + 1 (zeros before 0)
+        self.history = torch.zeros(SINC_ZEROS - 1, channels, dtype=dtype, device=device)
         self.received = self.next = 0
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
@@ -182,7 +173,7 @@ class _SincUpsampler:
             return self.history.new_zeros(0, self.history.shape[1])
         window = self.history[: count + 2 * SINC_ZEROS - 1]  # inputs next - Z + 1 .. end + Z - 1
         window = F.pad(window, (0, 0, 0, count + 2 * SINC_ZEROS - 1 - len(window)))  # zeros past the end
-        halfway = _filter_rows(window, count)  # [count, C]
+        halfway = _filter_rows(window)  # [count, C]
         kept = self.history[SINC_ZEROS - 1 : SINC_ZEROS - 1 + count]
         self.history = self.history[count:]
         self.next = end
@@ -195,7 +186,8 @@ class _SincDownsampler:
 
     def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
         self.lookahead = lookahead  # output i waits for odd input i + lookahead - 1 (Z: exact)
-        self.history = torch.zeros(2 * SINC_ZEROS, channels, dtype=dtype, device=device)  # input rows from 2 (next - Z) (zeros before 0)
+        # input rows from 2 (next - Z) (zeros before 0)
+        self.history = torch.zeros(2 * SINC_ZEROS, channels, dtype=dtype, device=device)
         self.received = self.next = 0
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
@@ -214,7 +206,7 @@ class _SincDownsampler:
         needed = 2 * (count + 2 * SINC_ZEROS - 1)  # inputs 2 (next - Z) .. 2 (end + Z - 1)
         window = self.history[:needed]
         window = F.pad(window, (0, 0, 0, needed - len(window))).reshape(count + 2 * SINC_ZEROS - 1, 2, -1)
-        interpolated = _filter_rows(window[:, 1], count)  # [count, C]
+        interpolated = _filter_rows(window[:, 1])  # [count, C]
         self.history = self.history[2 * count :]
         self.next = end
         return (window[SINC_ZEROS : SINC_ZEROS + count, 0] + interpolated) * 0.5
