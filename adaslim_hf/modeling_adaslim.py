@@ -167,6 +167,61 @@ class _Linear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
+class _LinearGLU(torch.autograd.Function):
+    """F.glu(F.linear(x, weight, bias), dim=-1) for x [..., K], weight [2C, K] (value rows, then gate rows),
+    bias [2C] or None -> [..., C].
+
+    Autograd's GLU saves the [..., 2C] product and its backward recomputes the sigmoid of the gate half from
+    that strided view: on a tall, wide layer (the two outermost encoder blocks) that backward took 3-5x the
+    forward. Here the value and gate halves are computed as two contiguous products, the sigmoid s once, and
+    the backward needs only s and the output o = value * s: d value = g * s, d gate = g * o * (1 - s). The
+    saved tensors are as large as autograd's (two [..., C]); the product itself is freed after the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        rows = x.reshape(-1, x.shape[-1])  # [M, K]
+        channels = weight.shape[0] // 2
+        weights = weight[:channels], weight[channels:]  # value [C, K], gate [C, K]
+        biases = (None, None) if bias is None else (bias[:channels], bias[channels:])
+        value = _product(rows, weights[0].t(), biases[0], rows.new_empty(rows.shape[0], channels))  # [M, C]
+        gate = _product(rows, weights[1].t(), biases[1], rows.new_empty(rows.shape[0], channels))
+        sigmoid = gate.sigmoid_()  # [M, C], in place: the gate's pre-activation is not needed again
+        out = value.mul_(sigmoid).view(*x.shape[:-1], channels)  # [..., C]: the output, also what the backward needs
+        ctx.save_for_backward(rows, weight, sigmoid, out)
+        ctx.has_bias, ctx.x_shape = bias is not None, x.shape
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        rows, weight, sigmoid, out = ctx.saved_tensors
+        channels = weight.shape[0] // 2
+        grad = grad_out.reshape(-1, channels)  # [M, C]
+        grad_value = grad * sigmoid
+        grad_gate = grad * out.view(-1, channels)
+        grad_gate.addcmul_(grad_gate, sigmoid, value=-1)  # g * o * (1 - s)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(grad_value, weight[:channels])
+            grad_x.addmm_(grad_gate, weight[channels:])
+            grad_x = grad_x.view(ctx.x_shape)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.cat([_transposed_product(grad_value, rows), _transposed_product(grad_gate, rows)])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = torch.cat([grad_value.sum(dim=0), grad_gate.sum(dim=0)])
+        return grad_x, grad_weight, grad_bias
+
+
+def linear_glu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.glu(F.linear(x, weight, bias), dim=-1): x [..., K], weight [2C, K] (value rows, then gate rows) ->
+    [..., C]; with autograd on tall inputs as ``_LinearGLU`` (a backward without the strided sigmoid)."""
+    if (_tracing() or x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1] or not torch.is_grad_enabled()
+            or not (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))):
+        return F.glu(linear(x, weight, bias), dim=-1)
+    return _LinearGLU.apply(x, weight, bias)
+
+
 def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
@@ -301,8 +356,9 @@ class SlimEncoderBlock(nn.Module):
         hidden = F.relu(hidden)  # [B, N_out, w]: the internal feature space
         if mask is not None:
             hidden = hidden * mask
-        out = linear(hidden, out_weight, out_bias)  # [B, N_out, E*C]
-        return F.glu(out, dim=-1) if self.glu else F.relu(out)
+        if self.glu:
+            return linear_glu(hidden, out_weight, out_bias)  # [B, N_out, C]
+        return F.relu(linear(hidden, out_weight, out_bias))
 
     def frames(self, tap_inputs: list[torch.Tensor], width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Output frames from their tap inputs ([..., n, S*C_in] each) at internal width w -> [..., n, C]."""
@@ -313,8 +369,9 @@ class SlimEncoderBlock(nn.Module):
         hidden = F.relu(hidden)  # [..., n, w]: the internal feature space
         if mask is not None:
             hidden = hidden * mask
-        out = linear(hidden, out_weight, out_bias)  # [..., n, E*C]
-        return F.glu(out, dim=-1) if self.glu else F.relu(out)
+        if self.glu:
+            return linear_glu(hidden, out_weight, out_bias)  # [..., n, C]
+        return F.relu(linear(hidden, out_weight, out_bias))
 
     def frames_into(self, inputs, width: int, out: torch.Tensor, scratch: torch.Tensor):
         """Inference (no autograd): ``frames`` of n frames at width w from their tap inputs or tap products
@@ -388,8 +445,7 @@ class SlimDecoderBlock(nn.Module):
 
     def hidden(self, x: torch.Tensor, in_weight: torch.Tensor, bias: torch.Tensor, mask=None) -> torch.Tensor:
         """The internal feature space: 1x1 conv then GLU (or ReLU), times ``mask``: [..., n, C] -> [..., n, w]."""
-        hidden = linear(x, in_weight, bias)
-        hidden = F.glu(hidden, dim=-1) if self.glu else F.relu(hidden)
+        hidden = linear_glu(x, in_weight, bias) if self.glu else F.relu(linear(x, in_weight, bias))
         return hidden if mask is None else hidden * mask
 
     def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -407,7 +463,7 @@ class SlimDecoderBlock(nn.Module):
         for tap in range(1, self.taps):
             out = out.add_(linear(padded[:, shift - tap : shift - tap + n_frames + shift], per_tap[tap]))
         out = out.reshape(batch, -1, self.out_channels)  # [B, (N + taps - 1) * S, C_out]
-        return out if self.last else F.relu(out)
+        return out if self.last else out.relu_()  # in place: out is this block's own sum of products
 
     def forward_spans(self, x: torch.Tensor, skip: torch.Tensor, spans: list, valid: torch.Tensor | None = None):
         """x + skip [B, N, C] -> [B, (N + taps - 1) * S, C_out] with each span (item, start, stop, width) of
@@ -527,7 +583,7 @@ class SlimDecoderBlock(nn.Module):
                     contribution = linear(hidden, per_tap[tap])
                     flat.index_add_(0, (rows + tap).flatten(), contribution.reshape(-1, contribution.shape[-1]))
         out = out.reshape(batch, -1, self.out_channels)
-        return out if self.last else F.relu(out)
+        return out if self.last else out.relu_()  # in place: out is this block's own sum of products
 
 
 # ----------------------------------------------------------------------------------------------------
