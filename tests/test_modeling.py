@@ -375,6 +375,31 @@ def test_linear_equals_f_linear_in_values_and_gradients(in_features, out_feature
             torch.testing.assert_close(modeling.linear(x, weight, bias), reference)
 
 
+@pytest.mark.parametrize("in_features,channels", [(3, 40), (40, 3)])
+def test_linear_glu_equals_glu_of_linear_in_values_and_gradients(in_features, channels, monkeypatch):
+    """modeling.linear_glu (value and gate as separate products, backward from the sigmoid and the output)
+    against F.glu(F.linear(...)), on a strided 3-D input, with and without bias; tile rows made small so the
+    fused autograd function runs on this small input."""
+    import torch.nn.functional as F
+
+    monkeypatch.setattr(modeling, "LINEAR_TILE_ROWS", 7)
+    torch.manual_seed(0)
+    base = torch.randn(3, 2 * 101, in_features, dtype=torch.float64, requires_grad=True)
+    x = base[:, ::2]  # [3, 101, K]
+    weight = torch.randn(2 * channels, in_features, dtype=torch.float64, requires_grad=True)
+    for bias in (torch.randn(2 * channels, dtype=torch.float64, requires_grad=True), None):
+        ours = modeling.linear_glu(x, weight, bias)
+        assert type(ours.grad_fn).__name__ == "_LinearGLUBackward"
+        reference = F.glu(F.linear(x, weight, bias), dim=-1)
+        torch.testing.assert_close(ours, reference)
+        grad = torch.randn_like(reference)
+        inputs = [base, weight] + ([bias] if bias is not None else [])
+        for a, b in zip(torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad)):
+            torch.testing.assert_close(a, b)
+        with torch.no_grad():
+            torch.testing.assert_close(modeling.linear_glu(x, weight, bias), reference)
+
+
 def test_decoder_training_path_equals_conv_transpose_reference():
     """With autograd, the decoder's 1x1 conv, GLU-aware slicing and transposed conv (per-tap products over
     shifted views): outputs and gradients equal F.conv1d + F.conv_transpose1d with the sliced weights."""
