@@ -351,6 +351,14 @@ def test_router_decision_reads_the_hop_router_delay_before_the_frames_it_governs
                 assert not torch.equal(model(changed).router_logits[:, r], logits[:, r])
 
 
+def _assert_same_values_and_gradients(ours, reference, inputs):
+    """ours equals reference, and so do their gradients with respect to inputs for one random output grad."""
+    torch.testing.assert_close(ours, reference)
+    grad = torch.randn_like(reference)
+    for a, b in zip(torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad)):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("tile_rows", [2048, 7])
 @pytest.mark.parametrize("in_features,out_features", [(3, 40), (40, 3), (16, 16)])
 def test_linear_equals_f_linear_in_values_and_gradients(in_features, out_features, tile_rows, monkeypatch):
@@ -366,11 +374,7 @@ def test_linear_equals_f_linear_in_values_and_gradients(in_features, out_feature
     for bias in (torch.randn(out_features, dtype=torch.float64, requires_grad=True), None):
         ours = modeling.linear(x, weight, bias)
         reference = F.linear(x, weight, bias)
-        torch.testing.assert_close(ours, reference)
-        grad = torch.randn_like(reference)
-        inputs = [base, weight] + ([bias] if bias is not None else [])
-        for a, b in zip(torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad)):
-            torch.testing.assert_close(a, b)
+        _assert_same_values_and_gradients(ours, reference, [base, weight] + ([bias] if bias is not None else []))
         with torch.no_grad():
             torch.testing.assert_close(modeling.linear(x, weight, bias), reference)
 
@@ -391,11 +395,7 @@ def test_linear_glu_equals_glu_of_linear_in_values_and_gradients(in_features, ch
         ours = modeling.linear_glu(x, weight, bias)
         assert type(ours.grad_fn).__name__ == "_LinearGLUBackward"
         reference = F.glu(F.linear(x, weight, bias), dim=-1)
-        torch.testing.assert_close(ours, reference)
-        grad = torch.randn_like(reference)
-        inputs = [base, weight] + ([bias] if bias is not None else [])
-        for a, b in zip(torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad)):
-            torch.testing.assert_close(a, b)
+        _assert_same_values_and_gradients(ours, reference, [base, weight] + ([bias] if bias is not None else []))
         with torch.no_grad():
             torch.testing.assert_close(modeling.linear_glu(x, weight, bias), reference)
 
