@@ -175,7 +175,7 @@ class _LinearGLU(torch.autograd.Function):
     that strided view: on a tall, wide layer (the two outermost encoder blocks) that backward took 3-5x the
     forward. Here the value and gate halves are computed as two contiguous products, the sigmoid s once, and
     the backward needs only s and the output o = value * s: d value = g * s, d gate = g * o * (1 - s). The
-    saved tensors are as large as autograd's (two [..., C]); the product itself is freed after the forward.
+    saved tensors are as large as autograd's (two [..., C]); no [..., 2C] product is ever written.
     """
 
     @staticmethod
@@ -216,8 +216,7 @@ class _LinearGLU(torch.autograd.Function):
 def linear_glu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """F.glu(F.linear(x, weight, bias), dim=-1): x [..., K], weight [2C, K] (value rows, then gate rows) ->
     [..., C]; with autograd on tall inputs as ``_LinearGLU`` (a backward without the strided sigmoid)."""
-    if (_tracing() or x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1] or not torch.is_grad_enabled()
-            or not (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))):
+    if _plain_product(x) or not _records_gradient(x, weight, bias):
         return F.glu(linear(x, weight, bias), dim=-1)
     return _LinearGLU.apply(x, weight, bias)
 
@@ -226,15 +225,24 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
+def _plain_product(x: torch.Tensor) -> bool:
+    """Whether x [..., K] goes to the plain F.linear: traced graphs, and inputs of at most 8 tiles of rows."""
+    return _tracing() or x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1]
+
+
+def _records_gradient(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd records an operation on these tensors (None entries are skipped)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """F.linear(x, weight, bias): x [..., K], weight [N, K] -> [..., N], computed as ``_Linear`` does for tall
     inputs (more than 8 tiles of rows); shorter ones (a stream's few frames) go to F.linear, whose per-call
     overhead is lower and whose shapes are then harmless. Traced graphs (torch.export, torch.compile, ONNX)
     get the plain F.linear: their shapes may be symbolic, and the compiler picks its own kernels."""
-    if _tracing() or x.numel() <= 8 * LINEAR_TILE_ROWS * x.shape[-1]:
+    if _plain_product(x):
         return F.linear(x, weight, bias)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
+    if _records_gradient(x, weight, bias):
         return _Linear.apply(x, weight, bias)
     out = x.new_empty(*x.shape[:-1], weight.shape[0])
     _product(x.reshape(-1, x.shape[-1]), weight.t(), bias, out.view(-1, weight.shape[0]))
