@@ -494,9 +494,15 @@ def training_summary(report: dict | None) -> list[tuple[str, str]]:
             value = calibration.get(key)
             return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
 
-        lines.append(("Router calibration", (f"a compute cost (lambda {number('lambda')}) folded into the router's "
-                                             f"scores; mean utilization on training segments {number('utilization_before')}"
-                                             f" -> {number('utilization_after')}")))
+        text = (f"a compute cost (lambda {number('lambda')}) folded into the router's scores; mean utilization "
+                f"on training segments {number('utilization_before')} -> {number('utilization_after')}")
+        if calibration.get("min_share") and calibration.get("shares_after"):
+            shares = "/".join(f"{100 * share:.1f}" for share in calibration["shares_after"])
+            text += (f", every factor kept on at least {100 * calibration['min_share']:g}% of the frames "
+                     f"(now {shares}%)")
+        if isinstance(calibration.get("validation_utilization"), (int, float)):
+            text += f"; on validation {number('validation_utilization')}"
+        lines.append(("Router calibration", text))
     if report.get("weights"):
         lines.append(("Weights kept", str(report["weights"])))
     return lines

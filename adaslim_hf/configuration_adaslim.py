@@ -16,7 +16,8 @@ from transformers import PreTrainedConfig
 # fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
-                "balance_weight", "stft_sc_factor", "stft_mag_factor", "polarity_weight")
+                "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
+                "polarity_weight")
 
 
 @strict
@@ -62,11 +63,17 @@ class AdaSlimConfig(PreTrainedConfig):
             it governs, and a stream waits one hop longer for each decision.
         gumbel_temperature (`float`, defaults to 1.0): straight-through Gumbel-softmax temperature (training).
 
-    Losses (L_SE + polarity_weight * L_Pol; stage 2 adds efficiency_weight * L_Eff + balance_weight * L_Bal):
+    Losses (L_SE + polarity_weight * L_Pol; stage 2 adds efficiency_weight * L_Eff + balance_weight * L_Bal
+    + share_weight * L_Share):
         target_utilization (`float`, defaults to 0.25): mean utilization the router is trained towards, in
             (0, largest factor]. A target below the smallest factor (the paper's 0.1 with factors from 0.125)
             cannot be met: it asks for "as cheap as possible" and the balance loss keeps the router mixing.
         efficiency_weight / balance_weight (`float`, defaults to 1.0 / 0.1): the paper's beta and gamma.
+        min_factor_share (`float`, defaults to 0.0 = off, the paper): the share of frames every factor should keep,
+            in [0, 1 / len(utilization_factors)]; L_Share (`losses.share_floor_loss`) penalises each factor
+            below it, and the router calibration after stage 2 keeps it. Not in the paper: at a low target the
+            balance loss alone lets the widest factor fall to ~0 (its minimiser there gives 1.0 no frames).
+        share_weight (`float`, defaults to 1.0): weight of L_Share when `min_factor_share` > 0.
         stft_sc_factor / stft_mag_factor (`float`, defaults to 0.1): weights of the multi-resolution STFT
             loss terms (denoiser's causal VoiceBank recipe); 0 for both disables the STFT loss.
         polarity_weight (`float`, defaults to 1.0): weight of L_Pol (`losses.polarity_loss`), which is 0 while the
@@ -110,6 +117,8 @@ class AdaSlimConfig(PreTrainedConfig):
     target_utilization: float | int = 0.25
     efficiency_weight: float | int = 1.0
     balance_weight: float | int = 0.1
+    min_factor_share: float | int = 0.0
+    share_weight: float | int = 1.0
     stft_sc_factor: float | int = 0.1
     stft_mag_factor: float | int = 0.1
     polarity_weight: float | int = 1.0
@@ -168,8 +177,18 @@ class AdaSlimConfig(PreTrainedConfig):
             f"`target_utilization` must lie in (0, {factors[-1]}] (at most the largest configured factor), "
             f"got {self.target_utilization}.",
         )
+        share, count = self.min_factor_share, len(factors)
+        require(0 <= share <= 1 / count,
+                f"`min_factor_share` must lie in [0, 1/{count}] for {count} factors, got {share}.")
+        if share and self.target_utilization >= factors[0]:  # below the smallest factor: "as cheap as possible"
+            lowest = factors[0] + share * sum(u - factors[0] for u in factors)
+            highest = factors[-1] - share * sum(factors[-1] - u for u in factors)
+            require(lowest <= self.target_utilization <= highest,
+                    f"`min_factor_share`={share} allows mean utilizations in [{lowest:.4g}, {highest:.4g}] only, "
+                    f"but `target_utilization` is {self.target_utilization}; lower the share or move the target.")
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
-        for name in ("efficiency_weight", "balance_weight", "stft_sc_factor", "stft_mag_factor", "polarity_weight"):
+        for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
+                "polarity_weight"):
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----

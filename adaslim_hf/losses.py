@@ -284,9 +284,33 @@ def balance_loss(frame_fractions: torch.Tensor) -> torch.Tensor:
     return ((count * frame_fractions.pow(2).sum(-1) - 1) / (count - 1)).mean()
 
 
+def share_floor_loss(frame_fractions: torch.Tensor, min_share: float) -> torch.Tensor:
+    """L_Share = sum_j max(0, m - Y_j) / m: 0 while every factor takes at least the share m of the frames, 1 when
+    one factor takes none (not in the paper). L_Bal pulls towards uniform use, which a low target forbids: at
+    target 0.25 with factors 0.125/0.25/0.5/1.0 the shares that minimise L_Bal at that mean give factor 1.0
+    none of the frames, so L_Bal alone lets the widest factor collapse. This hinge keeps a floor under each.
+
+    Args:
+        frame_fractions: Y, [J] or [B, J] (then the loss is averaged over B).
+        min_share: m, in (0, 1 / J].
+
+    Returns:
+        a scalar tensor (zero, still attached to the graph, when m is 0).
+    """
+    if frame_fractions.dim() not in (1, 2):
+        raise ValueError(f"frame_fractions must be [factors] or [batch, factors], got {list(frame_fractions.shape)}.")
+    count = frame_fractions.shape[-1]
+    if not 0 <= min_share <= 1 / count:
+        raise ValueError(f"min_share must lie in [0, 1/{count}] for {count} factors, got {min_share}.")
+    if min_share == 0:
+        return frame_fractions.sum() * 0
+    return ((min_share - frame_fractions).clamp(min=0).sum(-1) / min_share).mean()
+
+
 __all__ = [
     "STFT_RESOLUTIONS",
     "balance_loss",
+    "share_floor_loss",
     "choice_fractions",
     "efficiency_loss",
     "multi_resolution_stft_loss",

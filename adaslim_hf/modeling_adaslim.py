@@ -38,6 +38,7 @@ from transformers.utils import ModelOutput
 from .configuration_adaslim import AdaSlimConfig
 from .losses import (
     balance_loss,
+    share_floor_loss,
     choice_fractions,
     efficiency_loss,
     polarity_loss,
@@ -1176,7 +1177,8 @@ class AdaSlimOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): with `clean_values`: L_SE + polarity_weight *
-            L_Pol, plus efficiency_weight * L_Eff + balance_weight * L_Bal when the router decided.
+            L_Pol, plus efficiency_weight * L_Eff + balance_weight * L_Bal (+ share_weight * L_Share when
+            min_factor_share > 0) when the router decided.
         enhanced_values (`torch.FloatTensor`, same shape as `input_values`): the enhanced waveform.
         choice (`torch.LongTensor` of shape `(batch, router_frames)`): factor index per router frame,
             -1 for frames entirely past an item's end.
@@ -1187,8 +1189,8 @@ class AdaSlimOutput(ModelOutput):
             the router; None for a static factor or a given choice.
         macs (`torch.DoubleTensor` of shape `(batch,)`): multiply-accumulates this call spent per item
             (adaslim_hf.macs.call_macs).
-        se_loss, efficiency_loss, balance_loss, polarity_loss (`torch.FloatTensor` of shape `()`, *optional*):
-            loss terms.
+        se_loss, efficiency_loss, balance_loss, polarity_loss, share_loss (`torch.FloatTensor` of shape `()`,
+            *optional*): loss terms (share_loss only when min_factor_share > 0).
     """
 
     loss: torch.FloatTensor | None = None
@@ -1202,6 +1204,7 @@ class AdaSlimOutput(ModelOutput):
     efficiency_loss: torch.FloatTensor | None = None
     balance_loss: torch.FloatTensor | None = None
     polarity_loss: torch.FloatTensor | None = None
+    share_loss: torch.FloatTensor | None = None
 
 
 def _versions(*tensors) -> tuple:
@@ -1584,7 +1587,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         macs = call_macs(config, exec_choice, lengths, router=utilization is None)
         enhanced_values = enhanced[:, 0] if flat else enhanced
 
-        loss = se_loss = pol_loss = eff_loss = bal_loss = None
+        loss = se_loss = pol_loss = eff_loss = bal_loss = share_loss = None
         if clean_values is not None:
             target = clean_values.to(enhanced_values.dtype)
             estimate_2d = enhanced_values.reshape(batch, -1) if not flat else enhanced_values
@@ -1605,6 +1608,9 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 eff_loss = efficiency_loss(fractions, factors, config.target_utilization)
                 bal_loss = balance_loss(fractions)
                 loss = loss + config.efficiency_weight * eff_loss + config.balance_weight * bal_loss
+                if config.min_factor_share:
+                    share_loss = share_floor_loss(fractions, config.min_factor_share)
+                    loss = loss + config.share_weight * share_loss
 
         output = AdaSlimOutput(
             loss=loss,
@@ -1617,6 +1623,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             se_loss=se_loss,
             efficiency_loss=eff_loss,
             balance_loss=bal_loss,
+            share_loss=share_loss,
             polarity_loss=pol_loss,
         )
         return output if return_dict else output.to_tuple()

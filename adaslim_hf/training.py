@@ -56,8 +56,8 @@ BEST_METRICS = ("pesq", "stoi", "si_sdr", "loss")
 DEMUCS_ARGUMENTS = ("chin", "chout", "hidden", "depth", "kernel_size", "stride", "causal", "resample", "growth",
                     "max_hidden", "normalize", "glu", "rescale", "floor", "sample_rate")
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
-TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "gumbel_temperature",
-                        "stft_sc_factor", "stft_mag_factor", "polarity_weight")
+TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "min_factor_share",
+                        "share_weight", "gumbel_temperature", "stft_sc_factor", "stft_mag_factor", "polarity_weight")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -568,6 +568,8 @@ class TrainingObjective(nn.Module):
             "balance_loss": out.balance_loss.detach(),
             "mean_utilization": out.mean_utilization.detach().mean(),
         }
+        if out.share_loss is not None:
+            logs["share_loss"] = out.share_loss.detach()
         logs.update({f"fraction/u{factor:g}": fractions[j] for j, factor in enumerate(factors)})
         return {"loss": out.loss, **logs}
 
@@ -880,22 +882,28 @@ def score(results: dict[str, dict[str, float]], metric: str) -> float:
 
 @torch.no_grad()
 def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float | None = None,
-                     iterations: int = 60) -> dict[str, float]:
-    """Make the router's arg-max decisions meet ``target`` (default: ``config.target_utilization``) on average.
+                     min_share: float | None = None, iterations: int = 60, rounds: int = 30) -> dict:
+    """Make the router's arg-max decisions meet ``target`` (default: ``config.target_utilization``) on average,
+    keeping every factor on at least ``min_share`` of the frames (default: ``config.min_factor_share``).
 
     Training pulls the mean utilization of the *Gumbel-perturbed* choices to the target; at inference the
     router takes the arg max without noise, whose mean can land elsewhere (the paper's joint models overshoot
-    by ~0.04). A cost term fixes that: decisions become arg max_j (r_j - lambda u_j), whose mean utilization
-    falls monotonically as lambda grows, so bisection finds the lambda that meets the target on ``batches``
-    (noisy ``input_values`` with optional ``padding_mask``; use training data, not the validation set). The
-    shift is folded into the bias of the router's last conv, so the saved model decides this way by itself.
+    by ~0.04). A cost term fixes that: decisions become arg max_j (r_j - lambda u_j + b_j), whose mean
+    utilization falls monotonically as lambda grows, so bisection finds the lambda that meets the target on
+    ``batches`` (noisy ``input_values`` with optional ``padding_mask``; use training data, not the validation
+    set). The bonus b_j is 0 unless factor j would then take less than ``min_share`` of the frames: such a
+    factor gets the smallest bonus that lifts it to the share (bisection again), lambda is found anew, and so
+    on until both hold. The offsets are folded into the bias of the router's last conv, so the saved model
+    decides this way by itself.
 
-    Returns {"lambda", "utilization_before", "utilization_after", "target"} (means over items, as the
-    validation reports them). A target below the smallest factor is left alone (decisions unchanged; the
-    result then has a "skipped" reason): meeting it would put every frame at the smallest factor.
+    Returns {"lambda", "bonus" (b_j per factor), "utilization_before", "utilization_after", "shares_before",
+    "shares_after" (fraction of frames per factor), "min_share", "target"} (utilizations are means over items,
+    as the validation reports them). A target below the smallest factor is left alone (decisions unchanged;
+    the result then has a "skipped" reason): meeting it would put every frame at the smallest factor.
     """
     config = model.config
     target = config.target_utilization if target is None else float(target)
+    min_share = config.min_factor_share if min_share is None else float(min_share)
     was_training = model.training
     model.eval()
     logits, masks = [], []
@@ -904,31 +912,57 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
         logits.append(out.router_logits.float())  # [B, N, J]
         masks.append((out.choice >= 0).float())  # [B, N]
     model.train(was_training)
-    factors = torch.tensor(config.utilization_factors)
+    factors = torch.tensor(config.utilization_factors)  # [J]
+    frames = sum(float(mask.sum()) for mask in masks)
 
-    def utilization(shift: float) -> float:
-        means = []
+    def decide(offsets: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """-> (mean utilization over items, [J] share of frames per factor) with scores r + offsets."""
+        means, counts = [], torch.zeros(len(factors))
         for scores, mask in zip(logits, masks):
-            chosen = factors[(scores - shift * factors).argmax(dim=-1)]  # [B, N]
-            means.append((chosen * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1))
-        return float(torch.cat(means).mean())
+            chosen = (scores + offsets).argmax(dim=-1)  # [B, N]
+            means.append((factors[chosen] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1))
+            counts += torch.bincount(chosen[mask.bool()], minlength=len(factors)).float()
+        return float(torch.cat(means).mean()), counts / max(frames, 1.0)
 
-    before = utilization(0.0)
+    def bisect(too_low, low: float, high: float) -> tuple[float, float]:
+        """-> (low, high) closing in on the boundary between values where ``too_low(value)`` holds (below)
+        and where it does not (above)."""
+        for _ in range(iterations):
+            middle = (low + high) / 2
+            low, high = (middle, high) if too_low(middle) else (low, middle)
+        return low, high
+
+    before, shares_before = decide(torch.zeros(len(factors)))
+    result = {"lambda": 0.0, "bonus": [0.0] * len(factors), "utilization_before": before,
+              "utilization_after": before, "shares_before": shares_before.tolist(),
+              "shares_after": shares_before.tolist(), "min_share": min_share, "target": target}
     if target < factors[0].item():  # "as cheap as possible": meeting it would mean every frame at the smallest
-        return {"lambda": 0.0, "utilization_before": before, "utilization_after": before, "target": target,
-                "skipped": f"target {target} lies below the smallest factor {factors[0].item():g}"}
+        return {**result, "skipped": f"target {target} lies below the smallest factor {factors[0].item():g}"}
     spread = max(float((torch.cat([x.flatten() for x in logits])).abs().max()), 1.0)
-    low, high = -4 * spread / factors[0].item(), 4 * spread / factors[0].item()  # every frame at 1.0 ... at u_1
-    for _ in range(iterations):  # utilization(shift) is non-increasing in shift
-        middle = (low + high) / 2
-        if utilization(middle) > target:
-            low = middle
-        else:
-            high = middle
-    shift = min((low, high), key=lambda value: abs(utilization(value) - target))
-    model.router.projection.bias.data -= shift * factors.to(model.router.projection.bias)
-    return {"lambda": shift, "utilization_before": before, "utilization_after": utilization(shift),
-            "target": target}
+    reach = 4 * spread / factors[0].item()  # lambda = -reach: every frame at 1.0 ... +reach: every frame at u_1
+    bonus = torch.zeros(len(factors))
+
+    def solve_lambda() -> float:
+        bounds = bisect(lambda value: decide(bonus - value * factors)[0] > target, -reach, reach)
+        return min(bounds, key=lambda value: abs(decide(bonus - value * factors)[0] - target))
+
+    shift = solve_lambda()
+    for _ in range(rounds if min_share > 0 else 0):
+        shares = decide(bonus - shift * factors)[1]
+        short = [j for j in range(len(factors)) if shares[j] < min_share]
+        if not short:
+            break
+        for j in short:  # the smallest extra bonus that gives factor j its share at this lambda
+            def below(extra: float, j=j) -> bool:
+                trial = bonus.clone()
+                trial[j] += extra
+                return decide(trial - shift * factors)[1][j] < min_share
+            bonus[j] += bisect(below, 0.0, 2 * (spread + abs(shift)) + 2 * float(bonus.abs().max()) + 1.0)[1]
+        shift = solve_lambda()
+    after, shares_after = decide(bonus - shift * factors)
+    model.router.projection.bias.data += (bonus - shift * factors).to(model.router.projection.bias)
+    return {**result, "lambda": shift, "bonus": bonus.tolist(), "utilization_after": after,
+            "shares_after": shares_after.tolist()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1493,9 +1527,16 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
         if settings.stage == "2" and settings.calibrate_router:
             calibration = calibrate_router(final, calibration_batches(train_dataset, settings.calibrate_router,
                                                                       settings.eval_batch_size, collator))
+            shares = "/".join(f"{100 * share:.1f}" for share in calibration["shares_after"])
             accelerator.print(f"router calibrated on {settings.calibrate_router} training segments: lambda "
                               f"{calibration['lambda']:.4g}, mean utilization {calibration['utilization_before']:.3f}"
-                              f" -> {calibration['utilization_after']:.3f} (target {calibration['target']})")
+                              f" -> {calibration['utilization_after']:.3f} (target {calibration['target']}), "
+                              f"frames per factor {shares}%")
+            if valid_dataset is not None:  # what the calibrated router spends on held-out speech
+                calibrated = evaluate(final, valid_dataset, [None], batch_size=settings.eval_batch_size,
+                                      max_items=settings.max_valid_items, accelerator=accelerator)["dynamic"]
+                calibration["validation_utilization"] = calibrated["mean_utilization"]
+                accelerator.print(f"calibrated router on validation: u={calibrated['mean_utilization']:.3f}")
         evaluation_set = test_dataset if test_dataset is not None else valid_dataset
         evaluation = None
         if evaluation_set is not None:

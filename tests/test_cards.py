@@ -165,6 +165,11 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
     check_card(card)
     assert "**Last stage:** stage 2 (joint router training)" in card.text
     assert "**Optimizer steps (last stage):** 500" in card.text and "0.4 -> 0.25" in card.text
+    assert "every factor kept" not in card.text  # no share floor in that calibration
+    training["router_calibration"].update(min_share=0.08, shares_after=[0.4, 0.4, 0.12, 0.08],
+                                          validation_utilization=0.262)
+    card = build_card(model, repo_id=REPO_ID, evaluation=evaluation, training=training)
+    assert "every factor kept on at least 8% of the frames (now 40.0/40.0/12.0/8.0%); on validation 0.262" in card.text
 
 
 def test_malformed_evaluation_json_lists_every_problem(tmp_path):

@@ -11,6 +11,7 @@ import torch
 from adaslim_hf.losses import (
     STFT_RESOLUTIONS,
     balance_loss,
+    share_floor_loss,
     choice_fractions,
     efficiency_loss,
     multi_resolution_stft_loss,
@@ -239,6 +240,20 @@ def test_balance_loss_known_points():
     assert float(balance_loss(torch.tensor([1.0]))) == 0.0
     batched = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])
     assert float(balance_loss(batched)) == pytest.approx(0.5)
+
+
+def test_share_floor_loss_known_points():
+    assert float(share_floor_loss(torch.tensor([0.4, 0.3, 0.2, 0.1]), 0.05)) == 0.0  # every factor above the floor
+    assert float(share_floor_loss(torch.tensor([0.6, 0.3, 0.1, 0.0]), 0.05)) == pytest.approx(1.0)  # one at zero
+    assert float(share_floor_loss(torch.tensor([0.6, 0.32, 0.06, 0.02]), 0.05)) == pytest.approx(0.6)  # 0.03 / 0.05
+    batched = torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.0, 0.0]])
+    assert float(share_floor_loss(batched, 0.1)) == pytest.approx(1.0)  # (0 + 2) / 2
+    assert float(share_floor_loss(torch.tensor([1.0, 0.0]), 0.0)) == 0.0  # off
+    fractions = torch.tensor([0.7, 0.25, 0.05, 0.0], requires_grad=True)
+    share_floor_loss(fractions, 0.1).backward()
+    torch.testing.assert_close(fractions.grad, torch.tensor([0.0, 0.0, -10.0, -10.0]))  # only the short factors
+    with pytest.raises(ValueError, match=r"\[0, 1/4\]"):
+        share_floor_loss(fractions, 0.3)
 
 
 def test_efficiency_loss_known_points():

@@ -202,6 +202,11 @@ def test_invalid_config_values_are_refused():
         with pytest.raises(ValueError, match=message):
             AdaSlimConfig(**kwargs)
     assert AdaSlimConfig(target_utilization=0.1).target_utilization == 0.1  # below the smallest factor: "cheapest"
+    with pytest.raises(ValueError, match=r"min_factor_share.*\[0, 1/4\]"):
+        AdaSlimConfig(min_factor_share=0.3)
+    with pytest.raises(ValueError, match=r"allows mean utilizations in \[0.2625, 0.7875\]"):
+        AdaSlimConfig(min_factor_share=0.1, target_utilization=0.15)  # 10% of frames at 1.0 alone costs 0.1
+    assert AdaSlimConfig(min_factor_share=0.1, target_utilization=0.1).min_factor_share == 0.1  # "cheapest"
 
 
 def test_whole_numbers_are_accepted_for_real_valued_fields():
@@ -220,9 +225,18 @@ def test_training_reaches_the_router_and_explores_every_factor():
     assert out.efficiency_loss is not None and out.balance_loss is not None
     expected = out.se_loss + model.config.efficiency_weight * out.efficiency_loss
     assert torch.allclose(out.loss, expected + model.config.balance_weight * out.balance_loss)
+    assert out.share_loss is None  # min_factor_share 0: the paper's loss
     out.loss.backward()
     assert model.router.conv.weight.grad.abs().sum() > 0
     assert model.router.gru.recurrent_weight.grad.abs().sum() > 0
+    floored = AdaSlimModel(AdaSlimConfig(hidden=8, depth=4, min_factor_share=0.1, share_weight=2.0,
+                                       target_utilization=0.3)).train()
+    floored.load_state_dict(model.state_dict())
+    torch.manual_seed(1)
+    out = floored(noisy, clean_values=clean)
+    assert out.share_loss is not None
+    expected = out.se_loss + out.efficiency_loss + 0.1 * out.balance_loss + 2.0 * out.share_loss
+    assert torch.allclose(out.loss, expected)
     seen = set()
     for _ in range(5):
         seen.update(model(noisy).choice.flatten().tolist())

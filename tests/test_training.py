@@ -185,6 +185,28 @@ def test_router_calibration_meets_the_target_at_inference():
     assert float(after) == pytest.approx(result["utilization_after"], abs=0.01)  # frames at the boundary may flip
 
 
+def test_router_calibration_keeps_every_factor_above_the_share_floor():
+    """A router that never picks the widest factor: with min_factor_share the calibration lifts that factor to
+    its share of the frames and still meets the target; without it the widest factor stays unused."""
+    torch.manual_seed(0)
+    batches = [{"input_values": torch.randn(4, 8000) * 0.1} for _ in range(3)]
+    results = {}
+    for share in (0.0, 0.08):
+        model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3, min_factor_share=share)).eval()
+        with torch.no_grad():
+            model.router.projection.bias.copy_(torch.tensor([0.0, 0.5, 1.0, -4.0]))  # 1.0 never wins, 0.5 mostly
+        result = results[share] = calibrate_router(model, batches)
+        assert result["min_share"] == share and result["shares_before"][-1] == 0.0
+        assert result["utilization_after"] == pytest.approx(0.3, abs=0.03)
+        with torch.no_grad():  # the offsets live in the model: plain inference decides the calibrated way
+            choice = torch.cat([model(b["input_values"]).choice.flatten() for b in batches])
+        shares = torch.bincount(choice, minlength=4) / choice.numel()
+        torch.testing.assert_close(shares, torch.tensor(result["shares_after"]), atol=0.01, rtol=0)
+    assert results[0.0]["shares_after"][-1] < 0.01 and results[0.0]["bonus"] == [0.0] * 4
+    assert min(results[0.08]["shares_after"]) >= 0.08 - 0.01
+    assert results[0.08]["bonus"][-1] > 0
+
+
 def test_router_calibration_leaves_a_target_below_the_smallest_factor_alone():
     torch.manual_seed(0)
     model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.1)).eval()
