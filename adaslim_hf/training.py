@@ -1534,7 +1534,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
                               f"frames per factor {shares}%")
             if valid_dataset is not None:  # what the calibrated router spends on held-out speech
                 calibrated = evaluate(final, valid_dataset, [None], batch_size=settings.eval_batch_size,
-                                      max_items=settings.max_valid_items, accelerator=accelerator)["dynamic"]
+                                      max_items=settings.max_valid_items, accelerator=accelerator)[setting_name(None)]
                 calibration["validation_utilization"] = calibrated["mean_utilization"]
                 accelerator.print(f"calibrated router on validation: u={calibrated['mean_utilization']:.3f}")
         evaluation_set = test_dataset if test_dataset is not None else valid_dataset

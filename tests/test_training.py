@@ -246,8 +246,10 @@ def test_gumbel_noise_decays_to_the_inference_choice():
     assert all(torch.equal(choice, inference) for choice in noiseless)
     assert not torch.equal(model(noisy, clean_values=clean).choice, inference)  # full noise: other choices
     logs = backward_terms(objective, objective.terms(), noisy, clean, gumbel_noise_scale=0.0)
-    assert {"efficiency_loss", "balance_loss", "fraction/u1"} <= logs.keys()
+    assert {"efficiency_loss", "balance_loss", "fraction/u1"} <= logs.keys() and "share_loss" not in logs
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.router.parameters())
+    model.config.min_factor_share = 0.05
+    assert "share_loss" in backward_terms(objective, objective.terms(), noisy, clean, gumbel_noise_scale=0.0)
 
 
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
@@ -267,12 +269,15 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     assert logs, "accelerator.log wrote no tensorboard events"
 
     stage2 = train(smoke(voicebank, tmp_path / "stage2", stage="2", init_from=str(stage1),
-                         target_utilization=0.5, max_train_steps=3, calibrate_router=8))
+                         target_utilization=0.5, max_train_steps=3, calibrate_router=8,
+                         model={"min_factor_share": 0.05}))
     tuned = AdaSlimModel.from_pretrained(stage2)
-    assert tuned.config.target_utilization == 0.5
+    assert tuned.config.target_utilization == 0.5 and tuned.config.min_factor_share == 0.05
     report = json.loads((stage2 / "evaluation.json").read_text())
     assert 0.125 <= report["results"]["auto"]["mean_utilization"] <= 1.0
-    assert report["router_calibration"]["target"] == 0.5
+    calibration = report["router_calibration"]
+    assert calibration["target"] == 0.5 and calibration["min_share"] == 0.05
+    assert min(calibration["shares_after"]) >= 0.05 and 0.125 <= calibration["validation_utilization"] <= 1.0
     steps = read_steps(tmp_path / "stage2")
     assert sorted(steps) == [1, 2, 3]
 
