@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -882,7 +883,7 @@ def score(results: dict[str, dict[str, float]], metric: str) -> float:
 
 @torch.no_grad()
 def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float | None = None,
-                     min_share: float | None = None, iterations: int = 60, rounds: int = 30) -> dict:
+                     min_share: float | None = None, iterations: int = 60, rounds: int = 300) -> dict:
     """Make the router's arg-max decisions meet ``target`` (default: ``config.target_utilization``) on average,
     keeping every factor on at least ``min_share`` of the frames (default: ``config.min_factor_share``).
 
@@ -892,12 +893,12 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
     utilization falls monotonically as lambda grows, so bisection finds the lambda that meets the target on
     ``batches`` (noisy ``input_values`` with optional ``padding_mask``; use training data, not the validation
     set). The bonus b_j is 0 unless factor j would then take less than ``min_share`` of the frames: such a
-    factor gets the smallest bonus that lifts it to the share (bisection again), lambda is found anew, and so
-    on until both hold. The offsets are folded into the bias of the router's last conv, so the saved model
+    factor gets the smallest bonus that lifts it to the share plus a 5% margin (bisection again), lambda is
+    found anew, and so on until both hold or ``rounds`` are spent (then "floor_met" is False). The offsets are folded into the bias of the router's last conv, so the saved model
     decides this way by itself.
 
     Returns {"lambda", "bonus" (b_j per factor), "utilization_before", "utilization_after", "shares_before",
-    "shares_after" (fraction of frames per factor), "min_share", "target"} (utilizations are means over items,
+    "shares_after" (fraction of frames per factor), "min_share", "target", "floor_met"} (utilizations are means over items,
     as the validation reports them). A target below the smallest factor is left alone (decisions unchanged;
     the result then has a "skipped" reason): meeting it would put every frame at the smallest factor.
     """
@@ -913,16 +914,19 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
         masks.append((out.choice >= 0).float())  # [B, N]
     model.train(was_training)
     factors = torch.tensor(config.utilization_factors)  # [J]
-    frames = sum(float(mask.sum()) for mask in masks)
+    # every valid frame of every item in one table: scores [F, J], the item each belongs to [F]
+    valid = [mask.bool() for mask in masks]
+    scores = torch.cat([item_logits[mask] for item_logits, mask in zip(logits, valid)])
+    items = torch.cat([mask.nonzero()[:, 0] + offset for mask, offset in
+                       zip(valid, itertools.accumulate([0] + [len(mask) for mask in valid[:-1]]))])
+    item_frames = torch.cat([mask.sum(dim=1) for mask in valid]).clamp(min=1).float()  # [items]
+    frames = max(float(scores.shape[0]), 1.0)
 
     def decide(offsets: torch.Tensor) -> tuple[float, torch.Tensor]:
         """-> (mean utilization over items, [J] share of frames per factor) with scores r + offsets."""
-        means, counts = [], torch.zeros(len(factors))
-        for scores, mask in zip(logits, masks):
-            chosen = (scores + offsets).argmax(dim=-1)  # [B, N]
-            means.append((factors[chosen] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1))
-            counts += torch.bincount(chosen[mask.bool()], minlength=len(factors)).float()
-        return float(torch.cat(means).mean()), counts / max(frames, 1.0)
+        chosen = (scores + offsets).argmax(dim=-1)  # [F]
+        per_item = torch.bincount(items, weights=factors[chosen], minlength=len(item_frames)) / item_frames
+        return float(per_item.mean()), torch.bincount(chosen, minlength=len(factors)).float() / frames
 
     def bisect(too_low, low: float, high: float) -> tuple[float, float]:
         """-> (low, high) closing in on the boundary between values where ``too_low(value)`` holds (below)
@@ -935,12 +939,16 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
     before, shares_before = decide(torch.zeros(len(factors)))
     result = {"lambda": 0.0, "bonus": [0.0] * len(factors), "utilization_before": before,
               "utilization_after": before, "shares_before": shares_before.tolist(),
-              "shares_after": shares_before.tolist(), "min_share": min_share, "target": target}
+              "shares_after": shares_before.tolist(), "min_share": min_share, "target": target,
+              "floor_met": bool((shares_before >= min_share).all())}
     if target < factors[0].item():  # "as cheap as possible": meeting it would mean every frame at the smallest
         return {**result, "skipped": f"target {target} lies below the smallest factor {factors[0].item():g}"}
-    spread = max(float((torch.cat([x.flatten() for x in logits])).abs().max()), 1.0)
+    spread = max(float(scores.abs().max()) if scores.numel() else 0.0, 1.0)
     reach = 4 * spread / factors[0].item()  # lambda = -reach: every frame at 1.0 ... +reach: every frame at u_1
     bonus = torch.zeros(len(factors))
+    # lifting one factor at a fixed lambda, then finding lambda again, approaches the share from below only
+    # geometrically; aiming a little above it ends the rounds in a few steps
+    share_margin = 0.05 * min_share
 
     def solve_lambda() -> float:
         bounds = bisect(lambda value: decide(bonus - value * factors)[0] > target, -reach, reach)
@@ -952,17 +960,17 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
         short = [j for j in range(len(factors)) if shares[j] < min_share]
         if not short:
             break
-        for j in short:  # the smallest extra bonus that gives factor j its share at this lambda
+        for j in short:  # the smallest extra bonus that gives factor j its share (plus a margin) at this lambda
             def below(extra: float, j=j) -> bool:
                 trial = bonus.clone()
                 trial[j] += extra
-                return decide(trial - shift * factors)[1][j] < min_share
+                return decide(trial - shift * factors)[1][j] < min_share + share_margin
             bonus[j] += bisect(below, 0.0, 2 * (spread + abs(shift)) + 2 * float(bonus.abs().max()) + 1.0)[1]
         shift = solve_lambda()
     after, shares_after = decide(bonus - shift * factors)
     model.router.projection.bias.data += (bonus - shift * factors).to(model.router.projection.bias)
     return {**result, "lambda": shift, "bonus": bonus.tolist(), "utilization_after": after,
-            "shares_after": shares_after.tolist()}
+            "shares_after": shares_after.tolist(), "floor_met": bool((shares_after >= min_share).all())}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1532,6 +1540,10 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
                               f"{calibration['lambda']:.4g}, mean utilization {calibration['utilization_before']:.3f}"
                               f" -> {calibration['utilization_after']:.3f} (target {calibration['target']}), "
                               f"frames per factor {shares}%")
+            if not calibration["floor_met"]:
+                accelerator.print(f"warning: some factor stays below min_factor_share {calibration['min_share']} "
+                                  f"of the frames after calibration ({shares}%): the target and the floor pull "
+                                  "against each other on these segments")
             if valid_dataset is not None:  # what the calibrated router spends on held-out speech
                 calibrated = evaluate(final, valid_dataset, [None], batch_size=settings.eval_batch_size,
                                       max_items=settings.max_valid_items, accelerator=accelerator)[setting_name(None)]
