@@ -30,7 +30,7 @@ sys.path.insert(0, str(_HERE.parent))
 import torch  # noqa: E402
 
 from adaslim_hf import AdaSlimFeatureExtractor, AdaSlimModel  # noqa: E402
-from adaslim_hf.cards import build_card, check_card, parse_evaluation  # noqa: E402
+from adaslim_hf.cards import build_card, check_card, parse_evaluation, training_lines_from_card  # noqa: E402
 from adaslim_hf.compare import card_evaluation  # noqa: E402
 
 PRETRAINED = _HERE.parent / "adaslim_hf" / "pretrained"
@@ -44,7 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="the save_pretrained folder that becomes the default")
     parser.add_argument("--extra", action="append", default=[], help="another model folder packaged beside it")
     parser.add_argument("--comparison", required=True, help="comparison.json of scripts/compare_models.py")
-    parser.add_argument("--training", default=None, help="the default model's training evaluation.json (card)")
+    parser.add_argument("--training", default=None,
+                        help="the default model's training report for its card: the evaluation.json training wrote "
+                             "next to it, or a packaged folder / README.md whose card's training lines are kept")
+    parser.add_argument("--extra_training", action="append", default=[],
+                        help="the same for each --extra model, in the order of --extra")
     parser.add_argument("--repo_id", default="org/adaslim-demucs", help="the Hub id the card names")
     parser.add_argument("--dataset_id", default="adaslim-real-audio-corpus")
     parser.add_argument("--dataset_name", default="real-audio corpus (held-out speakers and noises)")
@@ -90,7 +94,29 @@ def inverted_settings(comparison: dict) -> list[str]:
     return [f"{name} ({row['items_inverted']} clips)" for name, row in rows if row.get("items_inverted")]
 
 
+def read_training(path: str | None) -> dict | list[tuple[str, str]] | None:
+    """A training report for a card: training's evaluation.json (a dict), or the "Training procedure" lines of
+    an already rendered card (a packaged folder or its README.md)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        path = path / "README.md"
+    if not path.is_file():
+        raise SystemExit(f"error: no training report at {path} (expected an evaluation.json or a model card).")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    lines = training_lines_from_card(text)
+    if not lines:
+        raise SystemExit(f"error: the card {path} has no 'Training procedure' lines to keep.")
+    return lines
+
+
 def main(args: argparse.Namespace) -> list[Path]:
+    if len(args.extra_training) > len(args.extra):
+        raise SystemExit(f"error: {len(args.extra_training)} --extra_training reports for {len(args.extra)} --extra "
+                         "models: give at most one per --extra, in the same order.")
     comparison = json.loads(Path(args.comparison).read_text(encoding="utf-8"))
     inverted = inverted_settings(comparison)
     if inverted and not args.allow_inverted:
@@ -102,13 +128,16 @@ def main(args: argparse.Namespace) -> list[Path]:
              "targets. Reproduce: " + comparison.get("command", "scripts/compare_models.py"))
     evaluation = parse_evaluation(card_evaluation(comparison, dataset_id=args.dataset_id,
                                                   dataset_name=args.dataset_name, notes=notes))
-    training = json.loads(Path(args.training).read_text(encoding="utf-8")) if args.training else None
+    # read every report before anything is written: a packaged folder may be both a report and a destination
+    training = read_training(args.training)
+    extra_training = [read_training(path) for path in args.extra_training]
+    extra_training += [None] * (len(args.extra) - len(extra_training))
     written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id,
                        args.note)]
-    for extra in args.extra:
+    for extra, report in zip(args.extra, extra_training):
         target = AdaSlimModel.config_class.from_pretrained(extra).target_utilization
         name = f"{DEFAULT_NAME}-target{target:g}"
-        written.append(package(Path(extra), args.destination / name, evaluation, None,
+        written.append(package(Path(extra), args.destination / name, evaluation, report,
                                args.repo_id.rsplit("/", 1)[0] + "/" + name, args.note))
     for path in written:
         print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))

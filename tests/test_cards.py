@@ -13,7 +13,8 @@ import torch
 from huggingface_hub import ModelCard
 
 from adaslim_hf import AdaSlimConfig, AdaSlimFeatureExtractor, AdaSlimModel
-from adaslim_hf.cards import SCHEMA, CardError, build_card, check_card, eval_results, load_evaluation
+from adaslim_hf.cards import (SCHEMA, CardError, build_card, check_card, eval_results, load_evaluation,
+                              training_lines_from_card, training_summary)
 from adaslim_hf.evaluation import summarize
 from adaslim_hf.macs import macs_per_sample
 
@@ -170,6 +171,10 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
                                           validation_utilization=0.262)
     card = build_card(model, repo_id=REPO_ID, evaluation=evaluation, training=training)
     assert "every factor kept on at least 8% of the frames (now 40.0/40.0/12.0/8.0%); on validation 0.262" in card.text
+    # a card rendered again once the report is gone keeps its training lines (scripts/package_default_model.py)
+    kept = training_lines_from_card(card.text)
+    assert kept == training_summary(training) and len(kept) == 6
+    assert build_card(model, repo_id=REPO_ID, evaluation=evaluation, training=kept).text == card.text
 
 
 def test_malformed_evaluation_json_lists_every_problem(tmp_path):

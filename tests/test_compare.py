@@ -115,3 +115,19 @@ def test_packaging_refuses_a_comparison_with_inverted_clips(tmp_path):
     path.write_text(json.dumps(comparison))
     with pytest.raises(SystemExit, match=r"polarity-inverted .* static 0.125 \(2 clips\)"):
         package.main(package.parse_args(["--model", str(tmp_path / "unused"), "--comparison", str(path)]))
+
+
+def test_packaging_keeps_the_training_lines_of_a_packaged_card(tmp_path):
+    spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    packaged = REPO / "adaslim_hf" / "pretrained" / "adaslim-demucs"
+    lines = package.read_training(str(packaged))  # a folder: its README.md
+    assert ("Router target utilization", "0.1") in lines and lines[0][0] == "Last stage"
+    report = tmp_path / "evaluation.json"
+    report.write_text(json.dumps({"stage": "2", "steps": 5}))
+    assert package.read_training(str(report)) == {"stage": "2", "steps": 5}
+    with pytest.raises(SystemExit, match="no training report"):
+        package.read_training(str(tmp_path / "missing.json"))
+    with pytest.raises(SystemExit, match="at most one per --extra"):
+        package.main(package.parse_args(["--model", "m", "--comparison", str(report), "--extra_training", "x"]))
