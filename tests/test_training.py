@@ -204,6 +204,11 @@ def test_router_calibration_keeps_every_factor_above_the_share_floor():
         torch.testing.assert_close(shares, torch.tensor(result["shares_after"]), atol=0.01, rtol=0)
     assert results[0.0]["shares_after"][-1] < 0.01 and results[0.0]["bonus"] == [0.0] * 4
     assert min(results[0.08]["shares_after"]) >= 0.08 and results[0.08]["floor_met"]
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3, min_factor_share=0.08)).eval()
+    with torch.no_grad():
+        model.router.projection.bias.copy_(torch.tensor([0.0, 0.5, 1.0, -4.0]))
+    unfinished = calibrate_router(model, batches, rounds=0)  # no round to lift the widest factor: reported
+    assert not unfinished["floor_met"] and unfinished["shares_after"][-1] < 0.08
     assert results[0.08]["bonus"][-1] > 0
 
 
