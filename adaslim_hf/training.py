@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import difflib
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -894,12 +893,12 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
     ``batches`` (noisy ``input_values`` with optional ``padding_mask``; use training data, not the validation
     set). The bonus b_j is 0 unless factor j would then take less than ``min_share`` of the frames: such a
     factor gets the smallest bonus that lifts it to the share plus a 5% margin (bisection again), lambda is
-    found anew, and so on until both hold or ``rounds`` are spent (then "floor_met" is False). The offsets are folded into the bias of the router's last conv, so the saved model
-    decides this way by itself.
+    found anew, and so on until both hold or ``rounds`` are spent (then "floor_met" is False). The offsets
+    are folded into the bias of the router's last conv, so the saved model decides this way by itself.
 
     Returns {"lambda", "bonus" (b_j per factor), "utilization_before", "utilization_after", "shares_before",
-    "shares_after" (fraction of frames per factor), "min_share", "target", "floor_met"} (utilizations are means over items,
-    as the validation reports them). A target below the smallest factor is left alone (decisions unchanged;
+    "shares_after" (fraction of frames per factor), "min_share", "target", "floor_met" (every factor at its
+    share)} (utilizations are means over items, as the validation reports them). A target below the smallest factor is left alone (decisions unchanged;
     the result then has a "skipped" reason): meeting it would put every frame at the smallest factor.
     """
     config = model.config
@@ -907,19 +906,18 @@ def calibrate_router(model: AdaSlimModel, batches: Iterable[dict], target: float
     min_share = config.min_factor_share if min_share is None else float(min_share)
     was_training = model.training
     model.eval()
-    logits, masks = [], []
+    # every valid frame of every item in one table: scores [F, J], the item each belongs to [F]
+    scores, items, item_frames = [], [], []
     for batch in batches:
         out = model(batch["input_values"], padding_mask=batch.get("padding_mask"))
-        logits.append(out.router_logits.float())  # [B, N, J]
-        masks.append((out.choice >= 0).float())  # [B, N]
+        valid = out.choice >= 0  # [B, N]
+        scores.append(out.router_logits.float()[valid])  # [F_batch, J]
+        items.append(valid.nonzero()[:, 0] + len(item_frames))
+        item_frames.extend(valid.sum(dim=1).tolist())
     model.train(was_training)
+    scores, items = torch.cat(scores), torch.cat(items)
+    item_frames = torch.tensor(item_frames, dtype=torch.float).clamp(min=1)  # [items]
     factors = torch.tensor(config.utilization_factors)  # [J]
-    # every valid frame of every item in one table: scores [F, J], the item each belongs to [F]
-    valid = [mask.bool() for mask in masks]
-    scores = torch.cat([item_logits[mask] for item_logits, mask in zip(logits, valid)])
-    items = torch.cat([mask.nonzero()[:, 0] + offset for mask, offset in
-                       zip(valid, itertools.accumulate([0] + [len(mask) for mask in valid[:-1]]))])
-    item_frames = torch.cat([mask.sum(dim=1) for mask in valid]).clamp(min=1).float()  # [items]
     frames = max(float(scores.shape[0]), 1.0)
 
     def decide(offsets: torch.Tensor) -> tuple[float, torch.Tensor]:

@@ -190,11 +190,15 @@ def test_router_calibration_keeps_every_factor_above_the_share_floor():
     its share of the frames and still meets the target; without it the widest factor stays unused."""
     torch.manual_seed(0)
     batches = [{"input_values": torch.randn(4, 8000) * 0.1} for _ in range(3)]
-    results = {}
-    for share in (0.0, 0.08):
+    def overspending_router(share: float) -> AdaSlimModel:
         model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3, min_factor_share=share)).eval()
         with torch.no_grad():
             model.router.projection.bias.copy_(torch.tensor([0.0, 0.5, 1.0, -4.0]))  # 1.0 never wins, 0.5 mostly
+        return model
+
+    results = {}
+    for share in (0.0, 0.08):
+        model = overspending_router(share)
         result = results[share] = calibrate_router(model, batches)
         assert result["min_share"] == share and result["shares_before"][-1] == 0.0
         assert result["utilization_after"] == pytest.approx(0.3, abs=0.03)
@@ -204,10 +208,7 @@ def test_router_calibration_keeps_every_factor_above_the_share_floor():
         torch.testing.assert_close(shares, torch.tensor(result["shares_after"]), atol=0.01, rtol=0)
     assert results[0.0]["shares_after"][-1] < 0.01 and results[0.0]["bonus"] == [0.0] * 4
     assert min(results[0.08]["shares_after"]) >= 0.08 and results[0.08]["floor_met"]
-    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, target_utilization=0.3, min_factor_share=0.08)).eval()
-    with torch.no_grad():
-        model.router.projection.bias.copy_(torch.tensor([0.0, 0.5, 1.0, -4.0]))
-    unfinished = calibrate_router(model, batches, rounds=0)  # no round to lift the widest factor: reported
+    unfinished = calibrate_router(overspending_router(0.08), batches, rounds=0)  # no round to lift the widest factor: reported
     assert not unfinished["floor_met"] and unfinished["shares_after"][-1] < 0.08
     assert results[0.08]["bonus"][-1] > 0
 
