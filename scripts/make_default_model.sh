@@ -3,8 +3,10 @@
 #
 #   bash scripts/make_default_model.sh            # ~4.7 h on this 2-core CPU, measured 2026-12-01
 #
-# (Not yet run end to end with L_Pol, the share floor at 0.25 or the target-0.1 weights of 2026-12-02: the
-# packaged models were made by the steps of docs/results/default-model/how-these-weights-were-made.md.)
+# (Not yet run end to end at full scale with L_Pol, the share floor at 0.25 or the target-0.1 weights of
+# 2026-12-02: the packaged models were made by the steps of
+# docs/results/default-model/how-these-weights-were-made.md. The whole chain did run at smoke scale, the
+# command below, on 2026-12-03: every step, exit 0, 4 minutes.)
 #
 # 1. stage 1 (slimmable backbone, every factor) on data/corpus, one thread (~110 min);
 # 2. stage 2 from it at target 0.25 and at target 0.1 ("as cheap as possible", the paper's headline setting),
@@ -18,6 +20,16 @@
 # Every number in the card and in the README's "Trained model" section comes from runs/default/compare.
 # Each step is skipped when its output exists, so an interrupted run continues where it stopped (a training
 # run that was cut off resumes from its last checkpoint; an evaluation from its items.jsonl).
+#
+# Settings (environment): RUNS (runs/default), STAGE1_STEPS (600), STAGE2_STEPS (1000), TEST_ITEMS (200),
+# DESTINATION (adaslim_hf/pretrained) and RESULTS_DIR (docs/results/default-model) where the packaged models
+# and the comparison go, TRAIN_ARGS (more scripts/train.py flags for every run), PACKAGE_ARGS (more
+# scripts/package_default_model.py flags). A smoke run of the whole chain that leaves the package alone
+# (about 4 minutes; its models are untrained, so their widths may invert speech, hence --allow_inverted):
+#
+#   RUNS=/tmp/mdm STAGE1_STEPS=4 STAGE2_STEPS=4 TEST_ITEMS=4 DESTINATION=/tmp/mdm/pretrained \
+#   RESULTS_DIR=/tmp/mdm/results TRAIN_ARGS="--max_valid_items 4 --max_test_items 4 --calibrate_router 4" \
+#   PACKAGE_ARGS=--allow_inverted bash scripts/make_default_model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -25,6 +37,10 @@ RUNS=${RUNS:-runs/default}
 STAGE1_STEPS=${STAGE1_STEPS:-600}
 STAGE2_STEPS=${STAGE2_STEPS:-1000}
 TEST_ITEMS=${TEST_ITEMS:-200}
+DESTINATION=${DESTINATION:-adaslim_hf/pretrained}
+RESULTS_DIR=${RESULTS_DIR:-docs/results/default-model}
+read -r -a TRAIN_ARGS <<< "${TRAIN_ARGS:-}"
+read -r -a PACKAGE_ARGS <<< "${PACKAGE_ARGS:-}"
 export OMP_NUM_THREADS=1
 
 [ -f data/corpus/corpus.json ] || $PY scripts/build_corpus.py
@@ -34,7 +50,8 @@ train() {  # train OUTPUT_DIR ARGS...: skipped when OUTPUT_DIR/model exists; res
   [ -f "$out/model/model.safetensors" ] && return 0
   local resume=()
   [ -d "$out/checkpoints" ] && resume=(--resume_from_checkpoint latest)
-  $PY scripts/train.py --config configs/corpus_cpu.yaml --num_threads 1 --output_dir "$out" "$@" "${resume[@]}"
+  $PY scripts/train.py --config configs/corpus_cpu.yaml --num_threads 1 --output_dir "$out" "$@" \
+      ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} ${resume[@]+"${resume[@]}"}
 }
 
 train "$RUNS/stage1" --stage 1 --max_train_steps "$STAGE1_STEPS" --validation_steps 200
@@ -71,6 +88,7 @@ far shorter than DEMUCS recipes. Numbers below are this package's own measuremen
 # repaired models of 2026-12-02 (docs/results/default-model; README "Trained model").
 $PY scripts/package_default_model.py --model "$RUNS/stage2-t0.1/model" --extra "$RUNS/stage2-t0.25/model" \
     --comparison "$RUNS/compare/comparison.json" --training "$RUNS/stage2-t0.1/evaluation.json" \
-    --extra_training "$RUNS/stage2-t0.25/evaluation.json" --note "$NOTE"
-mkdir -p docs/results/default-model
-cp "$RUNS/compare/comparison.json" "$RUNS/compare/comparison.md" "$RUNS/compare/pareto_models.png" docs/results/default-model/
+    --extra_training "$RUNS/stage2-t0.25/evaluation.json" --note "$NOTE" --destination "$DESTINATION" \
+    ${PACKAGE_ARGS[@]+"${PACKAGE_ARGS[@]}"}
+mkdir -p "$RESULTS_DIR"
+cp "$RUNS/compare/comparison.json" "$RUNS/compare/comparison.md" "$RUNS/compare/pareto_models.png" "$RESULTS_DIR/"
