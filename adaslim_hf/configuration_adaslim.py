@@ -17,7 +17,7 @@ from transformers import PreTrainedConfig
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
                 "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight")
+                "polarity_weight", "si_sdr_weight")
 
 
 @strict
@@ -81,6 +81,9 @@ class AdaSlimConfig(PreTrainedConfig):
             cannot tell an inverted estimate from the right one and the L1 term barely outweighs it: trained
             without L_Pol (0), the narrow widths of a slimmable backbone can settle on an inverted output,
             which nothing but mixing widths per frame (or with the input) reveals.
+        si_sdr_weight (`float`, defaults to 0.0): adds si_sdr_weight * (-SI-SDR in dB) (`losses.si_sdr_loss`,
+            over each item's valid samples) to L_SE; 0 keeps DEMUCS' L1 + STFT loss alone. -SI-SDR is about -5 to
+            -20 on speech, so a weight near 0.01 makes it commensurate with L_SE (~0.2).
     """
 
     model_type = "adaslim"
@@ -122,6 +125,7 @@ class AdaSlimConfig(PreTrainedConfig):
     stft_sc_factor: float | int = 0.1
     stft_mag_factor: float | int = 0.1
     polarity_weight: float | int = 1.0
+    si_sdr_weight: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
@@ -188,7 +192,7 @@ class AdaSlimConfig(PreTrainedConfig):
                     f"but `target_utilization` is {self.target_utilization}; lower the share or move the target.")
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
         for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight"):
+                "polarity_weight", "si_sdr_weight"):
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----

@@ -196,25 +196,36 @@ def polarity_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: to
     return F.relu(-cosine).mean()
 
 
-def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8,
+           padding_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scale-invariant signal-to-distortion ratio in dB, per item: [B, T] -> [B], or [T] -> [].
 
     SI-SDR = 10 log10(||a s||^2 / ||a s - e||^2) with a = <e, s> / ||s||^2 (e the estimate, s the target),
     after removing each signal's mean when ``zero_mean``. ``eps`` keeps silent or perfect inputs finite.
+    ``padding_mask`` (optional, [B, T] or [T], 1 = real sample): only each item's real samples count (means
+    included), as if the item were cut at its end.
     """
     _check_pair(estimate, target)
+    mask = _check_mask(padding_mask, estimate, "padding_mask")
+    if mask is not None:
+        estimate, target = estimate * mask, target * mask
     if zero_mean:
-        estimate = estimate - estimate.mean(dim=-1, keepdim=True)
-        target = target - target.mean(dim=-1, keepdim=True)
+        count = estimate.shape[-1] if mask is None else mask.sum(dim=-1, keepdim=True).clamp(min=1)
+        estimate = estimate - estimate.sum(dim=-1, keepdim=True) / count
+        target = target - target.sum(dim=-1, keepdim=True) / count
+        if mask is not None:
+            estimate, target = estimate * mask, target * mask
     scale = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)
     projection = scale * target  # the part of the estimate along the target
     distortion = estimate - projection
     return 10 * torch.log10((projection.pow(2).sum(-1) + eps) / (distortion.pow(2).sum(-1) + eps))
 
 
-def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True) -> torch.Tensor:
-    """Negative mean SI-SDR (dB) over the batch, a loss to minimise. Inputs [B, T] or [T]."""
-    return -si_sdr(estimate, target, zero_mean=zero_mean).mean()
+def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True,
+                padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Negative mean SI-SDR (dB) over the batch, a loss to minimise. Inputs [B, T] or [T] (``padding_mask``
+    as in :func:`si_sdr`)."""
+    return -si_sdr(estimate, target, zero_mean=zero_mean, padding_mask=padding_mask).mean()
 
 
 def choice_fractions(one_hot: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -42,6 +42,7 @@ from .losses import (
     choice_fractions,
     efficiency_loss,
     polarity_loss,
+    si_sdr_loss,
     speech_enhancement_loss,
     stft_magnitudes,
 )
@@ -1600,6 +1601,9 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 padding_mask=padding_mask if flat else None,
                 target_magnitudes=shared_inputs.target_magnitudes,
             )
+            if config.si_sdr_weight:
+                se_loss = se_loss + config.si_sdr_weight * si_sdr_loss(estimate_2d, target_2d,
+                                                                       padding_mask=padding_mask if flat else None)
             pol_loss = polarity_loss(estimate_2d, target_2d, padding_mask if flat else None)
             loss = se_loss + config.polarity_weight * pol_loss if config.polarity_weight else se_loss
             if utilization is None:

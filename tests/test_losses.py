@@ -223,6 +223,25 @@ def test_si_sdr_known_values(pair):
     )
 
 
+def test_si_sdr_padding_mask_equals_cutting_each_item(pair):
+    """With a padding mask only each item's real samples count: the same as SI-SDR of the item cut at its end,
+    whatever lies in the padding."""
+    estimate, clean = pair
+    estimate = clean + 0.3 * torch.randn_like(clean)
+    lengths = [16000, 9000]
+    mask = torch.zeros_like(clean)
+    for item, length in enumerate(lengths):
+        mask[item, :length] = 1
+    garbage = estimate.clone()
+    garbage[1, 9000:] = 5.0  # padding content must not matter
+    masked = si_sdr(garbage, clean, padding_mask=mask)
+    cut = torch.stack([si_sdr(estimate[item, :length], clean[item, :length]) for item, length in enumerate(lengths)])
+    torch.testing.assert_close(masked, cut, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(si_sdr_loss(garbage, clean, padding_mask=mask), -cut.mean())
+    with pytest.raises(ValueError, match="padding_mask"):
+        si_sdr(estimate, clean, padding_mask=torch.ones(2, 100))
+
+
 def test_si_sdr_matches_torchmetrics(pair):
     functional = pytest.importorskip("torchmetrics.functional.audio")
     estimate, clean = pair

@@ -246,6 +246,26 @@ def test_training_reaches_the_router_and_explores_every_factor():
         assert torch.equal(model(noisy).choice, model(noisy).choice)
 
 
+def test_si_sdr_weight_adds_the_masked_si_sdr_loss_to_l_se():
+    """si_sdr_weight w: L_SE gains w * (-SI-SDR) over each item's real samples; 0 (the default) leaves it alone."""
+    from adaslim_hf.losses import si_sdr_loss
+
+    torch.manual_seed(0)
+    plain = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).eval()
+    weighted = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, si_sdr_weight=0.05)).eval()
+    weighted.load_state_dict(plain.state_dict())
+    noisy, mask = padded_batch([6000, 4000])
+    clean = noisy * 0.5 + 0.01 * torch.randn_like(noisy) * mask
+    with torch.no_grad():
+        base = plain(noisy, padding_mask=mask, utilization=0.5, clean_values=clean)
+        out = weighted(noisy, padding_mask=mask, utilization=0.5, clean_values=clean)
+    expected = base.se_loss + 0.05 * si_sdr_loss(out.enhanced_values, clean, padding_mask=mask)
+    torch.testing.assert_close(out.se_loss, expected)
+    torch.testing.assert_close(out.loss - out.se_loss, base.loss - base.se_loss)  # L_Pol unchanged
+    with pytest.raises(ValueError, match="si_sdr_weight"):
+        AdaSlimConfig(si_sdr_weight=-1)
+
+
 def test_static_factor_training_uses_sliced_weights_only():
     torch.manual_seed(0)
     model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
