@@ -1593,18 +1593,18 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             target = clean_values.to(enhanced_values.dtype)
             estimate_2d = enhanced_values.reshape(batch, -1) if not flat else enhanced_values
             target_2d = target.reshape(batch, -1) if not flat else target
+            loss_mask = padding_mask if flat else None  # [B, T] 1 = real sample, for every loss term
             se_loss = speech_enhancement_loss(
                 estimate_2d,
                 target_2d,
                 sc_factor=config.stft_sc_factor,
                 mag_factor=config.stft_mag_factor,
-                padding_mask=padding_mask if flat else None,
+                padding_mask=loss_mask,
                 target_magnitudes=shared_inputs.target_magnitudes,
             )
             if config.si_sdr_weight:
-                se_loss = se_loss + config.si_sdr_weight * si_sdr_loss(estimate_2d, target_2d,
-                                                                       padding_mask=padding_mask if flat else None)
-            pol_loss = polarity_loss(estimate_2d, target_2d, padding_mask if flat else None)
+                se_loss = se_loss + config.si_sdr_weight * si_sdr_loss(estimate_2d, target_2d, padding_mask=loss_mask)
+            pol_loss = polarity_loss(estimate_2d, target_2d, loss_mask)
             loss = se_loss + config.polarity_weight * pol_loss if config.polarity_weight else se_loss
             if utilization is None:
                 hard = one_hot if one_hot is not None else F.one_hot(choice.clamp(min=0), config.num_factors).to(x)
