@@ -66,6 +66,9 @@ def parse_args(argv=None):
     parser.add_argument("--num_threads", type=int, default=2)
     parser.add_argument("--system_allocator", action="store_true",
                         help="leave glibc's malloc as it is (default: keep freed memory, as scripts/train.py does)")
+    parser.add_argument("--torch_compile", action="store_true",
+                        help="compile the backbone (stage 1 and static rows) with torch.compile (inductor) first; "
+                             "the warm-up rounds then include the compilation; stage 2 stays eager")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args(argv)
 
@@ -106,6 +109,8 @@ def main(args) -> dict:
     # stage 1 and the single factors share one model (router frozen, as stage 1 trains it)
     backbone = AdaSlimModel(config).train()
     freeze_router(backbone)
+    if args.torch_compile:
+        backbone.compile()
     optimizer = torch.optim.Adam([p for p in backbone.parameters() if p.requires_grad], lr=1e-6)
     steps["stage 1 (all factors)"] = make_step(TrainingObjective(backbone, "1"), optimizer, noisy, clean)
     for factor in config.utilization_factors:
@@ -135,7 +140,8 @@ def main(args) -> dict:
 
     print(f"Training step times, batch {args.batch_size} x {args.seconds:g} s, hidden={config.hidden}, "
           f"depth={config.depth}, {args.num_threads} threads, median of {args.repeats}, freed memory "
-          f"{'kept for reuse' if reused else 'returned to the system'}\n")
+          f"{'kept for reuse' if reused else 'returned to the system'}"
+          f"{', backbone compiled (torch.compile)' if args.torch_compile else ''}\n")
     print("| step | seconds | / step at 1.0 | CPU seconds | / step at 1.0 | page faults | budget (MACs) |")
     print("|---|---|---|---|---|---|---|")
     for name, seconds in median.items():
@@ -155,7 +161,7 @@ def main(args) -> dict:
     result = {"batch_size": args.batch_size, "seconds": args.seconds, "num_threads": args.num_threads,
               "config": {"hidden": config.hidden, "depth": config.depth,
                          "utilization_factors": config.utilization_factors},
-              "median_seconds": median, "all_seconds": times, "median_cpu_seconds": cpu_median,
+              "torch_compile": args.torch_compile, "median_seconds": median, "all_seconds": times, "median_cpu_seconds": cpu_median,
               "all_cpu_seconds": cpu_times, "page_faults": faults, "reuse_freed_memory": reused,
               "factor_sum": factor_sum,
               "stage1_ratio": ratio, "stage1_ratio_cpu": cpu_ratio, "target": 1.2}
