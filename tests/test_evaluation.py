@@ -16,6 +16,7 @@ import torch
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf import evaluation
 from adaslim_hf.evaluation import input_snr, load_test_set, pearson, rnnoise_delay, rnnoise_enhance
+from adaslim_hf.losses import si_sdr
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -231,3 +232,27 @@ def test_repair_polarity_flips_exactly_the_named_widths():
         repair.flip_narrow_widths(model, [0.25, 1.0])
     with pytest.raises(ValueError):
         repair.flip_narrow_widths(model, [0.3])
+
+
+def test_fit_one_batch_script_trains_both_models_on_the_same_batch(setup, tmp_path):
+    """scripts/fit_one_batch.py (docs/training.md's implementation check): both models log the same steps,
+    the identity's numbers come from the batch itself, a few steps lower the loss of each, and bad options
+    are refused with a message."""
+    spec = importlib.util.spec_from_file_location("fit_one_batch_script", REPO / "scripts" / "fit_one_batch.py")
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    output = tmp_path / "fit.json"
+    argv = ["--dataset", "voicebank", "--data_dir", str(setup["data"]), "--split", "test", "--items", "2",
+            "--seconds", "0.5", "--steps", "4", "--log_every", "2", "--hidden", "8", "--output", str(output)]
+    result = fit.main(argv)
+    noisy, clean = fit.load_batch(str(setup["data"]), "voicebank", "test", 2, 8000)
+    assert result["identity"]["si_sdr"] == pytest.approx(float(si_sdr(noisy, clean).mean()), abs=1e-4)
+    assert set(result["models"]) == {"adaslim", "denoiser"}
+    for entry in result["models"].values():
+        assert [row["step"] for row in entry["log"]] == [0, 2, 4]
+        assert entry["log"][-1]["l_se"] < entry["log"][0]["l_se"]
+    assert json.loads(output.read_text())["models"]["adaslim"]["parameters"] > 0
+    with pytest.raises(SystemExit):
+        fit.parse_args(["--models", "rnnoise"])
+    with pytest.raises(ValueError, match="holds 16000 samples, fewer than the 160000"):
+        fit.load_batch(str(setup["data"]), "voicebank", "test", 2, 160000)
