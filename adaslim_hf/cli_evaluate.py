@@ -43,6 +43,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--no_rnnoise", action="store_true", help="skip the RNNoise baseline")
     parser.add_argument("--dnsmos_input", default="clip", choices=DNSMOS_INPUTS,
                         help="how outputs outside [-1, 1] are brought into range for DNSMOS only")
+    parser.add_argument("--dry", type=float, default=0.0,
+                        help="mix this share of the input into the model's output, in [0, 1] (the pipeline's "
+                             "strength knob); noisy and RNNoise are never mixed")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (RTF is measured with these)")
     parser.add_argument("--no_progress", action="store_true")
@@ -91,6 +94,8 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
         raise UsageError(f"the data folder {data_dir} does not exist (--data_dir).")
     if args.max_items is not None and args.max_items < 1:
         raise UsageError(f"--max_items must be at least 1, got {args.max_items}.")
+    if not 0.0 <= args.dry <= 1.0:
+        raise UsageError(f"--dry must be in [0, 1] (the share of the input mixed back), got {args.dry}.")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}.")
     factors = None
@@ -110,7 +115,8 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
     try:
         report = evaluate(model, dataset, args.output_dir, metrics=metrics, include_rnnoise=not args.no_rnnoise,
                           factors=factors, dnsmos_input=args.dnsmos_input, model_name=args.model,
-                          dataset_name=f"{args.dataset} {args.split} ({data_dir})", progress=not args.no_progress)
+                          dataset_name=f"{args.dataset} {args.split} ({data_dir})", progress=not args.no_progress,
+                          dry=args.dry)
     except ValueError as error:
         raise UsageError(str(error)) from None
     report["command"] = command

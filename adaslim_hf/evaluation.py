@@ -183,14 +183,19 @@ def metric_keys(metrics: Sequence[str]) -> list[str]:
 
 
 @torch.inference_mode()
-def run_model(model, noisy: np.ndarray, utilization) -> dict:
-    """One forward pass on one clip: enhanced audio, MACs per sample, mean utilization, seconds taken."""
-    inputs = torch.from_numpy(np.asarray(noisy, dtype=np.float32))[None]
+def run_model(model, noisy: np.ndarray, utilization, dry: float = 0.0) -> dict:
+    """One forward pass on one clip: enhanced audio (``dry * noisy + (1 - dry) * model output``, the
+    pipeline's strength knob), MACs per sample, mean utilization, seconds taken."""
+    noisy = np.asarray(noisy, dtype=np.float32)
+    inputs = torch.from_numpy(noisy)[None]
     start = time.perf_counter()
     out = model(inputs, utilization=utilization)
     seconds = time.perf_counter() - start
+    enhanced = out.enhanced_values[0].reshape(-1)[: len(noisy)].float().numpy()
+    if dry:
+        enhanced = np.float32(dry) * noisy + np.float32(1.0 - dry) * enhanced
     return {
-        "enhanced": out.enhanced_values[0].reshape(-1)[: len(noisy)].float().numpy(),
+        "enhanced": enhanced,
         "macs_per_sample": float(out.macs[0]) / len(noisy),
         "mean_utilization": float(out.mean_utilization[0]),
         "seconds": seconds,
@@ -204,7 +209,7 @@ def settings_for(model, include_rnnoise: bool = True, factors: Sequence[float] |
 
 
 def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequence[str],
-                  dnsmos_input: str = "clip") -> dict:
+                  dnsmos_input: str = "clip", dry: float = 0.0) -> dict:
     """The cache record of one test item: id, length, input SNR and, per setting, its scores and costs."""
     rate = model.config.sample_rate
     noisy = np.asarray(row["noisy"]["array"], dtype=np.float32)
@@ -225,7 +230,7 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
         else:
             if name != DYNAMIC and name not in factors:
                 raise ValueError(f"unknown setting {name!r}; the model's factors are {list(factors.values())}.")
-            result = run_model(model, noisy, None if name == DYNAMIC else factors[name])
+            result = run_model(model, noisy, None if name == DYNAMIC else factors[name], dry)
             enhanced = result["enhanced"]
             costs = {"macs_per_sample": result["macs_per_sample"], "mean_utilization": result["mean_utilization"],
                      "rtf": result["seconds"] / seconds_of_audio}
@@ -261,10 +266,12 @@ def read_cache(path: Path, signature: dict) -> dict[str, dict]:
 
 def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence[str] = ALL_SCORES,
              include_rnnoise: bool = True, factors: Sequence[float] | None = None, dnsmos_input: str = "clip",
-             model_name: str | None = None, dataset_name: str | None = None, progress: bool = True) -> dict:
+             model_name: str | None = None, dataset_name: str | None = None, progress: bool = True,
+             dry: float = 0.0) -> dict:
     """Evaluate ``model`` on every row of ``dataset`` (``id``, ``noisy``, ``clean``) and return the report
     (see ``summarize``). Finished items go to ``output_dir/items.jsonl``; a rerun with the same model, metrics
-    and settings skips them."""
+    and settings skips them. ``dry`` in [0, 1] mixes that share of the input into the model's output (the
+    pipeline's ``dry``); the noisy and RNNoise rows are never mixed."""
     from tqdm.auto import tqdm
 
     metrics = list(dict.fromkeys(metrics))
@@ -273,6 +280,8 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
         raise ValueError(f"unknown or no metrics {unknown or metrics}; choose from {list(ALL_SCORES)}.")
     if dnsmos_input not in DNSMOS_INPUTS:
         raise ValueError(f"dnsmos_input must be one of {DNSMOS_INPUTS}, got {dnsmos_input!r}.")
+    if not (isinstance(dry, (int, float)) and 0.0 <= dry <= 1.0):
+        raise ValueError(f"dry must be a number in [0, 1] (the share of the input mixed back), got {dry!r}.")
     if factors is not None:
         for factor in factors:
             model.config.factor_index(float(factor))  # raises on a factor the model does not have
@@ -283,6 +292,8 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
     cache_path = output_dir / CACHE_NAME
     signature = {"model": model_name, "metrics": metrics, "settings": settings, "dnsmos_input": dnsmos_input,
                  "sample_rate": model.config.sample_rate}
+    if dry:  # (absent at 0, so the caches of earlier runs stay valid)
+        signature["dry"] = float(dry)
     done = read_cache(cache_path, signature)
     ids = list(dataset["id"])
     records, skipped = [], 0
@@ -302,7 +313,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
                 skipped += 1
                 continue
             record = evaluate_item(model, dataset[index], metrics=metrics, settings=settings,
-                                   dnsmos_input=dnsmos_input)
+                                   dnsmos_input=dnsmos_input, dry=dry)
             record["signature"] = signature
             cache.write(json.dumps(record) + "\n")
             cache.flush()
@@ -310,7 +321,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
             records.append(record)
         bar.close()
     report = summarize(records, metrics=metrics, settings=settings, dnsmos_input=dnsmos_input)
-    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped,
+    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped, "dry": float(dry),
                    "sample_rate": model.config.sample_rate,
                    "utilization_factors": [float(f) for f in model.config.utilization_factors]})
     return report
@@ -460,6 +471,9 @@ def markdown_table(report: dict) -> str:
     snr = report.get("input_snr", {})
     lines.append(f"Input SNR: mean {_fmt(snr.get('mean'), 2)} dB, range {_fmt(snr.get('min'), 2)} to "
                  f"{_fmt(snr.get('max'), 2)} dB.")
+    if report.get("dry"):
+        lines.append(f"The model's rows mix {_fmt(report['dry'], 2)} of the input into its output (dry); "
+                     "noisy and RNNoise are unmixed.")
     if "router_vs_snr" in report:
         lines.append(f"Router utilization vs input SNR: Pearson r = {_fmt(report['router_vs_snr']['pearson_r'])} "
                      f"over {report['router_vs_snr']['items']} items.")

@@ -256,3 +256,23 @@ def test_fit_one_batch_script_trains_both_models_on_the_same_batch(setup, tmp_pa
         fit.parse_args(["--models", "rnnoise"])
     with pytest.raises(ValueError, match="holds 16000 samples, fewer than the 160000"):
         fit.load_batch(str(setup["data"]), "voicebank", "test", 2, 160000)
+
+
+def test_dry_mixes_the_input_into_the_model_rows_only(setup, first_run, tmp_path):
+    """--dry (the pipeline's strength knob): at 1 every model row scores exactly what the noisy input scores,
+    the costs stay the model's, the cache of a dry run is not reused for another dry, and values outside
+    [0, 1] are refused."""
+    _, plain = first_run
+    report = _run(setup, tmp_path / "dry", "--dry", "1", "--no_rnnoise")
+    assert report["dry"] == 1.0 and plain["dry"] == 0.0
+    noisy = report["settings"]["noisy"]
+    for name, row in report["settings"].items():
+        for key in report["metrics"]:
+            assert row[key] == pytest.approx(noisy[key], abs=1e-9), (name, key)
+        if name != "noisy":
+            assert row["macs_per_sample"] == pytest.approx(plain["settings"][name]["macs_per_sample"])
+    assert "mix 1.00 of the input" in (tmp_path / "dry" / "evaluation.md").read_text()
+    again = _run(setup, tmp_path / "dry", "--dry", "0.5", "--no_rnnoise")
+    assert again["resumed_items"] == 0
+    with pytest.raises(SystemExit, match=r"--dry must be in \[0, 1\]"):
+        _run(setup, tmp_path / "bad", "--dry", "1.5")
