@@ -274,14 +274,15 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
     pipeline's ``dry``); the noisy and RNNoise rows are never mixed."""
     from tqdm.auto import tqdm
 
+    from .pipeline_adaslim import check_dry
+
     metrics = list(dict.fromkeys(metrics))
     unknown = [name for name in metrics if name not in SCORES]
     if unknown or not metrics:
         raise ValueError(f"unknown or no metrics {unknown or metrics}; choose from {list(ALL_SCORES)}.")
     if dnsmos_input not in DNSMOS_INPUTS:
         raise ValueError(f"dnsmos_input must be one of {DNSMOS_INPUTS}, got {dnsmos_input!r}.")
-    if not (isinstance(dry, (int, float)) and 0.0 <= dry <= 1.0):
-        raise ValueError(f"dry must be a number in [0, 1] (the share of the input mixed back), got {dry!r}.")
+    dry = check_dry(dry)
     if factors is not None:
         for factor in factors:
             model.config.factor_index(float(factor))  # raises on a factor the model does not have
@@ -293,7 +294,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
     signature = {"model": model_name, "metrics": metrics, "settings": settings, "dnsmos_input": dnsmos_input,
                  "sample_rate": model.config.sample_rate}
     if dry:  # (absent at 0, so the caches of earlier runs stay valid)
-        signature["dry"] = float(dry)
+        signature["dry"] = dry
     done = read_cache(cache_path, signature)
     ids = list(dataset["id"])
     records, skipped = [], 0
@@ -321,7 +322,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
             records.append(record)
         bar.close()
     report = summarize(records, metrics=metrics, settings=settings, dnsmos_input=dnsmos_input)
-    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped, "dry": float(dry),
+    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped, "dry": dry,
                    "sample_rate": model.config.sample_rate,
                    "utilization_factors": [float(f) for f in model.config.utilization_factors]})
     return report

@@ -468,9 +468,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         if utilization is not None:
             forward["utilization"] = self._check_utilization(utilization)
         if dry is not None:
-            if not (_is_number(dry) and 0.0 <= float(dry) <= 1.0):
-                raise ValueError(f"dry must be a number in [0, 1] (the share of the input mixed back), got {dry!r}.")
-            postprocess["dry"] = float(dry)
+            postprocess["dry"] = check_dry(dry)
         if output_sampling_rate is not None:
             postprocess["output_sampling_rate"] = _positive_int(output_sampling_rate, "output_sampling_rate")
         return preprocess, forward, postprocess
@@ -611,6 +609,13 @@ def _unbatch(outputs: dict, size: int) -> list[dict]:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_dry(dry) -> float:
+    """``dry`` as a float, or a ValueError unless it is a number in [0, 1] (the share of the input mixed back)."""
+    if not (_is_number(dry) and 0.0 <= float(dry) <= 1.0):
+        raise ValueError(f"dry must be a number in [0, 1] (the share of the input mixed back), got {dry!r}.")
+    return float(dry)
 
 
 def _positive_int(value, name: str) -> int:

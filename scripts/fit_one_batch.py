@@ -10,8 +10,8 @@ back. docs/training.md quotes its output.
 
     python scripts/fit_one_batch.py --data_dir data/corpus --steps 150 --output runs/fit-one-batch.json
 
-Each model trains in its own process, one after the other (``--models adaslim`` or ``--models denoiser`` runs
-one). Logged every ``--log_every`` steps: L_SE, the waveform L1 and the SI-SDR of the output, beside the same
+The models train one after the other in this process (``--models adaslim`` or ``--models denoiser`` runs one
+alone, e.g. to run the two at once in two processes). Logged every ``--log_every`` steps: L_SE, the waveform L1 and the SI-SDR of the output, beside the same
 numbers for the noisy input itself (the identity).
 """
 
