@@ -62,6 +62,10 @@ class AdaSlimConfig(PreTrainedConfig):
             streaming with the router adds no latency to the static model's; with 0 the router reads the hop
             it governs, and a stream waits one hop longer for each decision.
         gumbel_temperature (`float`, defaults to 1.0): straight-through Gumbel-softmax temperature (training).
+        default_utilization (`float`, *optional*): the factor that `utilization=None` (the pipeline's, the CLI's
+            and streaming's "auto") runs instead of routing. Training sets it for a model whose router it never
+            trained: stage 1 saves the largest factor, a static run its own factor; stage 2 clears it. None
+            (every stage-2 model) lets the router decide.
 
     Losses (L_SE + polarity_weight * L_Pol; stage 2 adds efficiency_weight * L_Eff + balance_weight * L_Bal
     + share_weight * L_Share):
@@ -116,6 +120,7 @@ class AdaSlimConfig(PreTrainedConfig):
     router_stride: int = 1
     router_delay: int = 1
     gumbel_temperature: float | int = 1.0
+    default_utilization: float | int | None = None
     # losses
     target_utilization: float | int = 0.25
     efficiency_weight: float | int = 1.0
@@ -131,6 +136,8 @@ class AdaSlimConfig(PreTrainedConfig):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
         for name in FLOAT_FIELDS:
             setattr(self, name, float(getattr(self, name)))
+        if self.default_utilization is not None:
+            self.default_utilization = float(self.default_utilization)
         if self.bottleneck_layers is None:
             self.bottleneck_layers = 2 if self.bottleneck == "lstm" else 1
         self._check_values()
@@ -180,6 +187,11 @@ class AdaSlimConfig(PreTrainedConfig):
             0 < self.target_utilization <= factors[-1],
             f"`target_utilization` must lie in (0, {factors[-1]}] (at most the largest configured factor), "
             f"got {self.target_utilization}.",
+        )
+        require(
+            self.default_utilization is None or any(abs(self.default_utilization - u) < 1e-9 for u in factors),
+            f"`default_utilization` must be None (route) or one of the factors {factors}, "
+            f"got {self.default_utilization}.",
         )
         share, count = self.min_factor_share, len(factors)
         require(0 <= share <= 1 / count,

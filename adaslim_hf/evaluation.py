@@ -204,7 +204,8 @@ def run_model(model, noisy: np.ndarray, utilization, dry: float = 0.0) -> dict:
 
 def settings_for(model, include_rnnoise: bool = True, factors: Sequence[float] | None = None) -> list[str]:
     factors = list(model.config.utilization_factors if factors is None else factors)
-    names = [static_name(float(factor)) for factor in factors] + [DYNAMIC, NOISY]
+    routed = [DYNAMIC] if model.config.default_utilization is None else []  # no row for an untrained router
+    names = [static_name(float(factor)) for factor in factors] + routed + [NOISY]
     return names + ([RNNOISE] if include_rnnoise else [])
 
 

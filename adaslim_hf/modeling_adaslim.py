@@ -1476,8 +1476,9 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 padding (one run from the start). Each item of a padded batch gets exactly what it gets alone
                 (causal models).
             utilization (`float` or `torch.LongTensor` of shape `(batch, router_frames)`, *optional*): None lets
-                the router decide per frame; a configured factor runs every frame at that width; a tensor gives
-                the factor index of every router frame (`config.num_router_frames(samples)` of them).
+                the router decide per frame (or runs `config.default_utilization` when that is set: a model
+                whose router was never trained); a configured factor runs every frame at that width; a tensor
+                gives the factor index of every router frame (`config.num_router_frames(samples)` of them).
             clean_values (`torch.FloatTensor`, same shape as `input_values`, *optional*): target for the loss.
             execution (`str`, *optional*): force an execution path, "masked", "sliced" (static factors only)
                 or "grouped"; by default training with gradients uses "masked" and everything else the sliced
@@ -1495,6 +1496,8 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             raise ValueError(f"AdaSlimModel.forward got unexpected arguments {sorted(kwargs)}.")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         config = self.config
+        if utilization is None and config.default_utilization is not None:  # the router was never trained
+            utilization = config.default_utilization
         if shared_inputs is None:
             shared_inputs = self.share_inputs(input_values, padding_mask, clean_values)
         elif not shared_inputs.matches(input_values, padding_mask, clean_values):

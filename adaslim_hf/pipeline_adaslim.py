@@ -376,7 +376,8 @@ class SpeechEnhancementPipeline(ChunkPipeline):
 
     Call parameters:
         utilization (`"auto"` or `float`, defaults to `"auto"`): `"auto"` lets the router choose a width per
-            frame; a configured factor (e.g. `0.25`) runs every frame at that width.
+            frame (a model whose router was never trained, from stage 1 or a static run, runs its
+            `config.default_utilization` instead); a configured factor (e.g. `0.25`) runs every frame at that width.
         dry (`float` in [0, 1], defaults to 0): mix `dry * input + (1 - dry) * enhanced` (a strength knob).
         sampling_rate (`int`, *optional*): rate of bare array inputs (default: the model's rate).
         output_sampling_rate (`int`, *optional*): rate of the returned audio (default: the input's rate).

@@ -304,6 +304,8 @@ class AdaSlimStreamer:
         if utilization is None or isinstance(utilization, str):
             if utilization not in (None, "auto"):
                 raise ValueError(f"utilization must be 'auto' or one of the factors {factors}, got {utilization!r}.")
+            utilization = config.default_utilization  # set when the router was never trained
+        if utilization is None:
             static_index = None
         else:
             static_index = config.factor_index(utilization)  # ValueError listing the factors

@@ -1268,6 +1268,9 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
     elif settings.stage != "2":
         freeze_router(model)
     objective = TrainingObjective(model, settings.stage, settings.static_utilization)
+    # what `utilization=None` runs in the saved model: the router once stage 2 has trained it, else a trained width
+    config.default_utilization = {"2": None, "1": config.utilization_factors[-1]}.get(
+        settings.stage, objective.static_utilization)
     validation_utilizations = parse_utilizations(settings.validation_utilizations, settings.stage, config,
                                                  settings.static_utilization)
     train_dataset, valid_dataset, test_dataset = datasets if datasets is not None else \

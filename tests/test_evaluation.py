@@ -161,6 +161,14 @@ def test_rnnoise_is_aligned():
     assert correlation > 0.9
 
 
+def test_no_routed_row_for_a_model_whose_router_was_never_trained():
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=2, default_utilization=1.0))
+    assert evaluation.settings_for(model, include_rnnoise=False) == [
+        "static 0.125", "static 0.25", "static 0.5", "static 1", "noisy"]
+    model.config.default_utilization = None
+    assert "dynamic" in evaluation.settings_for(model, include_rnnoise=False)
+
+
 def test_helpers():
     clean = np.sin(np.arange(1000) / 5.0)
     assert input_snr(clean, clean + 0.1 * clean) == pytest.approx(20.0)

@@ -198,6 +198,7 @@ def test_invalid_config_values_are_refused():
         (dict(bottleneck_groups=3), "must divide"),
         (dict(target_utilization=0.0), "target_utilization"),
         (dict(target_utilization=0.4, utilization_factors=(0.125, 0.25)), "target_utilization"),
+        (dict(default_utilization=0.3), r"default_utilization.*one of the factors"),
     ]:
         with pytest.raises(ValueError, match=message):
             AdaSlimConfig(**kwargs)

@@ -91,6 +91,14 @@ def test_streamed_equals_offline_for_every_chunking(utilization):
             assert torch.equal(streamer.choice, model(noisy[None]).choice[0])
 
 
+def test_auto_streams_the_default_width_of_a_model_whose_router_was_never_trained():
+    model = make_model()
+    model.config.default_utilization = 0.25  # what training saves for a static-0.25 run
+    noisy = noisy_input(6000)
+    streamed = stream(AdaSlimStreamer(model, utilization="auto"), noisy, [333])
+    assert float((streamed - offline(model, noisy, 0.25)).abs().max()) <= TOLERANCE
+
+
 def test_one_sample_chunks_equal_offline():
     model = make_model()
     noisy = noisy_input(2500)

@@ -265,6 +265,12 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     stage1 = train(smoke(voicebank, tmp_path / "stage1", max_train_steps=4))
     model = AdaSlimModel.from_pretrained(stage1)
     assert model.config.hidden == 8
+    # its router was never trained: utilization=None (the pipeline's "auto") runs the full width instead
+    assert model.config.default_utilization == 1.0
+    noisy = torch.randn(1, 4000)
+    with torch.no_grad():
+        auto, full = model(noisy), model(noisy, utilization=1.0)
+    assert auto.router_logits is None and torch.equal(auto.enhanced_values, full.enhanced_values)
     report = json.loads((stage1 / "evaluation.json").read_text())
     assert {"noisy", "u0.125", "u0.25", "u0.5", "u1"} <= set(report["results"])
     for name in ("u0.125", "u1"):
@@ -279,6 +285,9 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
                          model={"min_factor_share": 0.05}))
     tuned = AdaSlimModel.from_pretrained(stage2)
     assert tuned.config.target_utilization == 0.5 and tuned.config.min_factor_share == 0.05
+    assert tuned.config.default_utilization is None  # stage 2 trained the router: None routes again
+    with torch.no_grad():
+        assert tuned(noisy).router_logits is not None
     report = json.loads((stage2 / "evaluation.json").read_text())
     assert 0.125 <= report["results"]["auto"]["mean_utilization"] <= 1.0
     calibration = report["router_calibration"]
@@ -319,6 +328,7 @@ def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_
                         max_train_steps=2, validation_steps=0))
     report = json.loads((first / "evaluation.json").read_text())
     assert set(report["results"]) == {"noisy", "u0.25"}
+    assert AdaSlimModel.from_pretrained(first).config.default_utilization == 0.25  # its one trained width
     checkpoint = list_checkpoints(tmp_path / "static")[-1]
     again = train(smoke(voicebank, tmp_path / "from_checkpoint", init_from=str(checkpoint), max_train_steps=1,
                         validation_steps=0))
