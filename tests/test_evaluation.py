@@ -284,3 +284,33 @@ def test_dry_mixes_the_input_into_the_model_rows_only(setup, first_run, tmp_path
     assert again["resumed_items"] == 0
     with pytest.raises(SystemExit, match=r"--dry must be in \[0, 1\]"):
         _run(setup, tmp_path / "bad", "--dry", "1.5")
+
+
+def test_score_breakdown_groups_by_speaker_noise_and_snr(tmp_path, capsys):
+    """scripts/score_breakdown.py: the means per speaker, noise source and SNR of an items.jsonl, with the
+    corpus' mixtures; a metric the evaluation did not compute or a foreign item is refused with a message."""
+    spec = importlib.util.spec_from_file_location("score_breakdown_script", REPO / "scripts" / "score_breakdown.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    items = [("spk-a_0001", 1.0, 2.0), ("spk-a_0002", 2.0, 4.0), ("spk-b_0001", 3.0, 3.0)]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(
+        {"id": i, "settings": {"noisy": {"pesq": n}, "dynamic": {"pesq": d, "mean_utilization": 0.2}}}) + "\n"
+        for i, n, d in items))
+    corpus = tmp_path / "corpus" / "mixtures"
+    corpus.mkdir(parents=True)
+    noises = {"spk-a_0001": ("rain", 0.0), "spk-a_0002": ("fan", 5.0), "spk-b_0001": ("rain", -5.0)}
+    (corpus / "mixtures.jsonl").write_text("".join(json.dumps(
+        {"id": i, "snr_db": snr, "noise": [f"noise/test/{source}/x.wav"]}) + "\n" for i, (source, snr) in noises.items()))
+    table = script.main(script.parse_args(["--items", str(tmp_path / "items.jsonl"),
+                                           "--data_dir", str(tmp_path / "corpus")]))
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table.splitlines()[2:]}
+    assert table.splitlines()[0] == "| group (pesq) | items | noisy | dynamic |"
+    assert rows["all"] == ["3", "2.000", "3.000 |"]
+    assert rows["speaker spk-a"] == ["2", "1.500", "3.000 |"] and rows["speaker spk-b"] == ["1", "3.000", "3.000 |"]
+    assert rows["noise rain"] == ["2", "2.000", "2.500 |"]
+    assert [k for k in rows if k.startswith("snr")] == ["snr -5 dB", "snr +0 dB", "snr +5 dB"]
+    with pytest.raises(SystemExit, match="no item holds the metric 'stoi'"):
+        script.main(script.parse_args(["--items", str(tmp_path / "items.jsonl"), "--metric", "stoi"]))
+    (corpus / "mixtures.jsonl").write_text(json.dumps({"id": "other", "snr_db": 0, "noise": ["n/t/s/x.wav"]}) + "\n")
+    with pytest.raises(SystemExit, match="spk-a_0001 is not in the corpus' mixtures"):
+        script.main(script.parse_args(["--items", str(tmp_path / "items.jsonl"), "--data_dir", str(tmp_path / "corpus")]))
