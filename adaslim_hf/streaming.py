@@ -74,6 +74,7 @@ from torch.nn import functional as F
 from .configuration_adaslim import AdaSlimConfig
 from .macs import frames_per_router_frame
 from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, sinc_filter
+from .pipeline_adaslim import check_dry
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
 # sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
@@ -317,8 +318,7 @@ class AdaSlimStreamer:
             cap = allowed[-1]
             if static_index is not None and static_index > cap:
                 raise ValueError(f"utilization {utilization} exceeds max_utilization {max_utilization}.")
-        if not 0.0 <= dry <= 1.0:
-            raise ValueError(f"dry must lie in [0, 1], got {dry}.")
+        dry = check_dry(dry)  # the pipeline's check: a number in [0, 1], booleans refused
         if dry and config.chin != config.chout:
             raise ValueError(f"dry mixing needs as many output as input channels, the model has {config.chin} -> "
                              f"{config.chout}.")

@@ -99,6 +99,13 @@ def test_auto_streams_the_default_width_of_a_model_whose_router_was_never_traine
     assert float((streamed - offline(model, noisy, 0.25)).abs().max()) <= TOLERANCE
 
 
+def test_dry_is_checked_as_the_pipeline_checks_it():
+    model = make_model()
+    for dry in (1.5, -0.1, True, "0.2"):
+        with pytest.raises(ValueError, match=r"dry must be a number in \[0, 1\]"):
+            AdaSlimStreamer(model, dry=dry)
+
+
 def test_one_sample_chunks_equal_offline():
     model = make_model()
     noisy = noisy_input(2500)
