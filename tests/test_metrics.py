@@ -54,7 +54,15 @@ out = {
     "si_sdr": metrics["si_sdr"].compute(**pair, sample_rate=16000),
     "dnsmos": metrics["dnsmos"].compute(**pair, sample_rate=16000),
     "compute_all": compute_all([noisy], [clean], sample_rate=16000),
+    "dnsmos_one_thread": metrics["dnsmos"].compute(**pair, sample_rate=16000, num_threads=1),
 }
+from speechmos import dnsmos as speechmos_dnsmos
+out["dnsmos_session_threads"] = [session.get_session_options().intra_op_num_threads for session in
+                                 (speechmos_dnsmos.dnsmos.onnx_sess, speechmos_dnsmos.dnsmos.p808_onnx_sess)]
+try:
+    metrics["dnsmos"].compute(**pair, sample_rate=16000, num_threads=0)
+except ValueError as error:
+    out["dnsmos_bad_threads"] = str(error)
 print(json.dumps(out))
 """
 
@@ -127,6 +135,14 @@ def test_dnsmos_returns_p808_and_p835(offline):
         assert 1.0 <= noisy < clean <= 5.0, key
     assert scores["ovrl_mos_per_item"][0] > scores["ovrl_mos_per_item"][1] + 1  # hiss costs a lot of OVRL
     assert scores["bak_mos_per_item"][0] > 3
+
+
+def test_dnsmos_thread_count_is_honoured_and_changes_no_score(offline):
+    assert offline["dnsmos_session_threads"] == [1, 1]
+    for key in ("p808_mos", "sig_mos", "bak_mos", "ovrl_mos"):
+        assert offline["dnsmos_one_thread"][f"{key}_per_item"] == pytest.approx(
+            offline["dnsmos"][f"{key}_per_item"], abs=1e-5)
+    assert "num_threads must be a positive integer, got 0" in offline["dnsmos_bad_threads"]
 
 
 def test_compute_all_offline_gives_every_score(offline):

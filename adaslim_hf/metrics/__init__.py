@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 METRICS_DIR = os.path.dirname(os.path.abspath(__file__))
 METRIC_NAMES = ("pesq", "stoi", "si_sdr", "dnsmos")  # the module folders
@@ -126,6 +127,8 @@ def compute_all(
         inputs = {"predictions": predictions}
         if name not in REFERENCE_FREE:
             inputs["references"] = references
+        if name == "dnsmos":  # its ONNX sessions get the thread budget torch was given (evaluate.py --threads)
+            kwargs = {**kwargs, "num_threads": torch.get_num_threads()}
         scores = _module(module).compute(**inputs, sample_rate=sample_rate, **kwargs)
         for key, renamed in keys.items():
             results[renamed] = float(scores[key])

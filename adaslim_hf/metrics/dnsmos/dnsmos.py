@@ -1,6 +1,8 @@
 """DNSMOS (P.808 and P.835 SIG/BAK/OVRL) as an evaluate metric, through the ONNX models that the ``speechmos``
 package ships inside its wheel (no download; 16 kHz only)."""
 
+import os
+
 import datasets
 import evaluate
 import librosa
@@ -48,6 +50,7 @@ Args:
     sample_rate (`int`, defaults to 16000): must be 16000; nothing is resampled.
     personalized (`bool`, defaults to `False`): use the personalized P.835 model (pDNSMOS, which penalises
         interfering talkers) instead of the standard one.
+    num_threads (`int`, *optional*): threads of the ONNX sessions (default: onnxruntime's, one per core).
 Returns:
     p808_mos, sig_mos, bak_mos, ovrl_mos (`float`): means over items.
     p808_mos_per_item, sig_mos_per_item, bak_mos_per_item, ovrl_mos_per_item (`list` of `float`): per item.
@@ -103,12 +106,17 @@ class Dnsmos(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2010.15258", "https://arxiv.org/abs/2110.01763"],
         )
 
-    def _compute(self, predictions, references=None, sample_rate=SAMPLE_RATE, personalized=False):
+    def _compute(self, predictions, references=None, sample_rate=SAMPLE_RATE, personalized=False, num_threads=None):
         if sample_rate != SAMPLE_RATE:
             raise ValueError(
                 f"dnsmos: the DNSMOS models take {SAMPLE_RATE} Hz audio, got {sample_rate}; resample first."
             )
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                        or num_threads < 1):
+            raise ValueError(f"dnsmos: num_threads must be a positive integer, got {num_threads!r}.")
         model_type = "dnsmos_personalized" if personalized else "dnsmos"
+        if num_threads is not None:
+            _load_with_threads(personalized, num_threads)
         per_item = {key: [] for key in KEYS}
         for signal in _checked_signals(predictions, "dnsmos"):
             scores = speechmos_dnsmos.run(signal, sr=SAMPLE_RATE, model_type=model_type)
@@ -117,3 +125,25 @@ class Dnsmos(evaluate.Metric):
         results = {key: sum(values) / len(values) for key, values in per_item.items()}
         results.update({f"{key}_per_item": values for key, values in per_item.items()})
         return results
+
+
+def _load_with_threads(personalized: bool, num_threads: int) -> None:
+    """Make speechmos' cached model (``speechmos.dnsmos.dnsmos``, reused by ``run`` for the same model file) one
+    whose two ONNX sessions run on ``num_threads`` threads; speechmos itself opens them with onnxruntime's
+    default of one thread per core. The model files and their paths are speechmos' own."""
+    folder = os.path.dirname(os.path.abspath(speechmos_dnsmos.__file__))
+    primary = os.path.join(folder, "pdnsmos_models" if personalized else "dnsmos_models", "sig_bak_ovr.onnx")
+    p808 = os.path.join(folder, "dnsmos_models", "model_v8.onnx")
+    cached = speechmos_dnsmos.dnsmos
+    if (cached is not None and cached.primary_model_path == primary
+            and getattr(cached, "adaslim_num_threads", None) == num_threads):
+        return
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = num_threads
+    options.inter_op_num_threads = 1
+    model = speechmos_dnsmos.DNSMOS(primary, p808)
+    model.onnx_sess = onnxruntime.InferenceSession(primary, sess_options=options, providers=["CPUExecutionProvider"])
+    model.p808_onnx_sess = onnxruntime.InferenceSession(p808, sess_options=options,
+                                                        providers=["CPUExecutionProvider"])
+    model.adaslim_num_threads = num_threads
+    speechmos_dnsmos.dnsmos = model
