@@ -87,7 +87,9 @@ class AdaSlimConfig(PreTrainedConfig):
             which nothing but mixing widths per frame (or with the input) reveals.
         si_sdr_weight (`float`, defaults to 0.0): adds si_sdr_weight * (-SI-SDR in dB) (`losses.si_sdr_loss`,
             over each item's valid samples) to L_SE; 0 keeps DEMUCS' L1 + STFT loss alone. -SI-SDR is about -5 to
-            -20 on speech, so a weight near 0.01 makes it commensurate with L_SE (~0.2).
+            -20 on speech, so a weight near 0.01 makes it commensurate with L_SE (~0.2). SI-SDR is blind to the
+            sign: static runs at 0.01 and 0.05 put out inverted speech on 95% of their validation clips despite
+            L_Pol at weight 1 (docs/training.md), so raise `polarity_weight` with it.
     """
 
     model_type = "adaslim"
