@@ -190,11 +190,12 @@ class AdaSlimConfig(PreTrainedConfig):
             f"`target_utilization` must lie in (0, {factors[-1]}] (at most the largest configured factor), "
             f"got {self.target_utilization}.",
         )
-        require(
-            self.default_utilization is None or any(abs(self.default_utilization - u) < 1e-9 for u in factors),
-            f"`default_utilization` must be None (route) or one of the factors {factors}, "
-            f"got {self.default_utilization}.",
-        )
+        if self.default_utilization is not None:
+            try:
+                self.factor_index(self.default_utilization)
+            except ValueError:
+                raise ValueError(f"AdaSlimConfig: `default_utilization` must be None (route) or one of the factors "
+                                 f"{factors}, got {self.default_utilization}.") from None
         share, count = self.min_factor_share, len(factors)
         require(0 <= share <= 1 / count,
                 f"`min_factor_share` must lie in [0, 1/{count}] for {count} factors, got {share}.")

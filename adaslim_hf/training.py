@@ -1269,8 +1269,12 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
         freeze_router(model)
     objective = TrainingObjective(model, settings.stage, settings.static_utilization)
     # what `utilization=None` runs in the saved model: the router once stage 2 has trained it, else a trained width
-    config.default_utilization = {"2": None, "1": config.utilization_factors[-1]}.get(
-        settings.stage, objective.static_utilization)
+    if settings.stage == "2":
+        config.default_utilization = None
+    elif settings.stage == "1":
+        config.default_utilization = config.utilization_factors[-1]
+    else:  # static
+        config.default_utilization = objective.static_utilization
     validation_utilizations = parse_utilizations(settings.validation_utilizations, settings.stage, config,
                                                  settings.static_utilization)
     train_dataset, valid_dataset, test_dataset = datasets if datasets is not None else \
