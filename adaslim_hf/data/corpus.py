@@ -181,8 +181,9 @@ EXTRA_TRAIN_NOISE_SOURCES: tuple[Source, ...] = (
            licence="GPL-2+ / Free Art License"),
 )
 """Training-only noise for ``build_corpus(extra_noise=True)`` (``scripts/build_corpus.py --extra-noise``):
-sound effects and game music (instrumental) of five more packages, ~4x the training noise. Only the
-training split changes: validation and test mixtures are the same files as without it."""
+sound effects and game music of five more packages: training noise from 1.04 h in 191 files to 5.35 h in 703
+files (seed 0, measured 2026-12-03). Only the training split changes: validation and test mixtures are the
+same files as without it."""
 
 LANGUAGE_GROUPS = {"es": "en", "en-gb": "en", "pt-br": "pt", "nb": "no", "nn": "no"}
 """Languages that may share a speaker and so must share a split (Allison speaks the English and the
