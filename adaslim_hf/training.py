@@ -129,6 +129,10 @@ class TrainingSettings:
     rir_probability: float = _setting(0.0, "dns: fraction of segments reverberated with a random RIR")
     snr_range: list | None = field(default=None, metadata={
         "help": "dns: [low, high] SNR in dB drawn per segment (default -5, 20)"})
+    speed_factors: list | None = field(default=None, metadata={
+        "help": "dns, corpus: speed perturbation of the clean speech before mixing: each segment plays at a "
+                "factor drawn from this list, e.g. 0.8 0.9 1.0 1.1 (below 1: slower, lower-pitched, a "
+                "larger-sounding talker; default off)"})
     shuffle_buffer: int = _setting(256, "dns: examples in the streaming shuffle buffer")
     valid_dir: str | None = _setting(None, "fixed validation mixtures (VoiceBank test layout or DNS noisy/clean "
                                            "layout); voicebank default: the held-out valid_speakers")
@@ -344,6 +348,8 @@ def _check_settings(settings: TrainingSettings):
     require(0 <= settings.bandmask < 1, f"`bandmask` must lie in [0, 1), got {settings.bandmask}.")
     require(0 <= settings.revecho <= 1, f"`revecho` must lie in [0, 1], got {settings.revecho}.")
     require(settings.shift >= 0, f"`shift` must be >= 0 samples, got {settings.shift}.")
+    require(not settings.speed_factors or settings.dataset in ("dns", "corpus"),
+            f"`speed_factors` applies to the datasets mixed on the fly (dns, corpus), not {settings.dataset!r}.")
     if settings.stage == "static":
         require(settings.static_utilization is not None, "stage 'static' needs `static_utilization` (a factor).")
     elif settings.stage != PIPELINE:
@@ -701,7 +707,8 @@ def build_datasets(settings: TrainingSettings, config: AdaSlimConfig) -> tuple:
             stream = dns_training_stream(
                 speech, noise, rir_dir=settings.rir_dir,
                 rir_probability=settings.rir_probability, sampling_rate=rate, segment_seconds=settings.segment,
-                stride_seconds=settings.segment_stride, snr_range=snr_range, seed=settings.seed, epoch=epoch,
+                stride_seconds=settings.segment_stride, snr_range=snr_range, speed_factors=settings.speed_factors,
+                seed=settings.seed, epoch=epoch,
             )
             stream = stream.shuffle(seed=settings.seed, buffer_size=settings.shuffle_buffer)
             stream.set_epoch(epoch)

@@ -39,6 +39,7 @@ from adaslim_hf.data import (
     write_audio,
     write_mixtures,
 )
+from adaslim_hf.data.dns import change_speed
 from adaslim_hf.data import corpus as corpus_lib
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -308,6 +309,43 @@ def test_dns_stream_with_room_impulse_responses(dns_folders, tmp_path):
     example = examples[0]
     assert not np.allclose(example["clean"], plain[example["id"]]["clean"])
     assert np.asarray(example["noisy"]).shape == np.asarray(example["clean"]).shape
+
+
+def test_change_speed_scales_pitch_and_duration():
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 200 * t).astype(np.float32)  # 1 s at 200 Hz
+    for factor, pitch in ((0.8, 160), (1.25, 250)):
+        slowed = change_speed(tone, factor)
+        assert abs(slowed.size - SR / factor) <= 1
+        spectrum = np.abs(np.fft.rfft(slowed * np.hanning(slowed.size)))
+        assert abs(np.argmax(spectrum) * SR / slowed.size - pitch) < 2
+    with pytest.raises(ValueError, match="> 0"):
+        change_speed(tone, 0)
+
+
+def test_dns_stream_speed_perturbation(dns_folders):
+    clean_dir, noise_dir = dns_folders
+    make = lambda **kw: _by_id(dns_training_stream(clean_dir, noise_dir, segment_seconds=1.0, seed=2, **kw))
+    plain, empty = make(), make(speed_factors=[])
+    assert all(e["speed"] == 1.0 for e in plain.values())
+    for key in plain:  # off is off: the same mixtures as without the argument
+        np.testing.assert_array_equal(plain[key]["noisy"], empty[key]["noisy"])
+    slowed = make(speed_factors=["0.8", 0.9])  # strings as the command line gives them
+    assert set(slowed) == set(plain) and {e["speed"] for e in slowed.values()} == {0.8, 0.9}
+    files = {p.stem: p for p in clean_dir.rglob("*.wav")}
+    for key, example in slowed.items():
+        stem, offset = key.split("@")
+        clean = np.asarray(example["clean"])
+        assert clean.size <= SR and clean.size == np.asarray(example["noisy"]).size
+        # the target is the file's audio from the offset at this speed, times the mixing gain
+        source, _ = sf.read(files[stem], dtype="float32", start=int(offset), stop=int(offset) + int(np.ceil(SR * example["speed"])))
+        expected = change_speed(source, example["speed"])[:SR]
+        gain = float(np.dot(clean, expected) / np.dot(expected, expected))
+        np.testing.assert_allclose(clean, gain * expected, atol=2e-4)
+    with pytest.raises(ValueError, match=r"\[0.5, 2\]"):
+        make(speed_factors=[0.3])
+    with pytest.raises(ValueError, match="numbers"):
+        make(speed_factors=["fast"])
 
 
 def test_dns_eval_mixtures_and_the_test_set_layout(dns_folders, tmp_path):

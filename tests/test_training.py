@@ -335,7 +335,7 @@ def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_
     assert (again / "model.safetensors").is_file()
 
 
-def test_dns_stream_mixes_on_the_fly_with_new_orders_per_epoch(voicebank, tmp_path):
+def test_dns_stream_mixes_on_the_fly_with_new_orders_per_epoch(voicebank, tmp_path, monkeypatch):
     speech = tmp_path / "speech"
     speech.mkdir()
     for path in sorted((voicebank / "clean_trainset_28spk_wav").glob("p23*.wav"))[:3]:
@@ -347,8 +347,14 @@ def test_dns_stream_mixes_on_the_fly_with_new_orders_per_epoch(voicebank, tmp_pa
                  "test_dir": str(voicebank), "validation_steps": 0, "report_to": "none"}
     with pytest.raises(ValueError, match="streams without a length.*set max_train_steps"):
         train(load_settings(SMOKE, {**overrides, "output_dir": str(tmp_path / "no_steps"), "max_train_steps": None}))
-    # 3 files x 3 segments of 0.5 s every 0.25 s, batch 4: 2 steps per epoch
-    model_dir = train(load_settings(SMOKE, {**overrides, "output_dir": str(tmp_path / "dns"), "max_train_steps": 4}))
+    from adaslim_hf.data import dns
+
+    streams, real_stream = [], dns.dns_training_stream
+    monkeypatch.setattr(dns, "dns_training_stream", lambda *a, **kw: streams.append(kw) or real_stream(*a, **kw))
+    # 3 files x 3 segments of 0.5 s every 0.25 s, batch 4: 2 steps per epoch; speed factors as the CLI gives them
+    model_dir = train(load_settings(SMOKE, {**overrides, "output_dir": str(tmp_path / "dns"), "max_train_steps": 4,
+                                            "speed_factors": ["0.9", "0.95"]}))
+    assert streams and all(kw["speed_factors"] == ["0.9", "0.95"] for kw in streams)
     steps = read_steps(tmp_path / "dns")
     assert [steps[s]["epoch"] for s in (1, 2, 3, 4)] == [0, 0, 1, 1]
     assert [steps[1]["ids"], steps[2]["ids"]] != [steps[3]["ids"], steps[4]["ids"]]
@@ -449,6 +455,8 @@ def test_unknown_config_keys_are_refused(tmp_path):
         load_settings(config)
     with pytest.raises(ValueError, match=r"`train_batch_size` expects int"):
         load_settings(None, {"train_batch_size": "many"})
+    with pytest.raises(ValueError, match=r"`speed_factors` applies to the datasets mixed on the fly"):
+        load_settings(None, {"dataset": "voicebank", "speed_factors": [0.9, 1.1]})
 
 
 def test_script_reports_bad_input_before_any_step(voicebank, tmp_path, capsys):

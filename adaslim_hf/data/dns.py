@@ -29,7 +29,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, audio_info, list_audio_files, num_samples_at, read_audio, write_audio
+from .audio import AUDIO_EXTENSIONS, audio_info, list_audio_files, num_samples_at, read_audio, resample, write_audio
 from .collate import segment_offsets
 from .voicebank import DecodeMode, _finish, _preview
 
@@ -147,6 +147,19 @@ class NoiseBank:
         raise ValueError(f"Could not draw {length} samples of non-silent noise from {len(self.files)} file(s).")
 
 
+def change_speed(audio: np.ndarray, factor: float, *, sampling_rate: int = 16000) -> np.ndarray:
+    """Play ``audio`` ``factor`` times as fast: the speed perturbation of Kaldi and of torchaudio's
+    ``SpeedPerturbation`` (Ko et al., 2015).
+
+    The samples are resampled as if they had been recorded at ``factor * sampling_rate`` (rounded to whole
+    hertz), so the duration scales by ``1 / factor`` and pitch and formants by ``factor``: below 1 the talker
+    sounds slower, lower and larger (0.8 takes a 200 Hz voice to 160 Hz), above 1 faster and smaller.
+    """
+    if factor <= 0:
+        raise ValueError(f"A speed factor must be > 0, got {factor}.")
+    return resample(audio, round(sampling_rate * factor), sampling_rate)
+
+
 def _draw(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     low, high = bounds
     return float(low) if low == high else float(rng.uniform(low, high))
@@ -180,6 +193,7 @@ def _features() -> datasets.Features:
         "clean_path": datasets.Value("string"),
         "noise_paths": datasets.List(datasets.Value("string")),
         "rir_path": datasets.Value("string"),
+        "speed": datasets.Value("float64"),
     })
 
 
@@ -187,6 +201,7 @@ def _stream_mixtures(
     shards: list[tuple[int, str]], *, noise_files: tuple[str, ...], rir_files: tuple[str, ...], seed: int,
     epoch: int, segment: int | None, stride: int | None, pad: bool, snr_range: tuple[float, float],
     level_range: tuple[float, float], rir_probability: float, sampling_rate: int, min_samples: int,
+    speed_factors: tuple[float, ...] = (),
 ) -> Iterator[dict]:
     """Generator behind ``dns_training_stream``: one shard = one clean file (index, path)."""
     noises = NoiseBank(noise_files, sampling_rate=sampling_rate)
@@ -201,13 +216,18 @@ def _stream_mixtures(
             continue
         for segment_index, offset in enumerate(segment_offsets(length, segment, stride, pad=pad)):
             rng = np.random.default_rng([seed, epoch, file_index, segment_index])
-            stop = None if segment is None else offset + segment
+            # drawn only when asked for, so that the stream without speed perturbation stays the same
+            speed = float(speed_factors[int(rng.integers(len(speed_factors)))]) if speed_factors else 1.0
+            # read what plays for one segment at this speed, then change its speed (and cut rounding's extra)
+            stop = None if segment is None else offset + int(np.ceil(segment * speed))
             clean, _ = read_audio(path, sampling_rate=sampling_rate, start=offset, stop=stop)
+            if speed != 1.0:
+                clean = change_speed(clean, speed, sampling_rate=sampling_rate)[:segment]
             if clean.size < min_samples:
                 continue
             example = mix_example(rng, clean, noises, snr_db=_draw(rng, snr_range), level_range=level_range,
                                   rir_files=rir_files, rir_probability=rir_probability, sampling_rate=sampling_rate)
-            yield {"id": f"{Path(path).stem}@{offset}", "clean_path": path, **example}
+            yield {"id": f"{Path(path).stem}@{offset}", "clean_path": path, "speed": speed, **example}
 
 
 def _files(folder, what: str) -> list[str]:
@@ -227,6 +247,7 @@ def dns_training_stream(
     min_seconds: float = 0.5,
     snr_range: tuple[float, float] = SNR_RANGE,
     level_range: tuple[float, float] = LEVEL_RANGE,
+    speed_factors: Sequence[float] | None = None,
     seed: int = 0,
     epoch: int = 0,
 ) -> datasets.IterableDataset:
@@ -241,13 +262,16 @@ def dns_training_stream(
             segments (default: the segment length, no overlap); ``pad`` keeps a shorter last segment.
         min_seconds: skip files and segments shorter than this.
         snr_range: SNR in dB, drawn uniformly per segment. ``level_range``: mixture level in dBFS.
+        speed_factors: speed perturbation of the clean speech before mixing (``change_speed``): each segment
+            plays at a factor drawn uniformly from this list, e.g. ``(0.8, 0.9, 1.0, 1.1)``; ``None`` or
+            empty: off, and the stream is the same as without the argument.
         seed, epoch: every draw is a function of ``(seed, epoch, file index, segment index)``; build the
             stream with a new ``epoch`` for new mixtures of the same speech (``IterableDataset.set_epoch``
             only reshuffles the shard order).
 
     Returns:
         An ``IterableDataset`` of ``{"id", "noisy", "clean", "snr_db", "level_db", "clean_path",
-        "noise_paths", "rir_path"}`` (float32 lists; ``.with_format("torch")`` gives tensors). It has one
+        "noise_paths", "rir_path", "speed"}`` (float32 lists; ``.with_format("torch")`` gives tensors). It has one
         shard per clean file, so ``split_dataset_by_node(stream, rank, world_size)`` gives each process its
         own files, and ``.shuffle(seed, buffer_size)`` shuffles files and examples.
 
@@ -262,6 +286,12 @@ def dns_training_stream(
         raise ValueError(f"rir_probability must be in [0, 1], got {rir_probability}.")
     if snr_range[0] > snr_range[1] or level_range[0] > level_range[1]:
         raise ValueError(f"snr_range {snr_range} and level_range {level_range} must be (low, high).")
+    try:
+        speeds = tuple(float(f) for f in (speed_factors or ()))
+    except (TypeError, ValueError):
+        raise ValueError(f"speed_factors must be numbers such as 0.9 1.0 1.1, got {speed_factors!r}.") from None
+    if any(not 0.5 <= f <= 2.0 for f in speeds):
+        raise ValueError(f"speed_factors must lie in [0.5, 2] (1 = unchanged), got {list(speed_factors)}.")
     segment = None if segment_seconds is None else round(segment_seconds * sampling_rate)
     stride = None if stride_seconds is None else round(stride_seconds * sampling_rate)
     return datasets.IterableDataset.from_generator(
@@ -274,7 +304,7 @@ def dns_training_stream(
             "seed": int(seed), "epoch": int(epoch), "segment": segment, "stride": stride, "pad": pad,
             "snr_range": tuple(snr_range), "level_range": tuple(level_range),
             "rir_probability": float(rir_probability), "sampling_rate": int(sampling_rate),
-            "min_samples": round(min_seconds * sampling_rate),
+            "min_samples": round(min_seconds * sampling_rate), "speed_factors": speeds,
         },
     )
 
