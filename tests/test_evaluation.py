@@ -314,3 +314,26 @@ def test_score_breakdown_groups_by_speaker_noise_and_snr(tmp_path, capsys):
     (corpus / "mixtures.jsonl").write_text(json.dumps({"id": "other", "snr_db": 0, "noise": ["n/t/s/x.wav"]}) + "\n")
     with pytest.raises(SystemExit, match="spk-a_0001 is not in the corpus' mixtures"):
         script.main(script.parse_args(["--items", str(tmp_path / "items.jsonl"), "--data_dir", str(tmp_path / "corpus")]))
+
+
+def test_speaker_pitch_reports_minutes_and_median_f0_per_speaker(tmp_path, capsys):
+    """scripts/speaker_pitch.py: per speaker of a corpus' pool, its split, minutes and median F0 (pyin); a
+    folder that is not a corpus gets a message, not a traceback."""
+    import soundfile as sf
+
+    spec = importlib.util.spec_from_file_location("speaker_pitch_script", REPO / "scripts" / "speaker_pitch.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rate, t = 16000, np.arange(16000) / 16000
+    for split, speaker, pitch in (("train", "low", 120.0), ("test", "high", 220.0)):
+        folder = tmp_path / "corpus" / "pool" / "speech" / split / speaker
+        folder.mkdir(parents=True)
+        voice = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 6)).astype(np.float32)  # 1 s, 5 harmonics
+        for i in range(3):
+            sf.write(folder / f"{speaker}_{i}.wav", 0.1 * voice, rate)
+    assert script.main(["--data_dir", str(tmp_path / "corpus"), "--clips", "2", "--seconds", "0.5"]) == 0
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:4]}
+    assert rows["low"][0] == "| train" and rows["low"][2] == "0.1" and abs(float(rows["low"][3].rstrip(" |")) - 120) < 3
+    assert rows["high"][0] == "| test" and abs(float(rows["high"][3].rstrip(" |")) - 220) < 5
+    assert script.main(["--data_dir", str(tmp_path)]) == 2
+    assert "holds no pool/speech/ folder" in capsys.readouterr().err
