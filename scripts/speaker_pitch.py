@@ -18,9 +18,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from adaslim_hf.data.audio import audio_info, read_audio
 
 SPLITS = ("train", "valid", "test")
+RATE = 16000  # the corpus' rate; files at another rate are resampled on reading
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,17 +38,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def median_pitch(files: list[Path], *, clips: int, seconds: float) -> float:
     """Median F0 in Hz of the voiced frames of up to ``clips`` files spread over ``files`` (NaN: none voiced)."""
-    import librosa  # deferred: importing librosa takes a few seconds
+    try:
+        import librosa  # deferred: importing librosa takes a few seconds
+    except ImportError:
+        raise ValueError("speaker_pitch.py needs librosa, from the metrics extra: "
+                         "pip install -e '.[metrics]'.") from None
 
     chosen = files[:: max(1, len(files) // clips)][:clips]
     voiced_f0: list[np.ndarray] = []
     for path in chosen:
-        audio, rate = sf.read(path, dtype="float32", frames=int(seconds * sf.info(path).samplerate))
-        if audio.ndim > 1:
-            audio = audio.mean(axis=1)
+        audio, _ = read_audio(path, sampling_rate=RATE, downmix=True, stop=int(seconds * RATE))
         if audio.size < 2048:
             continue
-        f0, voiced, _ = librosa.pyin(audio, fmin=60, fmax=400, sr=rate, frame_length=1024)
+        f0, voiced, _ = librosa.pyin(audio, fmin=60, fmax=400, sr=RATE, frame_length=1024)
         voiced_f0.append(f0[voiced])
     values = np.concatenate(voiced_f0) if voiced_f0 else np.empty(0)
     return float(np.median(values)) if values.size else float("nan")
@@ -63,7 +67,7 @@ def speaker_rows(data_dir: Path, *, clips: int, seconds: float) -> list[dict]:
             files = sorted(speaker.glob("*.wav"))
             if not files:
                 continue
-            minutes = sum(sf.info(f).frames / sf.info(f).samplerate for f in files) / 60
+            minutes = sum(audio_info(f).duration for f in files) / 60
             rows.append({"split": split, "speaker": speaker.name, "minutes": minutes,
                          "f0": median_pitch(files, clips=clips, seconds=seconds)})
     if not rows:
