@@ -17,7 +17,7 @@ from transformers import PreTrainedConfig
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
                 "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight")
+                "polarity_weight", "si_sdr_weight", "pause_weight")
 
 
 @strict
@@ -90,6 +90,10 @@ class AdaSlimConfig(PreTrainedConfig):
             -20 on speech, so a weight near 0.01 makes it commensurate with L_SE (~0.2). SI-SDR is blind to the
             sign: static runs at 0.01 and 0.05 put out inverted speech on 95% of their validation clips despite
             L_Pol at weight 1 (docs/training.md), so raise `polarity_weight` with it.
+        pause_weight (`float`, defaults to 0.0): adds pause_weight * L_Pause (`losses.pause_residual_loss`: the
+            share of the noisy input's energy left in the 20 ms frames where the clean target is 40 dB below its
+            loudest frame) to L_SE; 0 keeps DEMUCS' loss alone. L_Pause is 1 for the identity and 0.1 for 10 dB
+            of suppression in the pauses.
     """
 
     model_type = "adaslim"
@@ -133,6 +137,7 @@ class AdaSlimConfig(PreTrainedConfig):
     stft_mag_factor: float | int = 0.1
     polarity_weight: float | int = 1.0
     si_sdr_weight: float | int = 0.0
+    pause_weight: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
@@ -207,7 +212,7 @@ class AdaSlimConfig(PreTrainedConfig):
                     f"but `target_utilization` is {self.target_utilization}; lower the share or move the target.")
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
         for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight"):
+                "polarity_weight", "si_sdr_weight", "pause_weight"):
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----

@@ -43,6 +43,7 @@ from .losses import (
     efficiency_loss,
     polarity_loss,
     si_sdr_loss,
+    pause_residual_loss,
     speech_enhancement_loss,
     stft_magnitudes,
 )
@@ -1607,6 +1608,10 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             )
             if config.si_sdr_weight:
                 se_loss = se_loss + config.si_sdr_weight * si_sdr_loss(estimate_2d, target_2d, padding_mask=loss_mask)
+            if config.pause_weight:
+                noisy_2d = input_values.to(estimate_2d.dtype).reshape(estimate_2d.shape)
+                se_loss = se_loss + config.pause_weight * pause_residual_loss(
+                    estimate_2d, target_2d, noisy_2d, frame=config.sample_rate // 50, padding_mask=loss_mask)
             pol_loss = polarity_loss(estimate_2d, target_2d, loss_mask)
             loss = se_loss + config.polarity_weight * pol_loss if config.polarity_weight else se_loss
             if utilization is None:

@@ -58,7 +58,7 @@ DEMUCS_ARGUMENTS = ("chin", "chout", "hidden", "depth", "kernel_size", "stride",
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
 TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "min_factor_share",
                         "share_weight", "gumbel_temperature", "stft_sc_factor", "stft_mag_factor", "polarity_weight",
-                        "si_sdr_weight")
+                        "si_sdr_weight", "pause_weight")
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -15,6 +15,7 @@ from adaslim_hf.losses import (
     choice_fractions,
     efficiency_loss,
     multi_resolution_stft_loss,
+    pause_residual_loss,
     polarity_loss,
     si_sdr,
     si_sdr_loss,
@@ -350,3 +351,42 @@ def test_polarity_loss_takes_an_inverted_estimate_out_of_the_stft_loss_minimum()
             optimizer.step()
         final[weight] = float(gain.detach())
     assert final[0.0] < -0.5 and final[1.0] > 0.9
+
+
+def test_pause_residual_loss_is_the_share_of_noise_left_in_the_pauses():
+    """L_Pause: 1 for the identity, 0.01 for noise pushed down 20 dB, 0 for silent pauses; only frames 40 dB
+    below the loudest clean frame count, padding adds nothing, items without pauses are left out, and the
+    gradient reaches the estimate."""
+    torch.manual_seed(0)
+    frame = 320
+    clean = torch.randn(2, 10 * frame)
+    clean[:, 6 * frame:] = 0.0  # frames 6..9 are pauses
+    clean[:, 5 * frame: 6 * frame] *= 0.05  # 26 dB down: quiet speech, not a pause
+    noise = 0.1 * torch.randn(2, 10 * frame)
+    noisy = clean + noise
+    assert float(pause_residual_loss(noisy, clean, noisy, frame=frame)) == pytest.approx(1.0)
+    assert float(pause_residual_loss(clean + 0.1 * noise, clean, noisy, frame=frame)) == pytest.approx(0.01)
+    assert float(pause_residual_loss(clean, clean, noisy, frame=frame)) == 0.0
+    # noise left in the quiet-speech frame is not counted
+    leaky = clean.clone()
+    leaky[:, 5 * frame: 6 * frame] += noise[:, 5 * frame: 6 * frame]
+    assert float(pause_residual_loss(leaky, clean, noisy, frame=frame)) == 0.0
+    # padding: the second item ends after 8 frames; what lies past its end changes nothing
+    mask = torch.ones_like(clean)
+    mask[1, 8 * frame:] = 0
+    garbage = noisy.clone()
+    garbage[1, 8 * frame:] = 7.0
+    expected_second = (noisy[1, 6 * frame: 8 * frame] ** 2).sum() / (noisy[1, 6 * frame: 8 * frame] ** 2).sum()
+    masked = pause_residual_loss(garbage, clean, noisy, frame=frame, padding_mask=mask)
+    torch.testing.assert_close(masked, (1.0 + expected_second) / 2)
+    # an item with no pause is left out of the mean
+    busy = torch.randn(1, 10 * frame)
+    both = pause_residual_loss(torch.cat([noisy[:1] * 0.5, busy]), torch.cat([clean[:1], busy]),
+                               torch.cat([noisy[:1], busy + noise[:1]]), frame=frame)
+    lone = pause_residual_loss(noisy[:1] * 0.5, clean[:1], noisy[:1], frame=frame)
+    torch.testing.assert_close(both, lone)
+    estimate = noisy.clone().requires_grad_(True)
+    pause_residual_loss(estimate, clean, noisy, frame=frame).backward()
+    assert estimate.grad[:, 6 * frame:].abs().sum() > 0 and estimate.grad[:, : 5 * frame].abs().sum() == 0
+    with pytest.raises(ValueError, match="frame"):
+        pause_residual_loss(noisy[:, :100], clean[:, :100], noisy[:, :100], frame=frame)

@@ -267,6 +267,28 @@ def test_si_sdr_weight_adds_the_masked_si_sdr_loss_to_l_se():
         AdaSlimConfig(si_sdr_weight=-1)
 
 
+def test_pause_weight_adds_the_pause_residual_loss_to_l_se():
+    """pause_weight w: L_SE gains w * L_Pause of the output against the noisy input (20 ms frames at 16 kHz);
+    0 (the default) leaves it alone."""
+    from adaslim_hf.losses import pause_residual_loss
+
+    torch.manual_seed(0)
+    plain = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).eval()
+    weighted = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, pause_weight=0.5)).eval()
+    weighted.load_state_dict(plain.state_dict())
+    noisy, mask = padded_batch([6000, 4000])
+    clean = noisy * 0.5 * mask
+    clean[:, 3000:] = 0.0  # pauses
+    with torch.no_grad():
+        base = plain(noisy, padding_mask=mask, utilization=0.5, clean_values=clean)
+        out = weighted(noisy, padding_mask=mask, utilization=0.5, clean_values=clean)
+    residual = pause_residual_loss(out.enhanced_values, clean, noisy, frame=320, padding_mask=mask)
+    assert float(residual) > 0
+    torch.testing.assert_close(out.se_loss, base.se_loss + 0.5 * residual)
+    with pytest.raises(ValueError, match="pause_weight"):
+        AdaSlimConfig(pause_weight=-1)
+
+
 def test_static_factor_training_uses_sliced_weights_only():
     torch.manual_seed(0)
     model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
