@@ -90,10 +90,10 @@ class AdaSlimConfig(PreTrainedConfig):
             -20 on speech, so a weight near 0.01 makes it commensurate with L_SE (~0.2). SI-SDR is blind to the
             sign: static runs at 0.01 and 0.05 put out inverted speech on 95% of their validation clips despite
             L_Pol at weight 1 (docs/training.md), so raise `polarity_weight` with it.
-        pause_weight (`float`, defaults to 0.0): adds pause_weight * L_Pause (`losses.pause_residual_loss`: the
-            share of the noisy input's energy left in the 20 ms frames where the clean target is 40 dB below its
-            loudest frame) to L_SE; 0 keeps DEMUCS' loss alone. L_Pause is 1 for the identity and 0.1 for 10 dB
-            of suppression in the pauses.
+        pause_weight (`float`, defaults to 0.0): adds pause_weight * L_Pause (`losses.pause_residual_loss`:
+            E / (E + N) with E the output's and N the noisy input's energy over the 20 ms frames where the clean
+            target lies 40 dB below its loudest frame) to L_SE; 0 keeps DEMUCS' loss alone. L_Pause is 0.5 for
+            the identity and 0.091 for 10 dB of suppression in the pauses.
     """
 
     model_type = "adaslim"

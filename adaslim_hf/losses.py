@@ -4,7 +4,7 @@
   magnitude; Defossez et al. 2020, after Yamamoto et al.'s Parallel WaveGAN), as in
   ``denoiser/stft_loss.py`` but with the complex ``torch.stft`` API.
 - SI-SDR (Le Roux et al. 2019), in dB per item, and its negative mean as an optional loss.
-- L_Pause (optional): the share of the noisy input's energy the estimate keeps in the target's pauses.
+- L_Pause (optional): how much of the noise the estimate lets through in the target's pauses, in [0, 1).
 - L_Eff = (sum_j Y_j u_j - u_target)^2 pulls the mean utilization to the target.
 - L_Bal = (J sum_j Y_j^2 - 1) / (J - 1): 0 when every factor is used equally, 1 when one takes every frame.
 Y_j is the fraction of router frames that chose factor j, from the straight-through one-hots (so it
@@ -200,9 +200,11 @@ def polarity_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: to
 def pause_residual_loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, frame: int = 320,
                         pause_db: float = 40.0, padding_mask: torch.Tensor | None = None,
                         eps: float = 1e-8) -> torch.Tensor:
-    """L_Pause: the energy the estimate leaves where the target is silent, as a share of the noisy input's
-    energy there; mean over the items that have such pauses (0 = silent pauses, about 1 = the noise passed
-    through, 0.1 = pushed down by 10 dB).
+    """L_Pause: how much of the noise the estimate lets through where the target is silent, bounded in
+    [0, 1): with E the estimate's energy over the pauses and N the noisy input's, E / (E + N), mean over the
+    items that have pauses (0 = silent pauses, 0.5 = the noise passed through unchanged, 0.091 = pushed down
+    by 10 dB, 0.0099 by 20 dB). The bounded form matters: the plain ratio E / N explodes on clips whose
+    noise is faint, and did so in training (losses in the thousands within 20 steps).
 
     A pause is a whole frame of ``frame`` samples whose target energy lies at least ``pause_db`` below the
     item's loudest target frame. L1 and the STFT terms average over every sample and bin, so the few pause
@@ -238,7 +240,8 @@ def pause_residual_loss(estimate: torch.Tensor, target: torch.Tensor, noisy: tor
     has_pause = noisy_pause > eps
     if not has_pause.any():
         return estimate.sum() * 0.0
-    return (left[has_pause] / noisy_pause[has_pause]).mean()
+    left, noisy_pause = left[has_pause], noisy_pause[has_pause]
+    return (left / (left + noisy_pause)).mean()
 
 
 def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8,
