@@ -11,7 +11,7 @@ reports, per setting, mean over the clips:
 - ``speech_si_sdr_db``: SI-SDR over the *speech* frames only (clean energy within ``--speech_db`` of the
   loudest frame, 20 dB by default), the samples of those frames joined: how much the speech is distorted
   where it is present.
-- ``speech_gain``: <output, clean> / <clean, clean> over the speech frames (1 for the noisy input, below 1
+- ``speech_gain``: <output, clean> / <clean, clean> over the speech frames (about 1 for the noisy input, below 1
   when the output is quieter than the speech).
 - the shares of pause and speech frames.
 
@@ -133,10 +133,10 @@ def main(args: argparse.Namespace) -> dict:
 
     if not args.model and not args.rnnoise:
         raise SystemExit("error: nothing to score: pass --model (one or more) and/or --rnnoise.")
-    utilization = args.utilization
-    if utilization != "auto":
+    utilization = None  # "auto": the router, or the width a static model records (config.default_utilization)
+    if args.utilization != "auto":
         try:
-            utilization = float(utilization)
+            utilization = float(args.utilization)
         except ValueError:
             raise SystemExit(f'error: --utilization must be "auto" or a number, got {args.utilization!r}.') from None
     torch.set_num_threads(args.threads)

@@ -217,6 +217,46 @@ def test_router_usage_script_counts_every_router_frame(setup):
     assert all(math.isfinite(v) for v in report["mixing_si_sdr"].values())
 
 
+def test_residual_breakdown_scores_pauses_and_speech_apart(setup, tmp_path):
+    """scripts/residual_breakdown.py: on a clip whose second half is silent, noise pushed down 20 dB reads as
+    20 dB of pause attenuation and the speech-frame SI-SDR of the first half alone; the noisy input scores
+    0 dB and gain about 1; the script runs a model and RNNoise on a test split and writes its JSON."""
+    spec = importlib.util.spec_from_file_location("residual_breakdown_script",
+                                                  REPO / "scripts" / "residual_breakdown.py")
+    breakdown = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(breakdown)
+    rng = np.random.default_rng(0)
+    frame = 320
+    clean = rng.standard_normal(20 * frame)
+    clean[10 * frame:] = 0.0
+    clean[8 * frame: 10 * frame] *= 0.03  # ~30 dB down: neither pause nor speech
+    noise = 0.1 * rng.standard_normal(20 * frame)
+    pause, speech = breakdown.frame_classes(clean, frame, 40.0, 20.0)
+    assert pause.tolist() == [False] * 10 + [True] * 10
+    assert speech.tolist() == [True] * 8 + [False] * 12
+    result = breakdown.residual_measures(clean + 0.1 * noise, clean + noise, clean, frame)
+    assert result["pause_attenuation_db"] == pytest.approx(20.0)
+    head = slice(0, 8 * frame)
+    expected = 10 * np.log10(np.sum(clean[head] ** 2) / np.sum((0.1 * noise[head]) ** 2))
+    assert result["speech_si_sdr_db"] == pytest.approx(expected, abs=0.05)  # the small noise barely scales
+    assert result["pause_share"] == 0.5 and result["speech_share"] == 0.4
+    identity = breakdown.residual_measures(clean + noise, clean + noise, clean, frame)
+    assert identity["pause_attenuation_db"] == pytest.approx(0.0) and identity["speech_gain"] == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ValueError, match="silent"):
+        breakdown.frame_classes(np.zeros(4 * frame), frame, 40.0, 20.0)
+
+    output = tmp_path / "residual.json"
+    report = breakdown.main(breakdown.parse_args([
+        "--model", str(setup["model"]), "--dataset", "voicebank", "--data_dir", str(setup["data"]),
+        "--max_items", "2", "--utilization", "0.25", "--rnnoise", "--output", str(output)]))
+    assert set(report) == {"noisy", str(setup["model"]), "rnnoise"}
+    assert report["noisy"]["speech_gain"] == pytest.approx(1.0, abs=0.05) and report["noisy"]["clips"] == 2
+    assert all(math.isfinite(m["speech_si_sdr_db"]) for m in report.values())
+    assert json.loads(output.read_text())["rnnoise"]["clips"] == 2
+    with pytest.raises(SystemExit, match="utilization"):
+        breakdown.main(breakdown.parse_args(["--model", str(setup["model"]), "--utilization", "half"]))
+
+
 def test_repair_polarity_flips_exactly_the_named_widths():
     """scripts/repair_polarity.py: negating the outermost decoder's read-out of the channels the largest
     inverted width uses negates those widths' outputs exactly (output bias zeroed here) and no other's."""
