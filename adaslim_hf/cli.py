@@ -5,6 +5,7 @@
     adaslim export MODEL (--utilization U|all | --router) OUT    (cli_export.py)
     adaslim stream IN OUT [--model M] ... | --live               (cli_stream.py)
     adaslim evaluate --model M --output_dir D [--dataset ...]    (cli_evaluate.py)
+    adaslim demo [--model M] [--port 7860]                      (demo.py: the web demo on 127.0.0.1)
 
 enhance: files and folders, written atomically; info: parameters and MACs per second per factor; export:
 ONNX graphs per factor and of the router; stream: chunk by chunk as a real-time stream would (or live from
@@ -462,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_subcommand(subparsers)
     add_stream_subcommand(subparsers)
     add_evaluate_subcommand(subparsers)
+    from .demo import add_demo_subcommand  # `adaslim demo` (web demo; gradio imported lazily), adaslim_hf/demo.py
+
+    add_demo_subcommand(subparsers)
     return parser
 
 
