@@ -124,10 +124,12 @@ LINEAR_TILE_ROWS = 2048
 
 
 def _product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
-    """a [M, K] @ b [K, N] (+ bias [N]) into out [M, N]; in tiles of LINEAR_TILE_ROWS rows when a is tall and
-    narrow and the output wide (K <= 64, N >= 32, M > 8 tiles), where a single call is up to 2x slower."""
+    """a [M, K] @ b [K, N] (+ bias [N]) into out [M, N]; in float32, in tiles of LINEAR_TILE_ROWS rows when a
+    is tall and narrow and the output wide (K <= 64, N >= 32, M > 8 tiles), where a single call is up to 2x
+    slower. bfloat16 products run as one call (oneDNN's kernels: tiles measured up to 2x slower there)."""
     rows = a.shape[0]
-    tile = rows if rows <= 8 * LINEAR_TILE_ROWS or a.shape[1] > 64 or b.shape[1] < 32 else LINEAR_TILE_ROWS
+    untiled = rows <= 8 * LINEAR_TILE_ROWS or a.shape[1] > 64 or b.shape[1] < 32 or a.dtype != torch.float32
+    tile = rows if untiled else LINEAR_TILE_ROWS
     for start in range(0, rows, tile):
         end = min(start + tile, rows)
         if bias is None:
@@ -224,6 +226,14 @@ def linear_glu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     return _LinearGLU.apply(x, weight, bias)
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The reduced-precision dtype an enclosing ``torch.autocast`` region asks for on ``device_type`` ("cpu",
+    "cuda"), or None outside one. The model reads it once per call and runs its encoder and decoder blocks in
+    it explicitly (their products are written with ``out=`` buffers, which autocast cannot re-type); the
+    normalisation, resampling, router, recurrent bottleneck and losses stay in the parameters' dtype."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
 def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
@@ -258,20 +268,29 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # ----------------------------------------------------------------------------------------------------
 
 
-def sliced_weights(block: nn.Module, width: int, build):
+def sliced_weights(block: nn.Module, width: int, build, dtype: torch.dtype | None = None):
     """``build(width)``: a block's weights sliced to ``width`` and laid out for matmuls (copies of up to 4 MB
-    for the deepest block). Without autograd they are kept and reused until a parameter changes (storage,
+    for the deepest block), in ``dtype`` (the compute dtype of the activations they multiply; None: the
+    parameters' own). Without autograd they are kept and reused until a parameter changes (storage,
     version counter or dtype), which saves ~15% of a full-width call; with autograd they are always rebuilt
-    so gradients flow to the parameters. One cache per ``build`` (layout)."""
+    so gradients flow to the parameters (through the cast, in the parameters' dtype). One cache per
+    ``build`` (layout)."""
     if torch.is_grad_enabled():
-        return build(width)
-    key = (width,) + tuple((p.data_ptr(), p._version, p.dtype) for p in block.parameters())
+        return _cast(build(width), dtype)
+    key = (width, dtype) + tuple((p.data_ptr(), p._version, p.dtype) for p in block.parameters())
     cache = block.__dict__.setdefault("_sliced_weight_cache", {}).setdefault(build.__name__, {})
     if key not in cache:
-        if len(cache) >= 8:  # a stale entry per factor at most, after the parameters changed
+        if len(cache) >= 8:  # a stale entry per factor and dtype at most, after the parameters changed
             cache.clear()
-        cache[key] = build(width)
+        cache[key] = _cast(build(width), dtype)
     return cache[key]
+
+
+def _cast(tensors: tuple, dtype: torch.dtype | None) -> tuple:
+    """The floating-point tensors of a tuple in ``dtype`` (unchanged when None or already in it)."""
+    if dtype is None:
+        return tensors
+    return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in tensors)
 
 
 class SlimEncoderBlock(nn.Module):
@@ -299,20 +318,20 @@ class SlimEncoderBlock(nn.Module):
         n_out = blocks.shape[1] - self.taps + 1
         return [blocks[:, tap : tap + n_out] for tap in range(self.taps)]
 
-    def frame_weights(self, width: int):
+    def frame_weights(self, width: int, dtype: torch.dtype | None = None):
         """Sliced weights in F.linear layout: taps x [w, S*C_in] and bias [w]; 1x1 [E*C, w] and bias [E*C]."""
-        return sliced_weights(self, width, self._slice_weights)
+        return sliced_weights(self, width, self._slice_weights, dtype)
 
     def _slice_weights(self, width: int):
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
         taps = weight.permute(0, 2, 1).reshape(width, self.taps, self.stride * self.in_channels)
         return taps, self.conv_in.bias[:width], self.conv_out.weight[:, :width, 0], self.conv_out.bias
 
-    def inference_weights(self, width: int):
+    def inference_weights(self, width: int, dtype: torch.dtype | None = None):
         """Sliced weights laid out for matmuls at inference (cached): conv_in taps [taps, S*C_in, w] and bias
         [w], the same taps side by side [S*C_in, taps * w] (one product over a window of input blocks), and
         the 1x1 conv [w, E*C] and its bias [E*C]."""
-        return sliced_weights(self, width, self._inference_weights)
+        return sliced_weights(self, width, self._inference_weights, dtype)
 
     def _inference_weights(self, width: int):
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
@@ -328,13 +347,14 @@ class SlimEncoderBlock(nn.Module):
 
     def tap_products(self, window: torch.Tensor, width: int, out: torch.Tensor) -> torch.Tensor:
         """Inference: every tap's product of each input block, window [m, S*C_in] -> out [m, taps * w]."""
-        return torch.mm(window, self.inference_weights(width)[2], out=out)
+        return torch.mm(window, self.inference_weights(width, window.dtype)[2], out=out)
 
     def _internal(self, inputs, width: int) -> torch.Tensor:
         """Inference: the internal feature space [n, w] of n frames, from their tap inputs (a list of
         [n, S*C_in]) or, where ``reads_window_once``, from the tap products [n + taps - 1, taps * w] of their
         window of input blocks, whose per-tap parts are summed at their shifts."""
-        taps, bias = self.inference_weights(width)[:2]
+        dtype = inputs.dtype if isinstance(inputs, torch.Tensor) else inputs[0].dtype
+        taps, bias = self.inference_weights(width, dtype)[:2]
         if isinstance(inputs, torch.Tensor):
             n = inputs.shape[0] - self.taps + 1
             hidden = torch.add(inputs[:n, :width], bias)
@@ -355,7 +375,7 @@ class SlimEncoderBlock(nn.Module):
         would each back-propagate a zero-filled input-sized tensor."""
         if self.taps * width > self.stride * self.in_channels:
             return self.frames(self.tap_views(x), width, mask)
-        taps, bias, out_weight, out_bias = self.frame_weights(width)  # taps [w, taps, S*C_in]
+        taps, bias, out_weight, out_bias = self.frame_weights(width, x.dtype)  # taps [w, taps, S*C_in]
         batch, n_in, c_in = x.shape
         blocks = x.reshape(batch, n_in // self.stride, self.stride * c_in)  # [B, N_in / S, S*C_in]
         n_out = blocks.shape[1] - self.taps + 1
@@ -373,7 +393,7 @@ class SlimEncoderBlock(nn.Module):
 
     def frames(self, tap_inputs: list[torch.Tensor], width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Output frames from their tap inputs ([..., n, S*C_in] each) at internal width w -> [..., n, C]."""
-        taps, bias, out_weight, out_bias = self.frame_weights(width)
+        taps, bias, out_weight, out_bias = self.frame_weights(width, tap_inputs[0].dtype)
         hidden = linear(tap_inputs[0], taps[:, 0], bias)
         for tap in range(1, self.taps):
             hidden = hidden.add_(linear(tap_inputs[tap], taps[:, tap]))
@@ -389,7 +409,7 @@ class SlimEncoderBlock(nn.Module):
         (see ``_internal``), written into ``out`` [n, C] (a view of the layer's output) in one pass: the 1x1
         conv (bias included) goes to ``scratch`` [n, E*C] (reused across tiles, so it stays in cache) and its
         GLU into ``out``."""
-        out_weight, out_bias = self.inference_weights(width)[3:]  # [w, E*C], [E*C]
+        out_weight, out_bias = self.inference_weights(width, out.dtype)[3:]  # [w, E*C], [E*C]
         hidden = self._internal(inputs, width)  # [n, w]: the internal feature space
         if not self.glu:
             return torch.addmm(out_bias, hidden, out_weight, out=out).relu_()
@@ -415,10 +435,10 @@ class SlimDecoderBlock(nn.Module):
     def taps(self) -> int:
         return self.kernel_size // self.stride
 
-    def frame_weights(self, width: int):
+    def frame_weights(self, width: int, dtype: torch.dtype | None = None):
         """Sliced weights in F.linear layout: 1x1 [E*w, C] (GLU halves sliced separately) and bias,
         transposed-conv taps [K*C_out, w] ordered (tap, output channel)."""
-        return sliced_weights(self, width, self._slice_weights)
+        return sliced_weights(self, width, self._slice_weights, dtype)
 
     def _slice_weights(self, width: int):
         weight, bias = self.conv_in.weight[:, :, 0], self.conv_in.bias
@@ -431,11 +451,11 @@ class SlimDecoderBlock(nn.Module):
         taps = self.conv_tr.weight[:width].permute(2, 1, 0).reshape(self.kernel_size * self.out_channels, width)
         return weight, bias, taps
 
-    def inference_weights(self, width: int):
+    def inference_weights(self, width: int, dtype: torch.dtype | None = None):
         """Sliced weights laid out for ``addmm`` at inference (cached): the 1x1 conv [C, E*w] (GLU: the value
         rows' w columns, then the gate rows' w) and its bias [E*w], transposed-conv taps [taps, w, S*C_out]
         with columns ordered (sample within the stride, output channel)."""
-        return sliced_weights(self, width, self._inference_weights)
+        return sliced_weights(self, width, self._inference_weights, dtype)
 
     def _inference_weights(self, width: int):
         in_weight, in_bias, _ = self._slice_weights(width)  # [E*w, C] (GLU halves sliced separately), [E*w]
@@ -446,7 +466,7 @@ class SlimDecoderBlock(nn.Module):
     def hidden_into(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None, out=None) -> torch.Tensor:
         """Inference: ``hidden`` of 2-D x [n, C] at width w -> [n, w] (into ``out`` when given): one narrow
         product for both GLU halves, then the GLU in one pass."""
-        in_weight, in_bias, _ = self.inference_weights(width)  # [C, E*w], [E*w]
+        in_weight, in_bias, _ = self.inference_weights(width, x.dtype)  # [C, E*w], [E*w]
         products = torch.addmm(in_bias, x, in_weight)  # [n, E*w]
         if self.glu:
             hidden = torch.ops.aten.glu.out(products, -1, out=out) if out is not None else F.glu(products, dim=-1)
@@ -464,13 +484,13 @@ class SlimDecoderBlock(nn.Module):
 
         Output block b is sum over taps t of hidden[b - t] @ T_t, computed as matmuls over shifted views of the
         (narrow) zero-padded hidden activations, so no [B, N, K*C_out] intermediate is written."""
-        in_weight, bias, taps = self.frame_weights(width)
+        in_weight, bias, taps = self.frame_weights(width, x.dtype)
         hidden = self.hidden(x, in_weight, bias, mask)  # [B, N, w]
         batch, n_frames, _ = hidden.shape
         shift = self.taps - 1
         padded = F.pad(hidden, (0, 0, shift, shift))  # [B, N + 2 * shift, w]
         per_tap = taps.reshape(self.taps, self.stride * self.out_channels, width)
-        out = linear(padded[:, shift : shift + n_frames + shift], per_tap[0], self.conv_tr.bias.repeat(self.stride))
+        out = linear(padded[:, shift : shift + n_frames + shift], per_tap[0], self._row_bias(x.dtype))
         for tap in range(1, self.taps):
             out = out.add_(linear(padded[:, shift - tap : shift - tap + n_frames + shift], per_tap[tap]))
         out = out.reshape(batch, -1, self.out_channels)  # [B, (N + taps - 1) * S, C_out]
@@ -503,7 +523,7 @@ class SlimDecoderBlock(nn.Module):
                     continue
                 mask = None if valid is None else valid[item, low:high]
                 hidden = self.hidden_into(torch.add(x[item, low:high], skip[item, low:high]), width, mask)  # [m, w]
-                per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
+                per_tap = self.inference_weights(width, out.dtype)[-1]  # [taps, w, S*C_out]
                 for tap in range(self.taps):  # frame f adds to row f + tap
                     out[item, low + tap : high + tap].addmm_(hidden, per_tap[tap])
             if not self.last:
@@ -536,7 +556,7 @@ class SlimDecoderBlock(nn.Module):
                 mask = plan.valid[item, :split].reshape(-1, per).index_select(0, chosen).view(n * per, 1)
             hidden = self.hidden_into(summed.view(n * per, channels), width, mask,
                                       out=hidden_buffer[: n * per * width].view(n * per, width))  # [n*F, w]
-            per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
+            per_tap = self.inference_weights(width, out.dtype)[-1]  # [taps, w, S*C_out]
             for tap in range(self.taps):  # rows r*F + f + tap of the output, for chosen router frames r
                 contribution = contribution_buffer[:n]  # [n, F*S*C_out]
                 torch.mm(hidden, per_tap[tap], out=contribution.view(n * per, row_width))
@@ -547,6 +567,10 @@ class SlimDecoderBlock(nn.Module):
         out = out.view(batch, -1, self.out_channels)
         return out if self.last else out.relu_()
 
+    def _row_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """The transposed conv's bias for one output row of S samples: [S*C_out], in ``dtype``."""
+        return self.conv_tr.bias.repeat(self.stride).to(dtype)
+
     def _bias_rows(self, x: torch.Tensor) -> torch.Tensor:
         """The output before any contribution: [B, N + taps - 1, S*C_out], every row the transposed conv's bias."""
         out = x.new_empty(x.shape[0], x.shape[1] + self.taps - 1, self.stride * self.out_channels)
@@ -555,7 +579,7 @@ class SlimDecoderBlock(nn.Module):
     def _add_span(self, out, x, skip, item: int, first: int, stop: int, width: int, valid=None):
         """Add the contributions of frames [first, stop) of item ``item`` of x + skip at ``width`` into ``out``
         [B, N + taps - 1, S*C_out] in place, in cache-sized tiles."""
-        per_tap = self.inference_weights(width)[-1]  # [taps, w, S*C_out]
+        per_tap = self.inference_weights(width, out.dtype)[-1]  # [taps, w, S*C_out]
         for start, end in _tiles(stop, max(self.channels, self.stride * self.out_channels), first):
             mask = None if valid is None else valid[item, start:end]
             hidden = self.hidden_into(torch.add(x[item, start:end], skip[item, start:end]), width, mask)
@@ -569,7 +593,7 @@ class SlimDecoderBlock(nn.Module):
         batch, n_frames, _ = x.shape
         num_router_frames, per = plan.choice.shape[1], plan.per_router_frame
         out_rows = n_frames + self.taps - 1
-        out = self.conv_tr.bias.repeat(batch, out_rows, self.stride)  # [B, N + taps - 1, S*C_out]
+        out = self._row_bias(x.dtype).repeat(batch, out_rows, 1)  # [B, N + taps - 1, S*C_out]
         flat = out.view(batch * out_rows, -1)
         x_regular, x_tail = _segment_views(x, num_router_frames, per)
         valid_regular, valid_tail = (None, None) if plan.valid is None else _segment_views(plan.valid, num_router_frames, per)
@@ -579,7 +603,7 @@ class SlimDecoderBlock(nn.Module):
             tail_items = (plan.choice[:, -1] == index).nonzero(as_tuple=True)[0]
             if not len(items) and not len(tail_items):
                 continue
-            in_weight, bias, taps = self.frame_weights(width)
+            in_weight, bias, taps = self.frame_weights(width, x.dtype)
             per_tap = taps.reshape(self.taps, -1, width)
             groups = []
             if len(items):  # [n, F, C] rows; output row of frame f of router frame r: r * F + f
@@ -773,7 +797,7 @@ def _encoder_span(block: SlimEncoderBlock, blocks: torch.Tensor, out: torch.Tens
     scratch = out.new_empty(longest, block.conv_out.out_channels)
     carry, n_frames = block.taps - 1, stop - first
     products = out.new_empty(longest + carry, block.taps * width) if block.reads_window_once(width) else None
-    side_by_side = block.inference_weights(width)[2]  # [S*C_in, taps * w]
+    side_by_side = block.inference_weights(width, blocks.dtype)[2]  # [S*C_in, taps * w]
     previous = 0  # frames of the previous tile
     for index, (start, end) in enumerate(tiles):  # frame f reads input blocks f .. f + taps - 1
         n = end - start
@@ -1376,8 +1400,11 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
 
     # ---- plans ----
 
-    def _layer_plans(self, mode, lengths, padded_length, choice=None, one_hot=None, static_index=None):
-        """One LayerPlan per layer (index 0 = outermost). ``choice`` [B, N] (-1 = past the end)."""
+    def _layer_plans(self, mode, lengths, padded_length, choice=None, one_hot=None, static_index=None,
+                     dtype: torch.dtype | None = None):
+        """One LayerPlan per layer (index 0 = outermost). ``choice`` [B, N] (-1 = past the end); masks are
+        made in ``dtype``, the blocks' compute dtype (default: the parameters')."""
+        dtype = dtype or self.dtype
         config = self.config
         frames = config.frames_per_layer(padded_length)
         padded = bool((lengths < padded_length).any()) if lengths is not None else False
@@ -1389,7 +1416,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             valid = None
             if padded:
                 counts = torch.tensor([counts[layer] for counts in valid_counts])
-                valid = (torch.arange(n_frames)[None, :] < counts[:, None]).to(self.dtype)[..., None]
+                valid = (torch.arange(n_frames)[None, :] < counts[:, None]).to(dtype)[..., None]
                 valid = valid.to(self.device)
             per_router_frame = frames_per_router_frame(config, layer)
             if mode == "sliced":
@@ -1398,7 +1425,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 index = (torch.arange(n_frames, device=self.device) // per_router_frame).clamp(max=one_hot.shape[1] - 1)
                 widths = torch.tensor([config.slim_width(layer, j) for j in range(config.num_factors)])
                 channel_masks = (torch.arange(config.channels[layer])[None, :] < widths[:, None]).to(one_hot.dtype)
-                mask = one_hot[:, index] @ channel_masks.to(self.device)  # [B, N_l, J] @ [J, C_l] -> [B, N_l, C_l]
+                mask = (one_hot[:, index] @ channel_masks.to(self.device)).to(dtype)  # [B, N_l, J] @ [J, C_l] -> [B, N_l, C_l]
                 plans.append(LayerPlan("masked", mask=mask, valid=valid))
             else:
                 widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
@@ -1411,7 +1438,13 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                      clean_values: torch.Tensor | None = None) -> "SharedInputs":
         """Checks, normalisation, padding and up-sampling of the input, and the target's spectra: everything a
         forward computes before any width matters. Pass the result as ``forward(..., shared_inputs=...)``
-        with the same tensors to run one batch at several widths (stage 1) without repeating it."""
+        with the same tensors to run one batch at several widths (stage 1) without repeating it. Computed in
+        the parameters' dtype, also inside a ``torch.autocast`` region."""
+        device_type = input_values.device.type if isinstance(input_values, torch.Tensor) else "cpu"
+        with torch.autocast(device_type, enabled=False):
+            return self._share_inputs(input_values, padding_mask, clean_values)
+
+    def _share_inputs(self, input_values, padding_mask, clean_values) -> "SharedInputs":
         config = self.config
         x, lengths, flat = self._check_inputs(input_values, padding_mask)  # x [B, chin, T]
         if clean_values is not None and tuple(clean_values.shape) != tuple(input_values.shape):
@@ -1492,7 +1525,22 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 straight-through Gumbel-softmax; 0 makes the choice the arg max that inference takes (the
                 gradient is still the softmax's). Stage-2 training lowers it towards 0 so that the losses act on
                 the decisions inference will make (`TrainingSettings.gumbel_noise_decay_steps`).
+
+        Inside a `torch.autocast` region (e.g. accelerate's `mixed_precision="bf16"`, or the pipeline's
+        `precision="bf16"`) the encoder and decoder blocks compute in the autocast dtype; normalisation,
+        resampling, the router, the recurrent bottleneck, the output and the losses stay in the parameters'
+        dtype (float32).
         """
+        device_type = input_values.device.type if isinstance(input_values, torch.Tensor) else "cpu"
+        compute_dtype = autocast_dtype(device_type)
+        with torch.autocast(device_type, enabled=False):
+            return self._forward(input_values, padding_mask, utilization, clean_values, execution, return_dict,
+                                 shared_inputs, gumbel_noise_scale, compute_dtype, **kwargs)
+
+    def _forward(self, input_values, padding_mask, utilization, clean_values, execution, return_dict, shared_inputs,
+                 gumbel_noise_scale, compute_dtype, **kwargs):
+        """``forward`` with autocast off; the encoder and decoder blocks run in ``compute_dtype`` (None: the
+        parameters' dtype)."""
         if kwargs:
             raise ValueError(f"AdaSlimModel.forward got unexpected arguments {sorted(kwargs)}.")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -1562,23 +1610,26 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             exec_one_hot = torch.where(frame_valid[..., None], hard, last_hard) * needed[..., None].to(hard)
         else:
             exec_one_hot = None
+        full_dtype = shared_inputs.upsampled.dtype
+        compute_dtype = compute_dtype or full_dtype
         plans = self._layer_plans(execution, lengths if padding_mask is not None else None, padded_length,
-                                  choice=exec_choice, one_hot=exec_one_hot, static_index=static_index)
+                                  choice=exec_choice, one_hot=exec_one_hot, static_index=static_index,
+                                  dtype=compute_dtype)
 
-        # (up-sampled in share_inputs), encode, recur, decode, down-sample
-        x = shared_inputs.upsampled.transpose(1, 2)  # [B, L*U, chin], time-major from here on
+        # (up-sampled in share_inputs), encode, recur, decode, down-sample; the blocks in compute_dtype
+        x = shared_inputs.upsampled.transpose(1, 2).to(compute_dtype)  # [B, L*U, chin], time-major from here on
         skips = []
         for block, plan in zip(self.encoder, plans):
             x = encoder_forward(block, x, plan)  # [B, N_l, C_l]
             skips.append(x)
-        x = self._run_bottleneck(x, lengths if padding_mask is not None else None)
+        x = self._run_bottleneck(x.to(full_dtype), lengths if padding_mask is not None else None).to(compute_dtype)
         for block, plan in zip(self.decoder, reversed(plans)):
             skip = skips.pop()
             x = decoder_forward(block, x, skip, plan)
         if padding_mask is not None:  # what lies past each item's padded length is not part of its signal
             ends = torch.tensor([config.valid_length(int(n)) * config.resample for n in lengths.tolist()])
             x = x * (torch.arange(x.shape[1])[None, :] < ends[:, None]).to(x)[..., None]
-        x = x.transpose(1, 2)  # [B, chout, L*U]
+        x = x.transpose(1, 2).to(full_dtype)  # [B, chout, L*U]
         for _ in range(int(math.log2(config.resample))):
             x = downsample2(x)
         enhanced = x[..., :length] * std

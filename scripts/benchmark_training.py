@@ -1,41 +1,32 @@
-"""Stage-1 training step time against its budget: sum of the factors x the step of the 1.0 backbone alone.
+"""Training step times: float32 against bfloat16, stage 1 against its budget, threads and processes.
 
 A stage-1 step computes L_SE at every factor with sliced weights (adaslim_hf.training.slimmable_loss), so
 its cost should follow the MACs: about (0.125 + 0.25 + 0.5 + 1.0) = 1.875 backbones. This script times,
-in one run and interleaved round-robin (so drifting load on a shared machine hits every row alike):
+in one run and interleaved round-robin (so drifting load on a shared machine hits every row alike), for
+each precision asked for (``--precision fp32 bf16``; bf16 is ``torch.autocast("cpu", torch.bfloat16)``, as
+accelerate's ``mixed_precision="bf16"`` runs it):
 
   - the stage-1 step (forward at every factor, backward, Adam step),
   - a training step at each single factor (the 1.0 row is the reference),
-  - the stage-2 step (masked path with the router), for scale,
+  - the stage-2 step (masked path with the router),
 
-and prints a markdown table with the ratio  stage-1 / (sum of factors x step at 1.0)  (target <= 1.2), in
-wall time and in CPU time (time.process_time). With one thread the CPU time is the step's own work; wall
-time also counts waiting for a core, which on a shared machine hits the rows unevenly.
+and prints a markdown table with each row's bf16 speed-up over float32, and the ratio
+stage-1 / (sum of factors x step at 1.0) in wall and CPU time (time.process_time).
 
-    python scripts/benchmark_training.py                      # the paper's backbone, batch 4 x 2 s
-    python scripts/benchmark_training.py --batch_size 16 --seconds 4.5 --json runs/benchmark_training.json
+``--processes P`` runs P copies of the whole measurement at once (each with ``--num_threads``) and reports
+the steps per second of all of them together: one process of two threads against two processes of one
+thread (two data-parallel training processes) on this 2-core machine.
 
-Measured on the project's 2-core machine while a 2-thread training job ran beside it, with
-    OMP_NUM_THREADS=1 python scripts/benchmark_training.py --num_threads 1
-    OMP_NUM_THREADS=1 python scripts/benchmark_training.py --num_threads 1 --batch_size 8 --seconds 4
-(the second is configs/corpus_cpu.yaml's batch): the ratio stage-1 / (1.875 x step at 1.0) in CPU time, in
-brackets in wall time, over separate runs; then the stage-1 and u=1 steps in CPU seconds:
+    python scripts/benchmark_training.py --num_threads 1 --batch_size 8 --seconds 4     # corpus_cpu.yaml's batch
+    python scripts/benchmark_training.py --num_threads 2 --batch_size 8 --seconds 4 --json runs/bt.json
+    python scripts/benchmark_training.py --num_threads 1 --processes 2 --batch_size 8 --seconds 4
 
-| code | batch 4 x 2 s | steps | batch 8 x 4 s | steps |
-|---|---|---|---|---|
-| before (0b96dec) | 1.58 to 1.59 (1.35 to 1.58) | 2.35-2.49, 0.79-0.84 | 1.49 (1.43) | 11.4, 4.09 |
-| after (0b96dec and 16f76a6 + this change) | 1.33 to 1.36 (0.96 to 1.36) | 1.77-1.89, 0.69-0.74 | 1.30, 1.35 (1.47, 1.34) | 7.5-8.1, 3.07-3.20 |
-
-The 1.2 target is missed (by 0.10 to 0.16). Wall ratios of one code moved by up to 0.4 between runs (rows
-waited for a core unevenly); CPU ratios by up to 0.05. What remains does not shrink with the width: a forward
-+ backward with every internal width at 1 channel still costs ~35% of the one at u=1 (255 of 720 ms at
-batch 4 x 2 s): the blocks' full-width inputs and outputs (encoder GLU over 2C channels, skip additions,
-decoder ReLU outputs, and their gradients; layers 0 and 1 alone ~120 ms), the never-slimmed GRU bottleneck
-(~35 ms), the estimate's STFTs and L1 (~35 ms) and the down-sampling. With that floor F and the rest V
-proportional to u, the ratio is (4 F + 1.875 V) / (1.875 (F + V)): 1.2 needs F <= 0.375 / 2.125 = 18% of F + V.
+Measured figures and their commands are in docs/training.md ("Training throughput").
 """
 
 import argparse
+import contextlib
+import multiprocessing
 import json
 import resource
 import statistics
@@ -61,9 +52,15 @@ def parse_args(argv=None):
                         help="AdaSlimConfig fields (default: the paper's backbone)")
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=2.0, help="segment length in seconds")
-    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--num_threads", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="copies of the measurement run at once (data-parallel processes); default 1")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS,
+                        help="precisions to time side by side (default: fp32 bf16)")
+    parser.add_argument("--rows", nargs="+", default=None,
+                        help="time only these rows (e.g. 'stage 1' 'static 1'); default: all")
     parser.add_argument("--system_allocator", action="store_true",
                         help="leave glibc's malloc as it is (default: keep freed memory, as scripts/train.py does)")
     parser.add_argument("--torch_compile", action="store_true",
@@ -71,6 +68,9 @@ def parse_args(argv=None):
                              "the warm-up rounds then include the compilation; stage 2 stays eager")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args(argv)
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def _config(pairs) -> AdaSlimConfig:
@@ -83,43 +83,59 @@ def _config(pairs) -> AdaSlimConfig:
     return AdaSlimConfig(**values)
 
 
-def make_step(objective: TrainingObjective, optimizer, noisy, clean):
+def precision_context(precision: str):
+    """The autocast region a training step runs in: bf16 as accelerate's mixed_precision="bf16" on CPU."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_step(objective: TrainingObjective, optimizer, noisy, clean, precision: str = "fp32"):
     """One optimizer step exactly as the training loop takes it: forward + backward per term, then Adam."""
     terms = objective.terms()
 
     def step():
-        backward_terms(objective, terms, noisy, clean)
+        with precision_context(precision):
+            backward_terms(objective, terms, noisy, clean)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     return step
 
 
-def main(args) -> dict:
-    torch.set_num_threads(args.num_threads)
-    torch.manual_seed(0)
-    reused = False if args.system_allocator else reuse_freed_memory()  # the training loop's default
-    config = _config(args.model)
+def _rows(args, config) -> dict:
+    """name -> step function, for every row and precision asked for."""
     length = int(args.seconds * config.sample_rate)
     generator = torch.Generator().manual_seed(0)
     clean = 0.1 * torch.randn(args.batch_size, length, generator=generator)
     noisy = clean + 0.05 * torch.randn(args.batch_size, length, generator=generator)
-
-    steps = {}
     # stage 1 and the single factors share one model (router frozen, as stage 1 trains it)
     backbone = AdaSlimModel(config).train()
     freeze_router(backbone)
     if args.torch_compile:
         backbone.compile()
     optimizer = torch.optim.Adam([p for p in backbone.parameters() if p.requires_grad], lr=1e-6)
-    steps["stage 1 (all factors)"] = make_step(TrainingObjective(backbone, "1"), optimizer, noisy, clean)
-    for factor in config.utilization_factors:
-        objective = TrainingObjective(backbone, "static", static_utilization=factor)
-        steps[f"static {factor:g}"] = make_step(objective, optimizer, noisy, clean)
     routed = AdaSlimModel(config).train()
-    steps["stage 2 (router, masked)"] = make_step(TrainingObjective(routed, "2"),
-                                                 torch.optim.Adam(routed.parameters(), lr=1e-6), noisy, clean)
+    routed_optimizer = torch.optim.Adam(routed.parameters(), lr=1e-6)
+    objectives = {"stage 1": (TrainingObjective(backbone, "1"), optimizer)}
+    for factor in config.utilization_factors:
+        objectives[f"static {factor:g}"] = (TrainingObjective(backbone, "static", static_utilization=factor), optimizer)
+    objectives["stage 2"] = (TrainingObjective(routed, "2"), routed_optimizer)
+    steps = {}
+    for name, (objective, step_optimizer) in objectives.items():
+        if args.rows and name not in args.rows:
+            continue
+        for precision in args.precision:
+            steps[f"{name} {precision}"] = make_step(objective, step_optimizer, noisy, clean, precision)
+    return steps
 
+
+def measure(args) -> dict:
+    """Time every row round-robin in this process: -> {"wall": {row: [s...]}, "cpu": ..., "faults": ...}."""
+    torch.set_num_threads(args.num_threads)
+    torch.manual_seed(0)
+    reused = False if args.system_allocator else reuse_freed_memory()  # the training loop's default
+    steps = _rows(args, _config(args.model))
     times = {name: [] for name in steps}
     cpu_times = {name: [] for name in steps}
     faults = {name: [] for name in steps}
@@ -132,39 +148,56 @@ def main(args) -> dict:
                 times[name].append(time.perf_counter() - started)
                 cpu_times[name].append(time.process_time() - cpu_started)
                 faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
-    median = {name: statistics.median(values) for name, values in times.items()}
-    cpu_median = {name: statistics.median(values) for name, values in cpu_times.items()}
+    return {"wall": times, "cpu": cpu_times, "faults": faults, "reuse_freed_memory": reused}
+
+
+def main(args) -> dict:
+    config = _config(args.model)
+    if args.processes > 1:
+        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+            runs = pool.map(measure, [args] * args.processes)
+    else:
+        runs = [measure(args)]
+    rows = list(runs[0]["wall"])
+    # all processes' rounds together: a row's median step, and the steps per second of all processes at once
+    median = {row: statistics.median([t for run in runs for t in run["wall"][row]]) for row in rows}
+    cpu_median = {row: statistics.median([t for run in runs for t in run["cpu"][row]]) for row in rows}
+    throughput = {row: sum(1 / statistics.median(run["wall"][row]) for run in runs) for row in rows}
     factor_sum = sum(config.utilization_factors)
-    ratio = median["stage 1 (all factors)"] / (factor_sum * median["static 1"])
-    cpu_ratio = cpu_median["stage 1 (all factors)"] / (factor_sum * cpu_median["static 1"])
 
     print(f"Training step times, batch {args.batch_size} x {args.seconds:g} s, hidden={config.hidden}, "
-          f"depth={config.depth}, {args.num_threads} threads, median of {args.repeats}, freed memory "
-          f"{'kept for reuse' if reused else 'returned to the system'}"
+          f"depth={config.depth}, {args.processes} process(es) x {args.num_threads} thread(s), median of "
+          f"{args.repeats} rounds per process, freed memory "
+          f"{'kept for reuse' if runs[0]['reuse_freed_memory'] else 'returned to the system'}"
           f"{', backbone compiled (torch.compile)' if args.torch_compile else ''}\n")
-    print("| step | seconds | / step at 1.0 | CPU seconds | / step at 1.0 | page faults | budget (MACs) |")
+    print("| step | precision | seconds | CPU seconds | steps/s (all processes) | fp32 / this (wall) | page faults |")
     print("|---|---|---|---|---|---|---|")
-    for name, seconds in median.items():
-        if name.startswith("static"):
-            budget = f"{float(name.split()[1]):g}"
-        elif name.startswith("stage 1"):
-            budget = f"{factor_sum:g}"
-        else:
-            budget = "1 (masked: full width)"
-        cpu = cpu_median[name]
-        print(f"| {name} | {seconds:.3f} | {seconds / median['static 1']:.2f} | {cpu:.3f} | "
-              f"{cpu / cpu_median['static 1']:.2f} | {statistics.median(faults[name]):,.0f} | {budget} |")
+    speedups = {}
+    for row in rows:
+        name, precision = row.rsplit(" ", 1)
+        reference = f"{name} fp32"
+        speedup = median[reference] / median[row] if reference in median else None
+        if precision != "fp32" and speedup is not None:
+            speedups[row] = speedup
+        faults = statistics.median([f for run in runs for f in run["faults"][row]])
+        print(f"| {name} | {precision} | {median[row]:.3f} | {cpu_median[row]:.3f} | {throughput[row]:.3f} | "
+              f"{'-' if speedup is None else f'{speedup:.2f}'} | {faults:,.0f} |")
     print()
-    for label, value in (("wall", ratio), ("CPU", cpu_ratio)):
-        print(f"stage-1 step / ({factor_sum:g} x step at 1.0), {label} time = {value:.2f} "
-              f"(target <= 1.2: {'met' if value <= 1.2 else 'missed'})")
+    stage1_ratios = {}
+    for precision in args.precision:
+        stage1, full = f"stage 1 {precision}", f"static 1 {precision}"
+        if stage1 in median and full in median:
+            stage1_ratios[precision] = median[stage1] / (factor_sum * median[full])
+            print(f"{precision}: stage-1 step / ({factor_sum:g} x step at 1.0) = {stage1_ratios[precision]:.2f} (wall)")
+    for row, speedup in speedups.items():
+        print(f"{row}: {speedup:.2f}x the float32 step (target >= 1.7 for stage 1 and static rows)")
     result = {"batch_size": args.batch_size, "seconds": args.seconds, "num_threads": args.num_threads,
+              "processes": args.processes, "precision": args.precision,
               "config": {"hidden": config.hidden, "depth": config.depth,
                          "utilization_factors": config.utilization_factors},
-              "torch_compile": args.torch_compile, "median_seconds": median, "all_seconds": times, "median_cpu_seconds": cpu_median,
-              "all_cpu_seconds": cpu_times, "page_faults": faults, "reuse_freed_memory": reused,
-              "factor_sum": factor_sum,
-              "stage1_ratio": ratio, "stage1_ratio_cpu": cpu_ratio, "target": 1.2}
+              "torch_compile": args.torch_compile, "median_seconds": median, "median_cpu_seconds": cpu_median,
+              "steps_per_second": throughput, "speedup_over_fp32": speedups, "stage1_ratio": stage1_ratios,
+              "runs": runs, "factor_sum": factor_sum}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
