@@ -106,6 +106,10 @@ class TrainingSettings:
                                                       "for model.target_utilization)")
     static_utilization: float | None = _setting(None, "stage 'static': the factor to train")
     train_router_only: bool = _setting(False, "stage 2: freeze the backbone and train only the router")
+    slimmable_weight: float = _setting(0.0, "stage 2: add this weight x stage 1's loss (L_SE at every factor, sliced "
+                                       "weights) to every step, so that each width keeps learning while the router "
+                                       "trains (at a low target the router rarely picks the wide widths); a step "
+                                       "then costs a stage-1 step more; 0 = the paper's stage 2")
     gumbel_noise_decay_steps: int = _setting(0, "stage 2: the Gumbel noise on the router's scores falls linearly "
                                                 "from its full scale at step 0 to none at this step (then the "
                                                 "training choices are the arg max that inference takes, and the "
@@ -317,8 +321,10 @@ def settings_for_stage(settings: TrainingSettings, stage: str, **changes) -> Tra
     explicit = getattr(settings, "explicit", set())
     values = _merge(settings.to_dict(), _coerce(settings.per_stage.get(stage, {}), f"per_stage[{stage!r}]"),
                     skip=explicit)
-    if stage != "2":
-        values["train_router_only"] = False  # a '1+2' pipeline's router-only flag is for its stage 2
+    if stage != "2":  # a '1+2' pipeline's router-only flag and slimmable weight are for its stage 2
+        values["train_router_only"] = False
+        if settings.stage == PIPELINE:
+            values["slimmable_weight"] = 0.0
     values = _merge(values, {"stage": stage, **changes})
     result = TrainingSettings(**_coerce(values, "the settings"))
     result.explicit = explicit
@@ -361,6 +367,11 @@ def _check_settings(settings: TrainingSettings):
             f"`calibrate_router` must be >= 0 segments, got {settings.calibrate_router}.")
     require(not settings.train_router_only or settings.stage in ("2", PIPELINE),
             "`train_router_only` needs stage '2' (the router is not used in stages '1' and 'static').")
+    require(settings.slimmable_weight >= 0, f"`slimmable_weight` must be >= 0, got {settings.slimmable_weight}.")
+    require(not settings.slimmable_weight or settings.stage in ("2", PIPELINE),
+            "`slimmable_weight` is a stage-2 setting (stage 1 trains every factor already).")
+    require(not (settings.slimmable_weight and settings.train_router_only),
+            "`slimmable_weight` trains the backbone's widths; it cannot go with `train_router_only`.")
     unknown_model = sorted(set(settings.model) - set(_config_fields()))
     if unknown_model:
         hints = {key: difflib.get_close_matches(key, _config_fields(), n=2) for key in unknown_model}
@@ -522,6 +533,9 @@ class TrainingObjective(nn.Module):
     single term. Under DistributedDataParallel the wrapper is what gets wrapped: every term is one DDP
     forward, and gradients are all-reduced once, after the last term.
 
+    With ``slimmable_weight`` > 0, stage '2' has stage 1's terms too (every factor, sliced weights), each
+    scaled by the weight: the router's term keeps every width learning whatever the router picks.
+
     ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
     tensor to back-propagate) and detached scalars to log (``se_loss/u<factor>`` in stage 1; ``se_loss``,
     ``efficiency_loss``, ``balance_loss``, ``mean_utilization`` and ``fraction/u<factor>`` in stage 2).
@@ -531,12 +545,16 @@ class TrainingObjective(nn.Module):
     as it is called with the same, unmodified tensors.
     """
 
-    def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None):
+    def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None,
+                 slimmable_weight: float = 0.0):
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
+        if slimmable_weight and stage != "2":
+            raise ValueError(f"slimmable_weight applies to stage '2', not stage {stage!r}.")
         self.model = model
         self.stage = stage
+        self.slimmable_weight = float(slimmable_weight)
         self._shared_inputs = None  # stage 1: the last batch's SharedInputs
         self.static_utilization = None
         if stage == "static":
@@ -544,24 +562,31 @@ class TrainingObjective(nn.Module):
             self.static_utilization = float(static_utilization)
 
     def terms(self) -> list[float | None]:
-        """The terms of one step: every factor (stage '1'), the factor ('static') or None (the router)."""
+        """The terms of one step: every factor (stage '1'), the factor ('static') or None (the router), then
+        every factor in stage '2' with a slimmable weight."""
+        factors = [float(u) for u in self.model.config.utilization_factors]
         if self.stage == "1":
-            return [float(u) for u in self.model.config.utilization_factors]
-        return [self.static_utilization] if self.stage == "static" else [None]
+            return factors
+        if self.stage == "static":
+            return [self.static_utilization]
+        return [None] + (factors if self.slimmable_weight else [])
 
     def forward(self, noisy: torch.Tensor, clean: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 term: float | None = None, gumbel_noise_scale: float = 1.0):
-        if self.stage in ("1", "static"):
+        if term is not None and term not in self.terms():
+            raise ValueError(f"stage {self.stage!r} has the terms {self.terms()}, not {term!r}.")
+        if self.stage in ("1", "static") or term is not None:
             if term is None:
                 raise ValueError(f"stage {self.stage!r} needs a factor as `term`, one of {self.terms()}.")
             shared = None
-            if self.stage == "1":
+            if self.stage in ("1", "2"):
                 shared = self._shared_inputs
                 if shared is None or not shared.matches(noisy, padding_mask, clean):
                     shared = self._shared_inputs = self.model.share_inputs(noisy, padding_mask, clean)
             out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
                              shared_inputs=shared)
-            return {"loss": out.loss, f"se_loss/u{float(term):g}": out.se_loss.detach(),
+            loss = out.loss * self.slimmable_weight if self.stage == "2" else out.loss
+            return {"loss": loss, f"se_loss/u{float(term):g}": out.se_loss.detach(),
                     f"polarity_loss/u{float(term):g}": out.polarity_loss.detach()}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)
         factors = self.model.config.utilization_factors
@@ -1274,7 +1299,7 @@ def train(settings: TrainingSettings, datasets: tuple | None = None, *, end_trai
         freeze_backbone(model)
     elif settings.stage != "2":
         freeze_router(model)
-    objective = TrainingObjective(model, settings.stage, settings.static_utilization)
+    objective = TrainingObjective(model, settings.stage, settings.static_utilization, settings.slimmable_weight)
     # what `utilization=None` runs in the saved model: the router once stage 2 has trained it, else a trained width
     if settings.stage == "2":
         config.default_utilization = None

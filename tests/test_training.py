@@ -259,6 +259,37 @@ def test_gumbel_noise_decays_to_the_inference_choice():
     assert "share_loss" in backward_terms(objective, objective.terms(), noisy, clean, gumbel_noise_scale=0.0)
 
 
+def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
+    """slimmable_weight w: a stage-2 step is the router's term plus w x L_SE at every factor (sliced), so the
+    gradient is the router term's plus w x stage 1's; every width's weights get a gradient from every step."""
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    weight = 0.5
+    objective = TrainingObjective(model, "2", slimmable_weight=weight)
+    factors = [float(u) for u in model.config.utilization_factors]
+    assert objective.terms() == [None, *factors]
+    torch.manual_seed(1)
+    logs = backward_terms(objective, objective.terms(), noisy, clean)
+    combined = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)  # the router's term with the same Gumbel noise
+    backward_terms(TrainingObjective(model, "2"), [None], noisy, clean)
+    router_term = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    total, _ = slimmable_loss(model, noisy, clean)
+    (weight * total).backward()
+    slim = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    for name, grad in combined.items():
+        expected = router_term.get(name, 0) + slim.get(name, 0)
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    assert {f"se_loss/u{u:g}" for u in factors} <= logs.keys() and "efficiency_loss" in logs
+    with pytest.raises(ValueError, match="stage '2'"):
+        TrainingObjective(model, "1", slimmable_weight=0.5)
+    with pytest.raises(ValueError, match="stage-2 setting"):
+        load_settings(SMOKE, {"slimmable_weight": 0.5})  # the smoke config is stage 1
+
+
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
 
 
