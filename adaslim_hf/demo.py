@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import itertools
 import math
 import os
 import shutil
@@ -121,6 +122,7 @@ class DemoEngine:
         if max_seconds is not None and not (max_seconds > 0 and math.isfinite(max_seconds)):
             raise ValueError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}.")
         self.model_name = str(PACKAGED_MODEL if model is None else model)
+        self.model_label = "the packaged default model" if model is None else self.model_name
         if model is not None and os.path.exists(os.path.expanduser(str(model))):
             self.model_name = os.path.expanduser(str(model))
         try:
@@ -146,7 +148,7 @@ class DemoEngine:
     def describe_model(self) -> str:
         factors = ", ".join(f"{f:g}" for f in self.factors)
         hop_ms = 1000 * self.config.router_hop / self.config.sampling_rate
-        return (f"model `{self.model_name}`: {self.config.sampling_rate} Hz, factors {factors}, "
+        return (f"{self.model_label}: {self.config.sampling_rate} Hz, factors {factors}, "
                 f"one router decision per {hop_ms:g} ms")
 
     # ---- input ----
@@ -158,6 +160,8 @@ class DemoEngine:
         if path is None or (isinstance(path, str) and not path.strip()):
             raise ValueError("No audio: upload a file, record from the microphone or pick an example.")
         try:
+            if os.path.isfile(path) and os.path.getsize(path) == 0:  # say "empty", not "format not recognised"
+                source = open_audio(b"", name=Path(path).name)
             source = open_audio(path)
         except ValueError as error:  # AudioError: empty, not audio, truncated, ...
             raise ValueError(_message(error, path)) from None
@@ -311,9 +315,11 @@ def stats_html(run: DemoRun) -> str:
     return f'<table class="adaslim-stats">{body}</table>'
 
 
-def status_html(text: str, error: bool = False) -> str:
+def status_html(text: str, error: bool = False, serial: int = 0) -> str:
+    """The status line; ``data-run`` counts the presses answered, so a test can tell a new answer from an old one."""
     kind = "error" if error else "ok"
-    return f'<div class="adaslim-status adaslim-{kind}" data-status="{kind}">{html.escape(text)}</div>'
+    return (f'<div class="adaslim-status adaslim-{kind}" data-status="{kind}" data-run="{serial}">'
+            f"{html.escape(text)}</div>")
 
 
 CSS = """
@@ -342,6 +348,10 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
 
     examples = find_examples() if examples is None else [Path(p) for p in examples]
     choices = engine.utilization_choices()
+    serial = itertools.count(1)
+
+    def status(text: str, error: bool = False) -> str:
+        return status_html(text, error, next(serial))
 
     def progress_callback(progress, offset=0.0, share=1.0, label=""):
         def report(fraction, done, total):
@@ -352,20 +362,25 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
         try:
             run = engine.enhance(path, utilization, dry, progress=progress_callback(progress))
         except ValueError as error:
-            return status_html(str(error), error=True), None, None, None, ""
+            return status(str(error), error=True), None, None, None, ""
         done = f"Enhanced {run.seconds:.2f} s ({run.setting}) in {run.wall_seconds:.2f} s."
-        return status_html(done), str(run.output), str(run.output), str(run.picture), stats_html(run)
+        return status(done), str(run.output), str(run.output), str(run.picture), stats_html(run)
 
     def compare(path, utilization_a, utilization_b, dry, progress=gr.Progress()):
-        outputs = []
+        outputs, runs = [], []
         try:
             for index, utilization in enumerate((utilization_a, utilization_b)):
                 label = "A: " if index == 0 else "B: "
                 run = engine.enhance(path, utilization, dry, progress=progress_callback(progress, index / 2, 0.5, label))
                 outputs += [str(run.output), str(run.picture), stats_html(run)]
+                runs.append(run)
         except ValueError as error:
-            return [status_html(str(error), error=True)] + [None, None, ""] * 2
-        return [status_html("Compared: A and B ran on the same input.")] + outputs
+            return [status(str(error), error=True)] + [None, None, ""] * 2
+        a, b = runs
+        summary = (f"A ({a.setting}): {format_macs(a.macs)}MACs, mean utilization {format_utilization(a.utilization)}; "
+                   f"B ({b.setting}): {format_macs(b.macs)}MACs, mean utilization {format_utilization(b.utilization)}; "
+                   f"B costs {b.macs / a.macs:.2f}x the MACs of A.")
+        return [status(summary)] + outputs
 
     with gr.Blocks(title="AdaSlim speech enhancement", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -390,7 +405,7 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                                        "at that width", elem_id="utilization")
                 dry = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Dry (share of the original mixed back)",
                                 info="0 = fully enhanced, 1 = the input unchanged", elem_id="dry")
-        status = gr.HTML(status_html("Ready."), elem_id="status")
+        status_box = gr.HTML(status_html("Ready."), elem_id="status")
         with gr.Tabs():
             with gr.Tab("Enhance", id="enhance-tab"):
                 button = gr.Button("Enhance", variant="primary", elem_id="enhance")
@@ -401,12 +416,11 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                     with gr.Column(scale=2):
                         download = gr.File(label="Download (32-bit float WAV, the input's rate)",
                                            interactive=False, elem_id="download")
+                        stats = gr.HTML("", elem_id="stats")
                 picture = gr.Image(type="filepath", format="png", label="Input spectrogram and the router's "
-                                   "choice per frame", interactive=False, elem_id="picture")
-                stats = gr.HTML("", elem_id="stats")
+                                   "choice per frame", show_label=False, interactive=False, elem_id="picture")
             with gr.Tab("Compare", id="compare-tab"):
                 gr.Markdown("The same input at two settings, side by side (dry as set above).")
-                compare_button = gr.Button("Compare A and B", variant="primary", elem_id="compare")
                 compare_outputs = []
                 with gr.Row():
                     for name, default in (("A", "auto"), ("B", f"{engine.factors[-1]:g}")):
@@ -414,6 +428,7 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                             knob = gr.Radio(choices, value=default, label=f"{name}: compute",
                                             elem_id=f"utilization-{name.lower()}")
                             compare_outputs.append(knob)
+                compare_button = gr.Button("Compare A and B", variant="primary", elem_id="compare")
                 compare_results = []
                 with gr.Row():
                     for name in ("a", "b"):
@@ -422,12 +437,12 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                                 gr.Audio(type="filepath", label=f"{name.upper()}: output", interactive=False,
                                          elem_id=f"output-audio-{name}"),
                                 gr.Image(type="filepath", format="png", label=f"{name.upper()}: where the compute "
-                                         "went", interactive=False, elem_id=f"picture-{name}"),
+                                         "went", show_label=False, interactive=False, elem_id=f"picture-{name}"),
                                 gr.HTML("", elem_id=f"stats-{name}"),
                             ]
-        button.click(enhance, inputs=[noisy, utilization, dry], outputs=[status, enhanced, download, picture, stats],
+        button.click(enhance, inputs=[noisy, utilization, dry], outputs=[status_box, enhanced, download, picture, stats],
                      concurrency_limit=1, concurrency_id="model")
-        compare_button.click(compare, inputs=[noisy, *compare_outputs, dry], outputs=[status, *compare_results],
+        compare_button.click(compare, inputs=[noisy, *compare_outputs, dry], outputs=[status_box, *compare_results],
                              concurrency_limit=1, concurrency_id="model")
     demo.adaslim_examples = examples  # launch_demo allows Gradio to serve these files
     return demo

@@ -3,7 +3,8 @@
 #   - FFmpeg's shared libraries through apt (torchcodec decodes with them), when missing;
 #   - a virtual environment in .venv (reused when present);
 #   - the package and its pinned dependencies (constraints.txt) from PyPI with plain pip;
-#   - with --dev: the test extras and the reference DEMUCS (denoiser, installed without its deps).
+#   - with --dev: the test extras, the reference DEMUCS (denoiser, installed without its deps) and Debian's
+#     chromium for the browser tests (apt, when missing).
 # Usage: bash scripts/bootstrap.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,20 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then
             || log "WARNING: FFmpeg could not be installed: decoding through torchcodec will fail, soundfile I/O still works"
     else
         log "WARNING: no apt-get; install FFmpeg yourself for torchcodec decoding"
+    fi
+fi
+
+if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+    # the browser tests (tests/test_demo.py) drive Debian's chromium through Playwright: Playwright's own
+    # browser download is not used
+    if command -v apt-get >/dev/null 2>&1; then
+        log "installing chromium for the browser tests (apt)"
+        sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+            || log "WARNING: chromium could not be installed: tests/test_demo.py will fail under CI, skip elsewhere"
+    else
+        log "WARNING: no apt-get; install chromium yourself for the browser tests"
     fi
 fi
 
