@@ -386,6 +386,7 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
                              "dnsmos_items_changed counts them."),
         },
     }
+    report["knob"] = knob_monotonicity(report)
     if DYNAMIC in settings and records:
         utilizations = [record["settings"][DYNAMIC]["mean_utilization"] for record in records]
         report["router_vs_snr"] = {"pearson_r": pearson(snrs, utilizations), "items": len(records)}
@@ -405,6 +406,26 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
         report["notes"].pop("dnsmos_input")
     report["dnsmos_input"] = dnsmos_input if "dnsmos" in metrics else None
     return report
+
+
+# The compute knob must not cost quality: PESQ may not fall by more than this from one static factor to the
+# next larger one (the seed spread measured for the default recipe is about 0.03 PESQ-WB).
+KNOB_TOLERANCE = 0.02
+
+
+def knob_monotonicity(report: dict, metric: str | None = None, tolerance: float = KNOB_TOLERANCE) -> dict | None:
+    """Whether quality rises (or holds) with the static factor: the largest drop of ``metric`` (default: the
+    Pareto plot's quality axis) from one static factor to the next larger one, the pair where it happens, and
+    ``monotone`` = that drop is at most ``tolerance``. None with fewer than two static rows."""
+    metric = metric or quality_key(report)
+    rows = sorted((float(name.split()[1]), row.get(metric)) for name, row in report["settings"].items()
+                  if name.startswith("static ") and row.get(metric) is not None)
+    if len(rows) < 2:
+        return None
+    drops = [(low_score - high_score, low, high) for (low, low_score), (high, high_score) in zip(rows, rows[1:])]
+    drop, low, high = max(drops)
+    return {"metric": metric, "largest_drop": drop, "from_factor": low, "to_factor": high,
+            "tolerance": tolerance, "monotone": drop <= tolerance}
 
 
 def _package_version(package: str) -> str | None:
@@ -492,6 +513,12 @@ def markdown_table(report: dict) -> str:
     if report.get("dry"):
         lines.append(f"The model's rows mix {_fmt(report['dry'], 2)} of the input into its output (dry); "
                      "noisy and the peers are unmixed.")
+    knob = knob_monotonicity(report)
+    if knob is not None:
+        verdict = "holds" if knob["monotone"] else "is broken"
+        lines.append(f"Compute knob: {knob['metric']} {verdict} as the factor rises (largest drop "
+                     f"{_fmt(knob['largest_drop'])}, from {knob['from_factor']:g} to {knob['to_factor']:g}; "
+                     f"tolerance {knob['tolerance']:g}).")
     if "router_vs_snr" in report:
         lines.append(f"Router utilization vs input SNR: Pearson r = {_fmt(report['router_vs_snr']['pearson_r'])} "
                      f"over {report['router_vs_snr']['items']} items.")
@@ -596,7 +623,7 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
 
 __all__ = [
     "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "deepfilternet_delay",
-    "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "load_test_set", "markdown_table", "pearson",
+    "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
     "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item", "summarize",
     "write_json_atomic", "write_report",
 ]

@@ -499,3 +499,23 @@ def test_speaker_pitch_reports_minutes_and_median_f0_per_speaker(tmp_path, capsy
     assert rows["high"][0] == "| test" and abs(float(rows["high"][3].rstrip(" |")) - 220) < 5
     assert script.main(["--data_dir", str(tmp_path)]) == 2
     assert "holds no pool/speech/ folder" in capsys.readouterr().err
+
+
+def test_knob_monotonicity_finds_the_largest_drop_between_neighbouring_factors():
+    from adaslim_hf.evaluation import knob_monotonicity, markdown_table
+
+    def report(scores):
+        row = {"macs_per_sample": 0.0, "mean_utilization": 0.0, "rtf": 0.0}
+        return {"metrics": ["pesq"], "items": 1, "input_snr": {},
+                "settings": {"noisy": {**row, "pesq": 1.4},
+                             **{f"static {u:g}": {**row, "pesq": p} for u, p in scores.items()},
+                             "dynamic": {**row, "pesq": 1.0}}}
+
+    rising = knob_monotonicity(report({0.125: 1.50, 0.25: 1.55, 0.5: 1.54, 1.0: 1.60}))
+    assert rising["monotone"] and rising["largest_drop"] == pytest.approx(0.01)
+    assert (rising["from_factor"], rising["to_factor"]) == (0.25, 0.5)
+    inverted = report({0.125: 1.53, 0.25: 1.50, 0.5: 1.46, 1.0: 1.43})  # the default of 2026-12-05
+    verdict = knob_monotonicity(inverted)
+    assert not verdict["monotone"] and verdict["largest_drop"] == pytest.approx(0.04)
+    assert "Compute knob: pesq is broken" in markdown_table(inverted)
+    assert knob_monotonicity(report({0.25: 1.5})) is None
