@@ -29,7 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "noisy_example.wav"
 SCREENSHOT = REPO / "docs" / "demo.png"
 SCREENSHOT_MAX_BYTES = 300_000
-MAX_SECONDS = 6.0  # the demo's input limit in these tests; the example is 5.3 s
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -52,6 +51,7 @@ if _missing():
 import soundfile  # noqa: E402
 
 from adaslim_hf.demo import (  # noqa: E402
+    DEFAULT_MAX_SECONDS,
     DemoEngine,
     format_macs,
     format_macs_per_second,
@@ -75,7 +75,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(url, engine): the demo with the packaged model, served on 127.0.0.1 for this module."""
-    engine = DemoEngine(max_seconds=MAX_SECONDS, work_dir=tmp_path_factory.mktemp("demo-runs"))
+    engine = DemoEngine(work_dir=tmp_path_factory.mktemp("demo-runs"))  # the default input limit
     port = _free_port()
     demo = launch_demo(engine, host="127.0.0.1", port=port, block=False, quiet=True)
     try:
@@ -241,13 +241,14 @@ def test_bad_input_shows_the_message(app, tmp_path):
     not_audio.write_text("these are meeting notes, not a recording\n")
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    samples, rate = soundfile.read(str(EXAMPLE), dtype="float32")
-    too_long = tmp_path / "long.wav"
-    soundfile.write(str(too_long), np.concatenate([samples, samples]), rate)  # 10.6 s > MAX_SECONDS
+    too_long = tmp_path / "long.wav"  # one second over the limit, quiet noise at 8 kHz (9.6 MB)
+    seconds = DEFAULT_MAX_SECONDS + 1
+    noise = np.random.default_rng(0).integers(-300, 300, int(seconds * 8000), dtype=np.int16)
+    soundfile.write(str(too_long), noise, 8000, subtype="PCM_16")
     cases = [
         (not_audio, "notes.wav: not a readable audio file"),
         (empty, "empty.wav: empty (0 bytes)"),
-        (too_long, f"long.wav: 10.6 s long; this demo accepts at most {MAX_SECONDS:g} s"),
+        (too_long, f"long.wav: {seconds:.1f} s long; this demo accepts at most {DEFAULT_MAX_SECONDS:g} s"),
     ]
     for path, message in cases:
         clear_input(page)
@@ -257,3 +258,23 @@ def test_bad_input_shows_the_message(app, tmp_path):
         assert answer["text"].startswith(message), (path.name, answer["text"])
         assert "Traceback" not in page.content()
         assert page.locator("#stats [data-stat]").count() == 0  # no numbers of an earlier run linger
+
+
+def test_long_stereo_input_reports_progress(served, tmp_path):
+    """Without the browser: a long stereo file at another rate runs in chunks, reports progress after each, and
+    the written file is the pipeline's output (the page shows this run's progress through gr.Progress)."""
+    _, engine = served
+    rate, seconds = 22050, 12.0
+    samples, _ = soundfile.read(str(EXAMPLE), dtype="float32")
+    left = np.resize(samples, int(rate * seconds))  # the example tiled (at the wrong rate: any audio will do)
+    path = tmp_path / "stereo.flac"
+    soundfile.write(str(path), np.stack([left, 0.5 * left[::-1]], axis=1), rate, subtype="PCM_24")
+    calls = []
+    run = engine.enhance(str(path), "0.5", 0.1, progress=lambda fraction, done, total: calls.append((fraction, done)))
+    assert len(calls) >= 3 and calls[-1][0] == 1.0
+    assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
+    expected = engine.pipe(str(path), utilization=0.5, dry=0.1)
+    written, written_rate = soundfile.read(str(run.output), dtype="float32", always_2d=True)
+    assert written_rate == rate and written.shape == (int(rate * seconds), 2)
+    np.testing.assert_allclose(written.T, expected["audio"], rtol=0, atol=1e-5)
+    assert run.channels == 2 and run.macs == expected["macs"] and run.picture.stat().st_size > 10_000
