@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 WEIGHT_PATTERNS = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json")
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
+DEMO_SCREENSHOT = REPO / "docs" / "demo.png"  # the card shows it (hub_cards/model_card_template.md); tests/test_demo.py takes it
 # remote files these patterns match and that this push does not write are deleted in the same commit,
 # so stale code or weights never linger next to the new ones
 DELETE_PATTERNS = ["*.py", "*.safetensors", "*.safetensors.index.json", "*.bin", "config.json",
@@ -144,8 +145,8 @@ def code_files(folder: Path, config: dict) -> list[Path]:
 
 
 def stage_folder(model_dir: Path, output_dir: Path, card, *, overwrite: bool = False) -> list[Path]:
-    """Write the upload folder: weights, config.json, preprocessor_config.json (when present), the code files
-    and README.md (``card``), copied byte for byte; built next to ``output_dir`` and renamed into place."""
+    """Write the upload folder: weights, config.json, preprocessor_config.json (when present), the code files,
+    the demo screenshot the card shows (docs/demo.png) and README.md (``card``), copied byte for byte; built next to ``output_dir`` and renamed into place."""
     config_path = model_dir / "config.json"
     if not config_path.is_file():
         raise PushError(f"{model_dir} has no config.json: not a save_pretrained folder.")
@@ -153,6 +154,8 @@ def stage_folder(model_dir: Path, output_dir: Path, card, *, overwrite: bool = F
     files = [config_path, *_weight_files(model_dir), *code_files(model_dir, config)]
     if (model_dir / FEATURE_EXTRACTOR_FILE).is_file():
         files.append(model_dir / FEATURE_EXTRACTOR_FILE)
+    if DEMO_SCREENSHOT.is_file():
+        files.append(DEMO_SCREENSHOT)
     if output_dir.exists():
         if not overwrite:
             raise PushError(f"{output_dir} already exists; pass --overwrite to replace it.")

@@ -239,11 +239,13 @@ def test_dry_run_push_writes_exactly_the_upload_folder_offline(model, tmp_path, 
                             "--output_dir", str(out), "--dry-run"])
     assert push.main(args) == out
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["README.md", "config.json", "configuration_adaslim.py", "feature_extraction_adaslim.py",
+    assert names == ["README.md", "config.json", "configuration_adaslim.py", "demo.png", "feature_extraction_adaslim.py",
                      "losses.py", "macs.py", "model.safetensors", "modeling_adaslim.py", "preprocessor_config.json"]
     for name in names:
-        if name != "README.md":
+        if name not in ("README.md", "demo.png"):
             assert (out / name).read_bytes() == (source / name).read_bytes(), name
+    assert (out / "demo.png").read_bytes() == push.DEMO_SCREENSHOT.read_bytes()  # the screenshot the card shows
+    assert "](demo.png)" in (out / "README.md").read_text()
     card = ModelCard.load(out / "README.md")
     assert card.data.pipeline_tag == "audio-to-audio" and len(card.data.eval_results) == 26
     printed = capsys.readouterr().out
