@@ -58,6 +58,15 @@ def check_finite(samples: np.ndarray, what: str = "audio") -> None:
         )
 
 
+def check_dry(dry) -> float:
+    """``dry`` as a float, or a ValueError unless it is a number in [0, 1] (the share of the input mixed back).
+    One check for the pipeline and the streamer."""
+    number = isinstance(dry, (int, float, np.integer, np.floating)) and not isinstance(dry, bool)
+    if not (number and 0.0 <= float(dry) <= 1.0):  # NaN fails the comparison too
+        raise ValueError(f"dry must be a number in [0, 1] (the share of the input mixed back), got {dry!r}.")
+    return float(dry)
+
+
 class AdaSlimFeatureExtractor(SequenceFeatureExtractor):
     r"""
     Prepares mono waveforms for [`AdaSlimModel`]: float32 `input_values` of shape `(batch, samples)` and an
@@ -163,4 +172,4 @@ class AdaSlimFeatureExtractor(SequenceFeatureExtractor):
         return [array]
 
 
-__all__ = ["AdaSlimFeatureExtractor", "check_finite", "pcm_to_float32"]
+__all__ = ["AdaSlimFeatureExtractor", "check_dry", "check_finite", "pcm_to_float32"]

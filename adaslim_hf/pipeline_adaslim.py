@@ -25,9 +25,12 @@ This file imports only numpy, torch, transformers and its siblings (soundfile an
 audio_io.py): it travels to the Hub with the model (``custom_pipelines`` in the config).
 """
 
+import contextlib
 import copy
+import itertools
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +50,9 @@ from .audio_io import (
     resampled_length,
     resampler_margin,
 )
-from .feature_extraction_adaslim import AdaSlimFeatureExtractor, check_finite, pcm_to_float32
+from .feature_extraction_adaslim import AdaSlimFeatureExtractor, check_dry, check_finite, pcm_to_float32
+from .macs import call_macs
+from .streaming import AdaSlimStreamer
 
 TASK = "speech-enhancement"
 TASK_ALIAS = "audio-to-audio"
@@ -251,6 +256,9 @@ def as_source(inputs, model_rate: int, sampling_rate: int | None = None, name: s
     )
 
 
+_JOB_IDS = itertools.count()
+
+
 @dataclass
 class _Job:
     """Everything the chunks of one input share."""
@@ -260,6 +268,8 @@ class _Job:
     scales: np.ndarray  # [channels] float64: the std each channel is normalised by (1.0 without normalisation)
     floor: float
     mono: bool
+    carries_state: bool = False  # causal model: chunks run one after another through AdaSlimStreamers
+    token: int = 0  # names this job's streamers in the pipeline (unique per prepared input)
 
 
 @dataclass
@@ -267,6 +277,17 @@ class _Chunk:
     job: _Job
     index: int
     channel: int
+    samples: np.ndarray | None = None  # carries_state: this chunk's raw samples at the model rate, [n] float32
+
+
+@dataclass
+class _Piece:
+    """What the model returned for one chunk of one channel when chunks carry the model's state."""
+
+    chunk: _Chunk
+    enhanced: np.ndarray  # [n] float32 at the model rate: the channel's next n enhanced samples (std applied)
+    choice: np.ndarray | None = None  # after the channel's last chunk: factor index per router frame [frames]
+    macs: float = 0.0  # after the channel's last chunk: what the whole channel cost
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -346,6 +367,127 @@ class _Assembler:
             "utilization_per_frame": per_frame[0] if self.job.mono else per_frame,
             "macs": self.macs,
         }
+
+
+class _ToInputRate:
+    """Resamples a growing model-rate signal back to the input rate block by block, exactly as resampling it
+    whole would (``read_model_rate`` in reverse): an output block starting on a whole resampling period reads
+    ``resampler_margin`` model-rate samples beyond it on each side; only what later blocks still read is kept."""
+
+    def __init__(self, model_rate: int, input_rate: int, input_frames: int):
+        self.model_rate, self.input_rate, self.input_frames = model_rate, input_rate, input_frames
+        self.p, self.q = rate_ratio(model_rate, input_rate)  # p model samples span q input samples
+        self.margin = resampler_margin(model_rate, input_rate)
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.buffer_start = 0  # model-rate position of buffer[0]
+        self.emitted = 0  # input-rate samples returned so far
+
+    def push(self, enhanced: np.ndarray, final: bool) -> np.ndarray:
+        """The next model-rate samples in -> the input-rate samples now final, from ``emitted`` on."""
+        if self.model_rate == self.input_rate:
+            end = min(self.emitted + enhanced.shape[0], self.input_frames)
+            out = enhanced[: end - self.emitted]
+            self.emitted = end
+            return out
+        self.buffer = np.concatenate([self.buffer, enhanced]) if self.buffer.size else enhanced
+        have = self.buffer_start + self.buffer.shape[0]
+        end = self.input_frames if final else min(self.input_frames, max(0, have - self.margin) // self.p * self.q)
+        if end <= self.emitted:
+            return self.buffer[:0]
+        start = self.emitted  # a multiple of q
+        first = max(start // self.q * self.p - self.margin, 0)
+        last = min(-(-end * self.p // self.q) + self.margin, have)
+        block = resample(self.buffer[first - self.buffer_start : last - self.buffer_start], self.model_rate,
+                         self.input_rate)
+        offset = start - first * self.q // self.p
+        out = block[offset : offset + end - start]
+        keep = max(end // self.q * self.p - self.margin, self.buffer_start)  # what the next block reads first
+        self.buffer, self.buffer_start = self.buffer[keep - self.buffer_start :], keep
+        self.emitted = end
+        return out
+
+
+class _StreamAssembler(_Assembler):
+    """``_Assembler`` for chunks that carry the model's state: each channel's enhanced samples arrive in order
+    (the streamer's output), are resampled back to the input rate block by block and handed out as soon as
+    every channel has them. No seams, no cross-fades: the result is the whole-input call's."""
+
+    def __init__(self, job: _Job, factors, router_hop: int, num_router_frames: int, dry: float):
+        super().__init__(job, factors, router_hop, num_router_frames, dry)
+        plan = job.plan
+        channels = job.source.channels
+        self.back = [_ToInputRate(plan.model_rate, plan.input_rate, plan.input_frames) for _ in range(channels)]
+        self.ready = [np.zeros(0, dtype=np.float32) for _ in range(channels)]
+
+    def push(self, output: dict) -> list[tuple[int, np.ndarray]]:
+        piece: _Piece = output["piece"]
+        channel, plan = piece.chunk.channel, self.job.plan
+        final = piece.choice is not None
+        out = self.back[channel].push(piece.enhanced, final)
+        self.ready[channel] = np.concatenate([self.ready[channel], out]) if self.ready[channel].size else out
+        if final:
+            values = piece.choice[: self.choice.shape[1]]
+            self.choice[channel, : values.shape[0]] = values
+            self.macs += piece.macs
+        count = min(r.shape[0] for r in self.ready)
+        if count == 0:
+            return []
+        block = np.stack([r[:count] for r in self.ready]).astype(np.float32, copy=False)
+        self.ready = [r[count:] for r in self.ready]
+        start, self.emitted = self.emitted, self.emitted + count
+        self.seconds_done = self.emitted / plan.input_rate
+        if self.dry:
+            block = (1.0 - self.dry) * block + self.dry * self.job.source.read(start, self.emitted)
+        return [(start, block)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Threads
+# ----------------------------------------------------------------------------------------------------
+
+
+def busy_cores(samples: int = 3) -> int:
+    """Other runnable threads on this machine right now, from /proc/loadavg's running count (this process's
+    reading thread excluded); the largest of a few reads. 0 where /proc is not there (not Linux)."""
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/loadavg") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return 0
+    return max(0, max(counts))
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def auto_threads(limit: int | None = None) -> int:
+    """Threads for torch now: the cores no other process is running on, at least 1, at most ``limit``
+    (default: torch's current setting). On a machine where another process holds a core, torch's default of
+    one thread per core makes every parallel region wait for a thread that has no core; that costs 10x and
+    more (GNU OpenMP's waiting threads spin by default). Checked per chunk, so a long file follows the load."""
+    limit = torch.get_num_threads() if limit is None else limit
+    return max(1, min(limit, available_cores() - busy_cores()))
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """Run the block with ``torch.set_num_threads(count)`` and restore the previous setting after it
+    (``None``: leave it alone)."""
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _without_input_normalization(model):
@@ -430,6 +572,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
             )
         self.model.eval()
         self._network = _without_input_normalization(self.model)
+        self._streamers: dict[tuple[int, int], AdaSlimStreamer] = {}  # (job token, channel) -> its stream
 
     # ---- parameters ----
 
@@ -449,11 +592,11 @@ class SpeechEnhancementPipeline(ChunkPipeline):
             del self._registered_impl
 
     def _sanitize_parameters(self, utilization=None, dry=None, sampling_rate=None, output_sampling_rate=None,
-                             chunk_length_s="unset", context_s=None, **kwargs):
+                             chunk_length_s="unset", context_s=None, threads=None, **kwargs):
         if kwargs:
             raise ValueError(
                 f"unknown speech-enhancement parameter(s) {sorted(kwargs)}; accepted: utilization, dry, sampling_rate, "
-                "output_sampling_rate, chunk_length_s, context_s, batch_size."
+                "output_sampling_rate, chunk_length_s, context_s, threads, batch_size."
             )
         preprocess, forward, postprocess = {}, {}, {}
         if sampling_rate is not None:
@@ -468,6 +611,11 @@ class SpeechEnhancementPipeline(ChunkPipeline):
             preprocess["context_s"] = float(context_s)
         if utilization is not None:
             forward["utilization"] = self._check_utilization(utilization)
+        if threads is not None:
+            if not (threads == "auto" or (isinstance(threads, (int, np.integer)) and not isinstance(threads, bool)
+                                          and threads >= 1)):
+                raise ValueError(f"threads must be 'auto' or a number of threads >= 1, got {threads!r}.")
+            forward["threads"] = threads if threads == "auto" else int(threads)
         if dry is not None:
             postprocess["dry"] = check_dry(dry)
         if output_sampling_rate is not None:
@@ -502,16 +650,27 @@ class SpeechEnhancementPipeline(ChunkPipeline):
             if source._array is None:  # still check a lazily read file for NaN/Inf before any work
                 channel_statistics(source, plan)
             scales = np.ones(source.channels)
-        return _Job(source, plan, scales, float(config.floor), mono)
+        return _Job(source, plan, scales, float(config.floor), mono, carries_state=bool(config.causal),
+                    token=next(_JOB_IDS))
 
     def chunks(self, job: _Job):
-        """Model inputs of every chunk, chunk by chunk, channel by channel (the last one marked ``is_last``)."""
+        """Model inputs of every chunk, chunk by chunk, channel by channel (the last one marked ``is_last``).
+        Causal models get each chunk's own samples (their streamers carry the state); others the chunk
+        with its contexts, normalised, as model inputs."""
         plan, config = job.plan, self.model.config
         for k in range(plan.num_chunks):
-            start, stop = plan.model_span(k)
+            if job.carries_state:
+                start, stop = plan.boundaries[k], plan.boundaries[k + 1]
+            else:
+                start, stop = plan.model_span(k)
             block = read_model_rate(job.source, plan.model_rate, start, stop)
             for channel in range(job.source.channels):
                 samples = block[channel]
+                is_last = k == plan.num_chunks - 1 and channel == job.source.channels - 1
+                if job.carries_state:
+                    yield {"chunk": _Chunk(job, k, channel, np.ascontiguousarray(samples, dtype=np.float32)),
+                           "is_last": is_last}
+                    continue
                 if config.normalize:
                     samples = samples / np.float32(job.floor + job.scales[channel])
                 features = self.feature_extractor(samples, sampling_rate=plan.model_rate, return_tensors="pt")
@@ -519,7 +678,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
                     "input_values": features["input_values"],
                     "padding_mask": features["padding_mask"],
                     "chunk": _Chunk(job, k, channel),
-                    "is_last": k == plan.num_chunks - 1 and channel == job.source.channels - 1,
+                    "is_last": is_last,
                 }
 
     def preprocess(self, inputs, sampling_rate=None, chunk_length_s="unset", context_s=None):
@@ -528,9 +687,38 @@ class SpeechEnhancementPipeline(ChunkPipeline):
 
     # ---- forward: only the model ----
 
-    def _forward(self, model_inputs, utilization=None):
-        values, mask = model_inputs["input_values"], model_inputs["padding_mask"]
+    def _forward(self, model_inputs, utilization=None, threads="auto"):
         batched = isinstance(model_inputs["is_last"], list)
+        chunks = model_inputs["chunk"] if batched else [model_inputs["chunk"]]
+        with torch_threads(auto_threads() if threads == "auto" else threads):
+            if chunks[0].job.carries_state:
+                pieces = [self._stream(chunk, utilization) for chunk in chunks]
+                return {"piece": pieces if batched else pieces[0], "is_last": model_inputs["is_last"]}
+            return self._forward_with_context(model_inputs, utilization, batched)
+
+    def _stream(self, chunk: _Chunk, utilization) -> _Piece:
+        """Feed one chunk of one channel to that channel's streamer (made at its first chunk, flushed and
+        dropped after its last): the model runs on the chunk alone, its state carried from the chunk before."""
+        job, key = chunk.job, (chunk.job.token, chunk.channel)
+        streamer = self._streamers.get(key)
+        if streamer is None or chunk.index == 0:
+            std = float(job.scales[chunk.channel]) if self.model.config.normalize else None
+            streamer = AdaSlimStreamer(self.model, utilization="auto" if utilization is None else utilization,
+                                       input_std=std)
+            self._streamers[key] = streamer
+        enhanced = streamer.feed(torch.from_numpy(chunk.samples).to(self.model.dtype))
+        if chunk.index < job.plan.num_chunks - 1:
+            return _Piece(chunk, enhanced.float().cpu().numpy())
+        enhanced = torch.cat([enhanced, streamer.flush()])
+        del self._streamers[key]
+        choice = streamer.choice
+        macs = float(call_macs(self.model.config, choice[None], torch.tensor([job.plan.model_frames]),
+                               router=streamer.routed)[0])
+        return _Piece(chunk, enhanced.float().cpu().numpy(), choice.numpy(), macs)
+
+    def _forward_with_context(self, model_inputs, utilization, batched: bool):
+        """Non-causal models: every chunk with its contexts through the model, as one padded batch."""
+        values, mask = model_inputs["input_values"], model_inputs["padding_mask"]
         padding_mask = None if bool(mask.all()) else mask
         out = self._network(values.to(self.model.dtype), padding_mask=padding_mask, utilization=utilization)
         config = self.model.config
@@ -544,15 +732,23 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         return {"enhanced": enhanced[0], "choice": choice[0], "macs": macs[0], "chunk": model_inputs["chunk"],
                 "is_last": model_inputs["is_last"]}
 
+    def _forget(self, job: _Job) -> None:
+        """Drop the streamers of ``job`` (an input that failed half way leaves them behind)."""
+        for key in [key for key in self._streamers if key[0] == job.token]:
+            del self._streamers[key]
+
     # ---- postprocess: chunks -> audio ----
 
     def _assembler(self, job: _Job, dry: float) -> _Assembler:
         config = self.model.config
         frames = config.num_router_frames(job.plan.model_frames)
-        return _Assembler(job, config.utilization_factors, config.router_hop, frames, dry)
+        kind = _StreamAssembler if job.carries_state else _Assembler
+        return kind(job, config.utilization_factors, config.router_hop, frames, dry)
 
     def postprocess(self, model_outputs, dry=0.0, output_sampling_rate=None):
-        job = model_outputs[0]["chunk"].job
+        first = model_outputs[0]
+        job = first["piece"].chunk.job if "piece" in first else first["chunk"].job
+        self._forget(job)
         assembler = self._assembler(job, dry)
         audio = np.empty((job.source.channels, job.source.frames), dtype=np.float32)
         model_outputs.reverse()  # consume (and free) chunk outputs in order
@@ -586,18 +782,22 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         assembler = self._assembler(job, postprocess.get("dry", 0.0))
         protect = [*protect, inputs] if isinstance(inputs, (str, os.PathLike)) else list(protect)
         collate = pad_collate_fn(None, self.feature_extractor)
-        with AudioWriter(output_path, job.source.sampling_rate, job.source.channels, subtype, protect, overwrite) as writer:
-            items = self.chunks(job)
-            while True:
-                batch = [item for _, item in zip(range(batch_size), items)]
-                if not batch:
-                    break
-                outputs = self.forward(collate(batch) if len(batch) > 1 else batch[0], **forward)
-                for output in _unbatch(outputs, len(batch)):
-                    for _, block in assembler.push(output):
-                        writer.write(block)
-                        if progress is not None:
-                            progress(assembler.seconds_done)
+        try:
+            with AudioWriter(output_path, job.source.sampling_rate, job.source.channels, subtype, protect,
+                             overwrite) as writer:
+                items = self.chunks(job)
+                while True:
+                    batch = [item for _, item in zip(range(batch_size), items)]
+                    if not batch:
+                        break
+                    outputs = self.forward(collate(batch) if len(batch) > 1 else batch[0], **forward)
+                    for output in _unbatch(outputs, len(batch)):
+                        for _, block in assembler.push(output):
+                            writer.write(block)
+                            if progress is not None:
+                                progress(assembler.seconds_done)
+        finally:
+            self._forget(job)
         return {"sampling_rate": job.source.sampling_rate, "seconds": job.source.seconds, "output": os.fspath(output_path),
                 **assembler.summary()}
 
@@ -610,13 +810,6 @@ def _unbatch(outputs: dict, size: int) -> list[dict]:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_dry(dry) -> float:
-    """``dry`` as a float, or a ValueError unless it is a number in [0, 1] (the share of the input mixed back)."""
-    if not (_is_number(dry) and 0.0 <= float(dry) <= 1.0):
-        raise ValueError(f"dry must be a number in [0, 1] (the share of the input mixed back), got {dry!r}.")
-    return float(dry)
 
 
 def _positive_int(value, name: str) -> int:

@@ -72,12 +72,94 @@ import torch
 from torch.nn import functional as F
 
 from .configuration_adaslim import AdaSlimConfig
-from .macs import frames_per_router_frame
-from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, GroupedGRU, sinc_filter
-from .pipeline_adaslim import check_dry
+from .feature_extraction_adaslim import check_dry
+from .modeling_adaslim import (
+    SINC_ZEROS,
+    AdaSlimModel,
+    GroupedGRU,
+    LayerPlan,
+    decoder_forward,
+    encoder_forward,
+    router_runs,
+    sinc_filter,
+)
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
 # sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
+
+# A block whose new frames hold at least this many frame-channels (frames x block channels) runs them
+# through the offline model's inference paths (``encoder_forward`` / ``decoder_forward``: cache-sized tiles,
+# grouped router frames); fewer go frame by frame through the blocks' own products, whose per-call overhead
+# is lower. Large chunks (the pipeline feeds seconds at a time) then cost what the offline call costs.
+BULK_ELEMENTS = 1 << 15
+# The bottleneck runs the model's fused grouped-GRU recurrence from this many new frames on.
+BULK_BOTTLENECK_FRAMES = 16
+
+
+def _append(held: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """torch.cat([held, rows]) without copying when either is empty (streams append to buffers often)."""
+    if not len(held):
+        return rows
+    return torch.cat([held, rows]) if len(rows) else held
+
+
+class _Rows:
+    """The rows of a growing stream buffer, kept as the tensors they arrived in: appending copies nothing, and
+    a window inside one of them is a view (a block's layer outputs are megabytes per second of audio; the
+    offline model never copies them, so a stream of large chunks should not either)."""
+
+    def __init__(self, channels: int, dtype: torch.dtype, device):
+        self.parts: list[torch.Tensor] = []
+        self.sizes: list[int] = []  # rows of each part (len() of a tensor costs microseconds)
+        self.length = 0
+        self.empty = torch.zeros(0, channels, dtype=dtype, device=device)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def append(self, rows: torch.Tensor) -> None:
+        size = rows.shape[0]
+        if size:
+            self.parts.append(rows)
+            self.sizes.append(size)
+            self.length += size
+
+    def large_parts(self, min_rows: int) -> list[tuple[int, int]]:
+        """(start, end) offsets of the stored tensors of at least ``min_rows`` rows: a window inside one of them
+        is a view; a window elsewhere only copies small tensors (and a few rows of a large one's edge)."""
+        spans, total = [], 0
+        for size in self.sizes:
+            if size >= min_rows:
+                spans.append((total, total + size))
+            total += size
+        return spans
+
+    def get(self, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop): a view when they lie in one stored tensor, else a copy."""
+        pieces, offset = [], 0
+        for part, size in zip(self.parts, self.sizes):
+            low, high = max(start - offset, 0), min(stop - offset, size)
+            if low < high:
+                pieces.append(part[low:high])
+            offset += size
+            if offset >= stop:
+                break
+        if not pieces:
+            return self.empty
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def drop(self, count: int) -> None:
+        """Forget the first ``count`` rows."""
+        self.length -= count
+        while count and self.parts:
+            if self.sizes[0] <= count:
+                count -= self.sizes.pop(0)
+                self.parts.pop(0)
+            else:
+                self.parts[0] = self.parts[0][count:]
+                self.sizes[0] -= count
+                count = 0
+
 
 # ----------------------------------------------------------------------------------------------------
 # The schedule: how many rows of each stage are final once n input samples are in. The stages below
@@ -85,8 +167,34 @@ from .pipeline_adaslim import check_dry
 # ----------------------------------------------------------------------------------------------------
 
 
-def _resampling_stages(config: AdaSlimConfig) -> int:
+def _resampling_stages(config) -> int:
     return int(math.log2(config.resample))
+
+
+class _Geometry:
+    """The config numbers a stream consults on every call, read once: attribute access on a transformers
+    config costs microseconds, and a stream asks for them many times per 16 ms frame (and the latency
+    search below, thousands of times)."""
+
+    def __init__(self, config: AdaSlimConfig):
+        self.resample, self.depth = config.resample, config.depth
+        self.kernel_size, self.stride = config.kernel_size, config.stride
+        self.router_stride, self.router_hop = config.router_stride, config.router_hop
+        self.router_delay = config.router_delay
+        self.valid_length_1 = config.valid_length(1)
+        # frames_per_router_frame and slim_width, from values read once (the tests check they agree)
+        self.per_router_frame = [self.router_stride * self.stride ** (self.depth - 1 - layer) for layer in range(self.depth)]
+        channels, factors = list(config.channels), list(config.utilization_factors)
+        self.widths = [[math.floor(c * u) for u in factors] for c in channels]
+
+    def num_router_frames(self, length: int) -> int:
+        """``AdaSlimConfig.num_router_frames`` (the tests check they agree): one decision per hop begun."""
+        return -(-length // self.router_hop)
+
+    def key(self) -> tuple:
+        """Everything the schedule depends on."""
+        return (self.resample, self.depth, self.kernel_size, self.stride, self.router_hop, self.router_delay,
+                self.valid_length_1, tuple(self.per_router_frame))
 
 
 def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: int = 0,
@@ -98,47 +206,43 @@ def final_output_samples(config: AdaSlimConfig, fed: int, routed: bool, warmup: 
     position needs every frame that overlaps it; a down-sampled sample i needs odd input i + Z - 1.
     ``warmup``: no sample is normalised before that many are in (running normalisation).
     """
+    geometry = config if isinstance(config, _Geometry) else _Geometry(config)
     normalised = fed if fed >= warmup else 0
     rows = normalised
-    for _ in range(_resampling_stages(config)):
+    stages = _resampling_stages(geometry)
+    for _ in range(stages):
         rows = 2 * max(0, rows - resample_lookahead)
-    decided = (normalised + config.router_delay * config.router_hop) // config.router_hop  # inputs complete
-    usable = min(decided, config.num_router_frames(fed)) if routed and fed else 0
+    hop = geometry.router_hop
+    decided = (normalised + geometry.router_delay * hop) // hop  # inputs complete
+    usable = min(decided, geometry.num_router_frames(fed)) if routed and fed else 0
     frames = []
-    for layer in range(config.depth):
-        rows = (rows - config.kernel_size) // config.stride + 1 if rows >= config.kernel_size else 0
+    for layer in range(geometry.depth):
+        rows = (rows - geometry.kernel_size) // geometry.stride + 1 if rows >= geometry.kernel_size else 0
         if routed:
-            rows = min(rows, usable * frames_per_router_frame(config, layer))
+            rows = min(rows, usable * geometry.per_router_frame[layer])
         frames.append(rows)
     positions = frames[-1]
-    for layer in reversed(range(config.depth)):
-        positions = min(positions, frames[layer]) * config.stride
-    for _ in range(_resampling_stages(config)):
+    for layer in reversed(range(geometry.depth)):
+        positions = min(positions, frames[layer]) * geometry.stride
+    for _ in range(stages):
         positions = max(0, positions // 2 - (resample_lookahead - 1))
     return positions
 
 
 def stream_latency(config: AdaSlimConfig, routed: bool, resample_lookahead: int = SINC_ZEROS) -> int:
     """Fixed latency in samples of an exact stream: max over n of n - final_output_samples(n). The schedule is
-    periodic in n with period ``router_hop`` once the receptive field is filled, so a few periods suffice."""
-    horizon = config.valid_length(1) + 4 * SINC_ZEROS + 8 * config.router_hop
-    return max(fed - final_output_samples(config, fed, routed, 0, resample_lookahead) for fed in range(horizon))
+    periodic in n with period ``router_hop`` once the receptive field is filled, so a few periods suffice.
+    Remembered per geometry: a pipeline starts a stream per channel and input."""
+    geometry = _Geometry(config)
+    key = (geometry.key(), bool(routed), int(resample_lookahead))
+    if key not in _LATENCIES:
+        horizon = geometry.valid_length_1 + 4 * SINC_ZEROS + 8 * geometry.router_hop
+        _LATENCIES[key] = max(fed - final_output_samples(geometry, fed, routed, 0, resample_lookahead)
+                              for fed in range(horizon))
+    return _LATENCIES[key]
 
 
-class _Geometry:
-    """The config numbers a stream consults on every call, read once: attribute access on a transformers
-    config costs microseconds, and a stream asks for them many times per 16 ms frame."""
-
-    def __init__(self, config: AdaSlimConfig):
-        self.resample, self.depth = config.resample, config.depth
-        self.kernel_size, self.stride = config.kernel_size, config.stride
-        self.router_stride, self.router_hop = config.router_stride, config.router_hop
-        self.per_router_frame = [frames_per_router_frame(config, layer) for layer in range(config.depth)]
-        self.widths = [[config.slim_width(layer, j) for j in range(config.num_factors)] for layer in range(config.depth)]
-
-    def num_router_frames(self, length: int) -> int:
-        """``AdaSlimConfig.num_router_frames`` (the tests check they agree): one decision per hop begun."""
-        return -(-length // self.router_hop)
+_LATENCIES: dict[tuple, int] = {}  # stream_latency per (geometry, routed, look-ahead)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -394,11 +498,11 @@ class AdaSlimStreamer:
         self._down = [_SincDownsampler(config.chout, self._dtype, self._device, self.resample_lookahead) for _ in range(stages)]
         empty = torch.zeros(0, dtype=self._dtype, device=self._device)
         # encoder l: input rows from frame next * S on; skip rows of layer l not yet read by decoder l
-        self._enc_inputs = [empty.new_zeros(0, c) for c in config.in_channels]
+        self._enc_inputs = [_Rows(c, self._dtype, self._device) for c in config.in_channels]
         self._enc_next = [0] * config.depth
-        self._skips = [empty.new_zeros(0, c) for c in config.channels]
+        self._skips = [_Rows(c, self._dtype, self._device) for c in config.channels]
         # decoder l (index = encoder layer it mirrors): upper input rows, overlap-add carry, next frame
-        self._dec_inputs = [empty.new_zeros(0, c) for c in config.channels]
+        self._dec_inputs = [_Rows(c, self._dtype, self._device) for c in config.channels]
         self._dec_next = [0] * config.depth
         self._carries = [None] * config.depth
         self._bottleneck_state = None
@@ -603,82 +707,206 @@ class AdaSlimStreamer:
             self._pending = self._pending[:0]
         return out
 
+    def _layer_plans(self, layer: int, first: int, stop: int, cuts=()) -> list[tuple[int, int, LayerPlan]]:
+        """Frames [first, stop) of ``layer`` as pieces (start, end, plan) for the offline inference paths, cut
+        at the frames ``cuts`` too. Each stretch between cuts is one sliced piece when a single width covers
+        it; otherwise a sliced head up to the next router-frame boundary (a grouped plan's frames start on
+        one) and a grouped plan over the router frames after it. Makes the decisions the frames need (as
+        ``_spans`` does: after the stream's last router frame, frames take its decision)."""
+        per = self._geometry.per_router_frame[layer]
+        widths = tuple(self._geometry.widths[layer])
+        last = self._num_router_frames - 1 if self._flushing else None
+        final_router_frame = (stop - 1) // per if last is None else min((stop - 1) // per, last)
+        if not self.routed:
+            self._decide_static(final_router_frame)
+        pieces = []
+        bounds = [first, *sorted(c for c in set(cuts) if first < c < stop), stop]
+        for low, high in zip(bounds[:-1], bounds[1:]):
+            begin, end = low // per, (high - 1) // per + 1  # router frames [begin, end) hold these frames
+            decided = self._decisions[begin : end if last is None else min(end, last + 1)]
+            decided += decided[-1:] * (end - begin - len(decided))  # past the last router frame: its decision
+            if min(decided) == max(decided):
+                pieces.append((low, high, LayerPlan("sliced", width=widths[decided[0]])))
+                continue
+            head = min(high, -(-low // per) * per)
+            if head > low:
+                pieces.append((low, head, LayerPlan("sliced", width=widths[decided[0]])))
+                decided = decided[1:]
+            if head < high:
+                choice = torch.tensor([decided])
+                pieces.append((head, high, LayerPlan.grouped(choice, widths, per, high - head, runs=router_runs(choice))))
+        return pieces
+
+    def _frame_width(self, layer: int, frame: int) -> int:
+        """Internal width of an already decided frame of ``layer``."""
+        router_frame = frame // self._geometry.per_router_frame[layer]
+        if self._flushing:
+            router_frame = min(router_frame, self._num_router_frames - 1)
+        return self._geometry.widths[layer][self._decisions[router_frame]]
+
     def _encode(self, rows: torch.Tensor, final: bool):
         """Newly final up-sampled rows -> new frames of every encoder block (kept as skips), then the bottleneck."""
         usable = None
         if self.routed and not final:
             usable = min(len(self._decisions), self._geometry.num_router_frames(self._fed))
+        parts = [rows]  # the new rows of the layer's input, as stored tensors
         for layer, block in enumerate(self.model.encoder):
-            inputs = torch.cat([self._enc_inputs[layer], rows]) if len(rows) else self._enc_inputs[layer]
+            inputs = self._enc_inputs[layer]  # input rows from frame `first`'s first on
+            for part in parts:
+                inputs.append(part)
             first = self._enc_next[layer]
             stop = first + (len(inputs) - block.kernel_size) // block.stride + 1 if len(inputs) >= block.kernel_size else first
             if usable is not None:
                 stop = min(stop, usable * self._geometry.per_router_frame[layer])
             stop = max(stop, first)
             count = stop - first
-            self._enc_inputs[layer] = inputs
             if not count:
-                rows = rows[:0, :0]
+                parts = []
                 continue
-            taps = block.tap_views(inputs[None, : (count + block.taps - 1) * block.stride])  # taps x [1, count, S*C_in]
-            outputs = [block.frames([tap[:, start - first : end - first] for tap in taps], width)[0]
-                       for start, end, width in self._spans(layer, first, stop)]
-            rows = torch.cat(outputs) if len(outputs) > 1 else outputs[0]  # [count, C]
-            self._enc_inputs[layer] = inputs[count * block.stride :]
+            stride, taps = block.stride, block.taps
+            if count * block.channels >= BULK_ELEMENTS:  # the offline path, piece by piece
+                # cut at the first frame whose input window starts inside a large stored tensor and after the
+                # last one whose window ends inside it: the frames between read a view of it
+                cuts = [first + bound for start, end in inputs.large_parts(BULK_ELEMENTS // block.in_channels)
+                        for bound in (-(-start // stride), max(0, (end - block.kernel_size) // stride + 1))]
+                parts = [encoder_forward(block, inputs.get((a - first) * stride, (b - first + taps - 1) * stride)[None],
+                                         plan)[0] for a, b, plan in self._layer_plans(layer, first, stop, cuts)]
+            else:
+                tap_inputs = block.tap_views(inputs.get(0, (count + taps - 1) * stride)[None])  # taps x [1, count, S*C_in]
+                parts = [block.frames([tap[:, start - first : end - first] for tap in tap_inputs], width)[0]
+                         for start, end, width in self._spans(layer, first, stop)]
+            inputs.drop(count * stride)
             self._enc_next[layer] = stop
-            self._skips[layer] = torch.cat([self._skips[layer], rows])
-        if len(rows):
+            for part in parts:
+                self._skips[layer].append(part)
+        if parts:
+            rows = torch.cat(parts) if len(parts) > 1 else parts[0]
             rows, self._bottleneck_state = self._bottleneck(rows, self._bottleneck_state)
-            self._dec_inputs[-1] = torch.cat([self._dec_inputs[-1], rows])
+            self._dec_inputs[-1].append(rows)
 
     def _bottleneck(self, rows: torch.Tensor, state):
-        """[n, C] -> ([n, C], state), the recurrent state carried across calls."""
+        """[n, C] -> ([n, C], state), the recurrent state carried across calls. A GroupedGRU's state is its
+        groups' states stacked, [G * layers, 1, g] (the fused recurrence's layout for one layer)."""
         bottleneck = self.model.bottleneck
-        if isinstance(bottleneck, GroupedGRU):
-            # one nn.GRU per group, as the module defines it: its fused path stacks every group's weights on
-            # each call, which for the one frame a 16 ms hop brings costs 3x more than the recurrence itself
-            states = state if state is not None else [None] * bottleneck.groups
-            outputs, new_states = [], []
-            for gru, part, part_state in zip(bottleneck.grus, rows[None].split(bottleneck.group_width, dim=-1), states):
-                part, part_state = gru(part, part_state)
-                outputs.append(part)
-                new_states.append(part_state)
-            return torch.cat(outputs, dim=-1)[0], new_states
-        out, state = bottleneck(rows[None], state)
-        return out[0], state
+        if not isinstance(bottleneck, GroupedGRU):
+            out, state = bottleneck(rows[None], state)
+            return out[0], state
+        if bottleneck.fused and len(rows) >= BULK_BOTTLENECK_FRAMES:  # the model's compiled recurrence
+            out, state = bottleneck(rows[None], state)
+            return out[0], state
+        # few frames: one nn.GRU per group, as the module defines it; the fused path's per-call set-up costs
+        # more than the recurrence itself for the one frame a 16 ms hop brings
+        layers = bottleneck.grus[0].num_layers
+        states = state.split(layers) if state is not None else [None] * bottleneck.groups
+        outputs, new_states = [], []
+        for gru, part, part_state in zip(bottleneck.grus, rows[None].split(bottleneck.group_width, dim=-1), states):
+            part, part_state = gru(part, part_state)
+            outputs.append(part)
+            new_states.append(part_state)
+        return torch.cat(outputs, dim=-1)[0], torch.cat(new_states)
 
     def _decode(self, final: bool) -> torch.Tensor:
         """Every decoder block computes its newly complete frames; an output position is final once every frame
         overlapping it is in (the overlap-add tail is carried). -> the outermost block's new rows [n, chout]."""
+        parts = []
         for index, block in enumerate(self.model.decoder):
             layer = len(self.model.decoder) - 1 - index
             first = self._dec_next[layer]
             upper, skip = self._dec_inputs[layer], self._skips[layer]
             count = min(len(upper), len(skip))
             if not count and not final:
-                return upper[:0, :0]  # nothing new here means nothing new further out
-            stride, out_channels = block.stride, block.out_channels
+                return upper.empty[:0, :0]  # nothing new here means nothing new further out
             carry = self._carries[layer]
             if carry is None:
-                carry = upper.new_zeros(block.taps - 1, stride * out_channels)
-            blocks = torch.cat([carry, carry.new_zeros(count, stride * out_channels)])  # [taps - 1 + count, S*C_out]
-            for start, end, width in self._spans(layer, first, first + count) if count else []:
-                in_weight, bias, taps = block.frame_weights(width)
-                a, b = start - first, end - first
-                hidden = block.hidden(upper[a:b] + skip[a:b], in_weight, bias)  # [n, w]
-                per_tap = taps.reshape(block.taps, stride * out_channels, width)
-                for tap in range(block.taps):
-                    blocks[a + tap : b + tap] += F.linear(hidden, per_tap[tap])
-            done = count + (block.taps - 1 if final else 0)
-            out = (blocks[:done] + block.conv_tr.bias.repeat(stride)).reshape(done * stride, out_channels)
-            out = out if block.last else F.relu(out)
-            self._carries[layer] = blocks[done:]
-            self._dec_inputs[layer] = upper[count:]
-            self._skips[layer] = skip[count:]
+                carry = upper.empty.new_zeros(block.taps - 1, block.stride * block.out_channels)
+            if count * block.channels >= BULK_ELEMENTS:
+                parts, carry = self._decode_bulk(block, layer, first, count, upper, skip, carry, final)
+            else:
+                out, carry = self._decode_frames(block, layer, first, count, upper.get(0, count), skip.get(0, count),
+                                                 carry, final)
+                parts = [out]
+            self._carries[layer] = carry
+            upper.drop(count)
+            skip.drop(count)
             self._dec_next[layer] = first + count
             if layer > 0:
-                self._dec_inputs[layer - 1] = torch.cat([self._dec_inputs[layer - 1], out])
-        return out
+                for part in parts:
+                    self._dec_inputs[layer - 1].append(part)
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def _decode_frames(self, block, layer: int, first: int, count: int, upper, skip, carry, final: bool):
+        """Decoder block ``layer`` on frames [first, first + count) (upper and skip rows [count, C]), frame by
+        frame into the carried overlap-add sums. -> (output rows [n * S, C_out], the new carry: partial sums
+        of the next taps - 1 row blocks)."""
+        stride, out_channels = block.stride, block.out_channels
+        blocks = torch.cat([carry, carry.new_zeros(count, stride * out_channels)])  # [taps - 1 + count, S*C_out]
+        for start, end, width in self._spans(layer, first, first + count) if count else []:
+            in_weight, bias, taps = block.frame_weights(width)
+            a, b = start - first, end - first
+            hidden = block.hidden(upper[a:b] + skip[a:b], in_weight, bias)  # [n, w]
+            per_tap = taps.reshape(block.taps, stride * out_channels, width)
+            for tap in range(block.taps):
+                blocks[a + tap : b + tap] += F.linear(hidden, per_tap[tap])
+        done = count + (block.taps - 1 if final else 0)
+        out = (blocks[:done] + block.conv_tr.bias.repeat(stride)).reshape(done * stride, out_channels)
+        return (out if block.last else F.relu(out)), blocks[done:]
+
+    def _decode_bulk(self, block, layer: int, first: int, count: int, upper: _Rows, skip: _Rows, carry,
+                     final: bool):
+        """``_decode_frames`` through the offline ``decoder_forward``, piece by piece (see ``_layer_plans``; cut
+        where the stored upper or skip rows change tensor, so that every piece reads views). -> (output rows
+        as a list of tensors [n_i * S, C_out], the new carry).
+
+        A piece of frames [a, b) gives complete output row blocks [a + taps - 1, b): no frame outside it
+        reaches them; its row blocks [a, b) are its part of the output. The row blocks at the pieces' seams,
+        [p, p + taps - 1) for every seam p (the first of them also holding the carry), are summed here from
+        the few frames that reach them (hidden states recomputed, at each frame's own width) and written over
+        the incomplete rows; the last seam's partial sums become the new carry (and, at the end, output)."""
+        stride, shift = block.stride, block.taps - 1
+        row = stride * block.out_channels
+        bias = block.conv_tr.bias.repeat(stride)
+        large = BULK_ELEMENTS // block.channels  # rows; smaller stored tensors are copied where a piece spans them
+        cuts = [first + bound for rows in (upper, skip) for span in rows.large_parts(large) for bound in span]
+        pieces = self._layer_plans(layer, first, first + count, cuts)
+        parts = []  # (first row block, rows [n, S*C_out])
+        for a, b, plan in pieces:
+            if b - a > shift:  # [(b - a + shift) * S, C_out] -> row blocks [a, b + shift), of which [a, b) are kept
+                piece = decoder_forward(block, upper.get(a - first, b - first)[None], skip.get(a - first, b - first)[None],
+                                        plan)[0].view(-1, row)[: b - a]
+            else:
+                piece = carry.new_empty(b - a, row)  # every row block of it is a seam's
+            parts.append((a, piece))
+        end = first + count
+        if final:  # the last row blocks, reached only by frames of this call
+            parts.append((end, carry.new_empty(shift, row)))
+        seams = sorted({a for a, _, _ in pieces} | {end})
+        row_blocks = [r for seam in seams for r in range(seam, seam + shift)]
+        frames = sorted({f for r in row_blocks for f in range(max(first, r - shift), min(end, r + 1))})
+        products = {}  # frame -> [taps, S*C_out]: its contribution to row blocks frame .. frame + taps - 1
+        by_width = {}
+        for frame in frames:
+            by_width.setdefault(self._frame_width(layer, frame), []).append(frame)
+        for width, group in by_width.items():  # the frames' hidden states at their width, then every tap at once
+            in_weight, in_bias, taps = block.frame_weights(width)  # taps [K*C_out, w], rows (tap, sample, channel)
+            summed = torch.cat([upper.get(f - first, f - first + 1) + skip.get(f - first, f - first + 1) for f in group])
+            hidden = block.hidden(summed, in_weight, in_bias)  # [m, w]
+            for frame, product in zip(group, F.linear(hidden, taps).view(len(group), block.taps, row)):
+                products[frame] = product
+        new_carry = carry.new_zeros(shift, row)
+        for row_block in row_blocks:
+            total = carry[row_block - first].clone() if row_block < first + shift else carry.new_zeros(row)
+            for frame in range(max(first, row_block - shift), min(end, row_block + 1)):
+                total += products[frame][row_block - frame]
+            if row_block >= end:  # past this call's frames: carried (final: output too)
+                new_carry[row_block - end] = total
+                if not final:
+                    continue
+            start, rows = next((start, rows) for start, rows in reversed(parts) if start <= row_block)
+            target = rows[row_block - start]
+            torch.add(total, bias, out=target)
+            if not block.last:
+                target.relu_()
+        return [rows.reshape(-1, block.out_channels) for _, rows in parts], new_carry
 
 
 __all__ = ["AdaSlimStreamer", "final_output_samples", "stream_latency"]
