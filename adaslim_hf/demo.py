@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import html
 import itertools
+import logging
 import math
 import os
 import shutil
@@ -42,6 +43,8 @@ EXAMPLE_PATTERN = "noisy*"
 RUN_FOLDER_LIFETIME_S = 3600.0  # outputs of older runs are deleted when a new run starts
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 SYSTEM_MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -332,6 +335,15 @@ CSS = """
 """
 
 
+def failure_message(error: Exception) -> str:
+    """What the page says about a failed run: the message of a ValueError (bad input: the pipeline's or the
+    demo's own words); for anything else the error's type and message, its traceback going to the server log."""
+    if isinstance(error, ValueError):
+        return str(error)
+    logger.exception("enhancement failed")
+    return f"Enhancement failed ({type(error).__name__}: {error}); the server log has the details."
+
+
 def find_examples(folder: str | os.PathLike | None = None) -> list[Path]:
     """The bundled noisy examples (``examples/noisy*`` of a source checkout or of a Space)."""
     folder = Path(folder) if folder is not None else REPO_EXAMPLES
@@ -348,6 +360,7 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
 
     examples = find_examples() if examples is None else [Path(p) for p in examples]
     choices = engine.utilization_choices()
+    hop_ms = f"{1000 * engine.config.router_hop / engine.config.sampling_rate:g} ms"
     serial = itertools.count(1)
 
     def status(text: str, error: bool = False) -> str:
@@ -361,8 +374,8 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
     def enhance(path, utilization, dry, progress=gr.Progress()):
         try:
             run = engine.enhance(path, utilization, dry, progress=progress_callback(progress))
-        except ValueError as error:
-            return status(str(error), error=True), None, None, None, ""
+        except Exception as error:  # noqa: BLE001 - the page gets a message, the server log the traceback
+            return status(failure_message(error), error=True), None, None, None, ""
         done = f"Enhanced {run.seconds:.2f} s ({run.setting}) in {run.wall_seconds:.2f} s."
         return status(done), str(run.output), str(run.output), str(run.picture), stats_html(run)
 
@@ -371,21 +384,21 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
         try:
             for index, utilization in enumerate((utilization_a, utilization_b)):
                 label = "A: " if index == 0 else "B: "
-                run = engine.enhance(path, utilization, dry, progress=progress_callback(progress, index / 2, 0.5, label))
+                report = progress_callback(progress, index / 2, 0.5, label)
+                run = engine.enhance(path, utilization, dry, progress=report)
                 outputs += [str(run.output), str(run.picture), stats_html(run)]
                 runs.append(run)
-        except ValueError as error:
-            return [status(str(error), error=True)] + [None, None, ""] * 2
-        a, b = runs
-        summary = (f"A ({a.setting}): {format_macs(a.macs)}MACs, mean utilization {format_utilization(a.utilization)}; "
-                   f"B ({b.setting}): {format_macs(b.macs)}MACs, mean utilization {format_utilization(b.utilization)}; "
-                   f"B costs {b.macs / a.macs:.2f}x the MACs of A.")
+        except Exception as error:  # noqa: BLE001 - as in enhance
+            return [status(failure_message(error), error=True)] + [None, None, ""] * 2
+        summary = "; ".join(f"{name} ({run.setting}): {format_macs(run.macs)}MACs, mean utilization "
+                            f"{format_utilization(run.utilization)}" for name, run in zip("AB", runs))
+        summary += f"; B costs {runs[1].macs / runs[0].macs:.2f}x the MACs of A."
         return [status(summary)] + outputs
 
     with gr.Blocks(title="AdaSlim speech enhancement", analytics_enabled=False) as demo:
         gr.Markdown(
             "# AdaSlim speech enhancement\n"
-            "Adaptive-slimming DEMUCS: a router picks the width of the network for every 16 ms of audio, so easy "
+            f"Adaptive-slimming DEMUCS: a router picks the width of the network for every {hop_ms} of audio, so easy "
             "audio costs less compute. Upload a recording (any rate, mono or stereo) or record one, choose the "
             "compute (**auto** lets the router decide, a number fixes the width) and how much of the original to "
             "keep (**dry**), then **Enhance**. The picture shows where the compute went.\n\n"
@@ -401,8 +414,8 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                                 elem_id="examples")
             with gr.Column(scale=2):
                 utilization = gr.Radio(choices, value="auto", label="Compute (utilization factor)",
-                                       info="auto: the router picks a width per 16 ms frame; a number: every frame "
-                                       "at that width", elem_id="utilization")
+                                       info=f"auto: the router picks a width per {hop_ms} frame; a number: every "
+                                       "frame at that width", elem_id="utilization")
                 dry = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Dry (share of the original mixed back)",
                                 info="0 = fully enhanced, 1 = the input unchanged", elem_id="dry")
         status_box = gr.HTML(status_html("Ready."), elem_id="status")
@@ -421,13 +434,13 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                                    "choice per frame", show_label=False, interactive=False, elem_id="picture")
             with gr.Tab("Compare", id="compare-tab"):
                 gr.Markdown("The same input at two settings, side by side (dry as set above).")
-                compare_outputs = []
+                compare_knobs = []
                 with gr.Row():
                     for name, default in (("A", "auto"), ("B", f"{engine.factors[-1]:g}")):
                         with gr.Column():
                             knob = gr.Radio(choices, value=default, label=f"{name}: compute",
                                             elem_id=f"utilization-{name.lower()}")
-                            compare_outputs.append(knob)
+                            compare_knobs.append(knob)
                 compare_button = gr.Button("Compare A and B", variant="primary", elem_id="compare")
                 compare_results = []
                 with gr.Row():
@@ -440,16 +453,17 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
                                          "went", show_label=False, interactive=False, elem_id=f"picture-{name}"),
                                 gr.HTML("", elem_id=f"stats-{name}"),
                             ]
-        button.click(enhance, inputs=[noisy, utilization, dry], outputs=[status_box, enhanced, download, picture, stats],
-                     concurrency_limit=1, concurrency_id="model")
-        compare_button.click(compare, inputs=[noisy, *compare_outputs, dry], outputs=[status_box, *compare_results],
-                             concurrency_limit=1, concurrency_id="model")
+        button.click(enhance, inputs=[noisy, utilization, dry],
+                     outputs=[status_box, enhanced, download, picture, stats], concurrency_id="model")
+        compare_button.click(compare, inputs=[noisy, *compare_knobs, dry], outputs=[status_box, *compare_results],
+                             concurrency_id="model")
     demo.adaslim_examples = examples  # launch_demo allows Gradio to serve these files
     return demo
 
 
 def launch_demo(engine: DemoEngine | None = None, *, model=None, host: str = "127.0.0.1", port: int | None = None,
-                max_seconds: float | None = DEFAULT_MAX_SECONDS, examples=None, block: bool = True, quiet: bool = False):
+                max_seconds: float | None = DEFAULT_MAX_SECONDS, examples=None, block: bool = True,
+                quiet: bool = False):
     """Build and serve the demo on ``host:port`` (127.0.0.1 by default: this machine only). Returns the
     ``gr.Blocks`` (serving in the background when ``block`` is False; ``.close()`` stops it)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

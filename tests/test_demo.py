@@ -5,9 +5,12 @@ What a person does, and what the page must show:
 - upload the bundled example, move the compute and dry knobs, press Enhance: the downloaded WAV is the
   pipeline's output for those settings, the picture is rendered, and the numbers on the page are the run's;
 - the bundled example one click away, and the comparison view (auto against 1.0) with both runs' numbers;
-- bad input (no audio, not audio, an empty file, longer than the configured limit): the message on the page,
-  no traceback;
+- a recording from the microphone (Chromium's fake device plays the example) enhanced like an upload;
+- bad input (no audio, not audio, an empty file, longer than the configured limit) and a failure inside the
+  model: the message on the page, no traceback;
 - the page loads nothing from outside this machine (the demo works offline).
+Without the browser: a long stereo file at 22.05 kHz in chunks with progress, any save_pretrained folder, and
+the `adaslim demo` entry.
 
 The README's and the model card's screenshot (docs/demo.png) comes from the first test; it is written there
 when ADASLIM_UPDATE_SCREENSHOT=1 (every run takes it, into the test's temporary folder otherwise).
@@ -86,12 +89,17 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+    # a fake microphone that plays the example (for the recording test); no permission prompt
+    microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={EXAMPLE}"]
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": [*browser_type_launch_args.get("args", []), *microphone]}
 
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1200, "height": 900}, "accept_downloads": True}
+    return {**browser_context_args, "viewport": {"width": 1200, "height": 900}, "accept_downloads": True,
+            "permissions": ["microphone"]}
 
 
 @pytest.fixture
@@ -142,16 +150,24 @@ def choose(page, knob: str, value: str) -> None:
     page.locator(f"{knob} input[type=radio][value='{value}']").check()
 
 
+def download(page, link: str) -> Path:
+    """Click a download link or button; -> the downloaded file (Playwright's copy)."""
+    with page.expect_download() as started:
+        page.click(link)
+    return Path(started.value.path())
+
+
 def stats(page, box: str) -> dict:
     """{key: (shown text, exact value)} of a stats table."""
     cells = page.locator(f"{box} [data-stat]")
-    return {cells.nth(i).get_attribute("data-stat"): (cells.nth(i).inner_text(), cells.nth(i).get_attribute("data-value"))
-            for i in range(cells.count())}
+    return {cell.get_attribute("data-stat"): (cell.inner_text(), cell.get_attribute("data-value"))
+            for cell in cells.all()}
 
 
 def picture_size(page, box: str) -> tuple[int, int]:
-    page.wait_for_function(f"() => {{ const i = document.querySelector('{box} img'); return i && i.complete && i.naturalWidth > 0; }}")
-    return tuple(page.evaluate(f"() => {{ const i = document.querySelector('{box} img'); return [i.naturalWidth, i.naturalHeight]; }}"))
+    image = f"document.querySelector('{box} img')"
+    page.wait_for_function(f"() => {{ const i = {image}; return i && i.complete && i.naturalWidth > 0; }}")
+    return tuple(page.evaluate(f"() => {{ const i = {image}; return [i.naturalWidth, i.naturalHeight]; }}"))
 
 
 def check_numbers(shown: dict, result: dict, seconds: float) -> None:
@@ -179,10 +195,9 @@ def test_enhance_matches_the_pipeline(app, tmp_path):
     assert answer["status"] == "ok", answer["text"]
 
     expected = engine.pipe(str(EXAMPLE), utilization=0.25, dry=0.2)
-    with page.expect_download() as download:
-        page.click("#download a[download]")
-    assert download.value.suggested_filename == "noisy_example_enhanced.wav"
-    audio, rate = soundfile.read(io.BytesIO(Path(download.value.path()).read_bytes()), dtype="float32")
+    assert page.locator("#download a[download]").get_attribute("download") == "noisy_example_enhanced.wav"
+    downloaded = download(page, "#download a[download]").read_bytes()
+    audio, rate = soundfile.read(io.BytesIO(downloaded), dtype="float32")
     assert rate == expected["sampling_rate"] == 16000
     assert audio.shape == expected["audio"].shape
     # the same pipeline on the same input; only thread-count-dependent float rounding may differ
@@ -191,8 +206,7 @@ def test_enhance_matches_the_pipeline(app, tmp_path):
     assert shown["setting"][0] == "0.25, dry 0.2"
     check_numbers(shown, expected, seconds)
     assert picture_size(page, "#picture") == (1000, 330)
-    players = page.evaluate("() => [...document.querySelectorAll('#output-audio audio, #output-audio [data-testid]')].length")
-    assert players > 0
+    assert download(page, "#output-audio button[aria-label=Download]").read_bytes() == downloaded  # the player's audio
 
     # back to the router, fully enhanced: the run the screenshot shows
     choose(page, "#utilization", "auto")
@@ -232,7 +246,7 @@ def test_example_one_click_and_comparison(app):
     assert page.external == []
 
 
-def test_bad_input_shows_the_message(app, tmp_path):
+def test_bad_input_shows_the_message(app, tmp_path, monkeypatch):
     page = app
     answer = press(page, "#enhance")  # nothing uploaded
     assert answer["status"] == "error" and answer["text"].startswith("No audio"), answer
@@ -259,6 +273,17 @@ def test_bad_input_shows_the_message(app, tmp_path):
         assert "Traceback" not in page.content()
         assert page.locator("#stats [data-stat]").count() == 0  # no numbers of an earlier run linger
 
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure inside the model")
+
+    monkeypatch.setattr(app.engine.pipe, "enhance_file", broken)  # a bug, not bad input: still a message
+    clear_input(page)
+    upload(page, EXAMPLE)
+    answer = press(page, "#enhance")
+    assert answer["status"] == "error"
+    assert answer["text"].startswith("Enhancement failed (RuntimeError: simulated failure inside the model)")
+    assert "Traceback" not in page.content()
+
 
 def test_long_stereo_input_reports_progress(served, tmp_path):
     """Without the browser: a long stereo file at another rate runs in chunks, reports progress after each, and
@@ -278,3 +303,50 @@ def test_long_stereo_input_reports_progress(served, tmp_path):
     assert written_rate == rate and written.shape == (int(rate * seconds), 2)
     np.testing.assert_allclose(written.T, expected["audio"], rtol=0, atol=1e-5)
     assert run.channels == 2 and run.macs == expected["macs"] and run.picture.stat().st_size > 10_000
+
+
+def test_microphone_recording(app, tmp_path):
+    """Record from the (fake) microphone, enhance: the page's output is the pipeline's output for the recording
+    the page holds (downloaded from the input player)."""
+    page, engine = app, app.engine
+    page.locator("#input-audio button[aria-label='Record audio']").click()
+    page.locator("#input-audio").get_by_role("button", name="Record", exact=True).click()
+    page.wait_for_timeout(1500)
+    page.locator("#input-audio").get_by_role("button", name="Stop", exact=True).first.click()
+    page.wait_for_selector("#input-audio button[aria-label=Clear]")
+    answer = press(page, "#enhance")
+    assert answer["status"] == "ok", answer["text"]
+    recording = tmp_path / "recording.wav"
+    shutil.copy(download(page, "#input-audio button[aria-label=Download]"), recording)
+    enhanced, rate = soundfile.read(str(download(page, "#download a[download]")), dtype="float32")
+    expected = engine.pipe(str(recording))
+    assert rate == expected["sampling_rate"] and enhanced.shape == expected["audio"].shape
+    assert enhanced.shape[0] > rate  # over a second recorded
+    np.testing.assert_allclose(enhanced, expected["audio"], rtol=0, atol=1e-5)
+    check_numbers(stats(page, "#stats"), expected, soundfile.info(str(recording)).duration)
+
+
+def test_any_save_pretrained_folder_and_the_cli_entry(tmp_path):
+    """The demo runs any save_pretrained folder (here a tiny untrained one) through the same pipeline; a folder
+    that is not a model is refused with a message; `adaslim demo` parses to the demo, on 127.0.0.1 by default."""
+    import torch
+
+    from adaslim_hf import AdaSlimConfig, AdaSlimModel
+    from adaslim_hf.cli import build_parser
+    from adaslim_hf.demo import run_demo
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-model"
+    AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).save_pretrained(folder)
+    engine = DemoEngine(str(folder), work_dir=tmp_path / "runs")
+    assert engine.describe_model().startswith(f"{folder}: 16000 Hz")
+    run = engine.enhance(str(EXAMPLE), "0.5", 0.0)
+    expected = engine.pipe(str(EXAMPLE), utilization=0.5)
+    written = soundfile.read(str(run.output), dtype="float32")[0]
+    np.testing.assert_allclose(written, expected["audio"], rtol=0, atol=1e-5)
+    assert run.utilization == 0.5 and run.macs == expected["macs"]
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(ValueError, match="cannot load model"):
+        DemoEngine(str(tmp_path / "not-a-model"))
+    args = build_parser().parse_args(["demo", "--model", str(folder)])
+    assert args.run is run_demo and args.host == "127.0.0.1" and args.port == 7860
