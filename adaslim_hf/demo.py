@@ -22,6 +22,7 @@ the page works offline. Gradio and matplotlib are imported only when the demo is
 from __future__ import annotations
 
 import argparse
+import atexit
 import html
 import itertools
 import logging
@@ -31,7 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,6 @@ class DemoRun:
     sampling_rate: int
     channels: int
     setting: str  # e.g. "auto, dry 0.1"
-    extra: dict = field(default_factory=dict)
 
     @property
     def rtf(self) -> float:
@@ -135,10 +135,12 @@ class DemoEngine:
         self.config = self.pipe.model.config
         self.factors = [float(f) for f in self.config.utilization_factors]
         self.max_seconds = max_seconds
-        self.work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="adaslim-demo-"))
+        if work_dir is None:  # ours: removed when the process exits
+            work_dir = tempfile.mkdtemp(prefix="adaslim-demo-")
+            atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
+        self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # one model call at a time (the CPU is the limit anyway)
-        self._runs = 0
 
     # ---- the knobs ----
 
@@ -171,13 +173,15 @@ class DemoEngine:
         if self.max_seconds is not None and source.seconds > self.max_seconds:
             raise ValueError(
                 f"{Path(path).name}: {source.seconds:.1f} s long; this demo accepts at most {self.max_seconds:g} s "
-                "(start it with --max-seconds to raise the limit, or use `adaslim enhance` for long files)."
+                "(set when it starts: `adaslim demo --max-seconds`, ADASLIM_MAX_SECONDS on a Space; "
+                "`adaslim enhance` takes files of any length)."
             )
         return source
 
     # ---- a run ----
 
     def _run_folder(self) -> Path:
+        """A new folder for one run's files; those of runs older than RUN_FOLDER_LIFETIME_S are deleted."""
         now = time.time()
         for old in self.work_dir.glob("run-*"):
             try:
@@ -185,10 +189,7 @@ class DemoEngine:
                     shutil.rmtree(old, ignore_errors=True)
             except OSError:
                 pass
-        self._runs += 1
-        folder = self.work_dir / f"run-{os.getpid()}-{self._runs:05d}"
-        folder.mkdir(parents=True)
-        return folder
+        return Path(tempfile.mkdtemp(prefix="run-", dir=self.work_dir))
 
     def enhance(self, path: str | None, utilization="auto", dry: float = 0.0, progress=None) -> DemoRun:
         """Enhance one file with the pipeline (``enhance_file``: chunked, written as float WAV).
@@ -237,7 +238,7 @@ class DemoEngine:
         usage = np.asarray(run.utilization_per_frame, dtype=np.float32)
         usage = usage[0] if usage.ndim == 2 else usage
         frame_seconds = self.config.router_hop / self.config.sampling_rate
-        per = max(1, math.ceil(usage.shape[0] / 1500))  # long inputs: the mean per bucket of frames
+        per = max(1, math.ceil(usage.shape[0] / 800))  # long inputs: the mean per bucket of frames
         if per > 1:
             padded = np.pad(usage, (0, -usage.shape[0] % per), constant_values=np.nan)
             usage = np.nanmean(padded.reshape(-1, per), axis=1)
@@ -395,7 +396,10 @@ def build_demo(engine: DemoEngine, examples: list[str | os.PathLike] | None = No
         summary += f"; B costs {runs[1].macs / runs[0].macs:.2f}x the MACs of A."
         return [status(summary)] + outputs
 
-    with gr.Blocks(title="AdaSlim speech enhancement", analytics_enabled=False) as demo:
+    # Gradio's copies of uploads and results: files older than the run folders' lifetime go, checked as often
+    lifetime = int(RUN_FOLDER_LIFETIME_S)
+    blocks = gr.Blocks(title="AdaSlim speech enhancement", analytics_enabled=False, delete_cache=(lifetime, lifetime))
+    with blocks as demo:
         gr.Markdown(
             "# AdaSlim speech enhancement\n"
             f"Adaptive-slimming DEMUCS: a router picks the width of the network for every {hop_ms} of audio, so easy "
