@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -126,8 +127,13 @@ class DemoEngine:
             raise ValueError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}.")
         self.model_name = str(PACKAGED_MODEL if model is None else model)
         self.model_label = "the packaged default model" if model is None else self.model_name
-        if model is not None and os.path.exists(os.path.expanduser(str(model))):
-            self.model_name = os.path.expanduser(str(model))
+        if model is not None:
+            name = str(model)
+            looks_like_path = name.startswith((os.sep, ".", "~")) or name.endswith(os.sep) or os.path.exists(name)
+            if looks_like_path and not os.path.isdir(os.path.expanduser(name)):
+                raise ValueError(f"no model folder at {name!r} (expected a save_pretrained folder or a Hub id "
+                                 "'org/name').")
+            self.model_name = os.path.expanduser(name) if looks_like_path else name
         try:
             self.pipe = pipeline(TASK, model=self.model_name)
         except (OSError, ValueError) as error:
@@ -515,11 +521,12 @@ def run_demo(args) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("adaslim demo: needs gradio: pip install 'adaslim_hf[demo]' (or bash scripts/bootstrap.sh --dev)")
+        print("adaslim demo: needs gradio: pip install 'adaslim_hf[demo]' (or bash scripts/bootstrap.sh --dev)",
+              file=sys.stderr)
         return 2
     if args.threads is not None:
         if args.threads < 1:
-            print(f"adaslim demo: --threads must be >= 1, got {args.threads}")
+            print(f"adaslim demo: --threads must be >= 1, got {args.threads}", file=sys.stderr)
             return 2
         import torch
 
@@ -527,7 +534,7 @@ def run_demo(args) -> int:
     try:
         engine = DemoEngine(args.model, max_seconds=args.max_seconds or None)
     except ValueError as error:
-        print(f"adaslim demo: error: {error}")
+        print(f"adaslim demo: error: {error}", file=sys.stderr)
         return 2
     examples = find_examples(args.examples) if args.examples else None
     launch_demo(engine, host=args.host, port=args.port, examples=examples)

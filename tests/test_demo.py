@@ -348,5 +348,7 @@ def test_any_save_pretrained_folder_and_the_cli_entry(tmp_path):
     (tmp_path / "not-a-model").mkdir()
     with pytest.raises(ValueError, match="cannot load model"):
         DemoEngine(str(tmp_path / "not-a-model"))
+    with pytest.raises(ValueError, match="no model folder at"):
+        DemoEngine(str(tmp_path / "missing"))
     args = build_parser().parse_args(["demo", "--model", str(folder)])
     assert args.run is run_demo and args.host == "127.0.0.1" and args.port == 7860
