@@ -229,11 +229,8 @@ class DemoEngine:
 
     def draw(self, path: str, run: DemoRun) -> Path:
         """PNG of the input's spectrogram (channel 1) with the router's factor per frame drawn over it."""
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.patheffects as effects
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no global state, safe in Gradio's worker threads
 
         from .audio_io import open_audio
 
@@ -252,7 +249,8 @@ class DemoEngine:
         times = np.arange(usage.shape[0] + 1) * step
         levels = np.interp(usage, self.factors, np.arange(len(self.factors)))  # one evenly spaced band per factor
 
-        figure, axis = plt.subplots(figsize=(10, 3.3), dpi=100, constrained_layout=True)
+        figure = Figure(figsize=(10, 3.3), dpi=100, layout="constrained")
+        axis = figure.subplots()
         top = float(spectrum.max())
         axis.imshow(spectrum, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
                     extent=(0, spectrum.shape[1] * column_seconds, 0, rate / 2000), interpolation="nearest")
@@ -271,12 +269,7 @@ class DemoEngine:
         unit = f"{frame_seconds * 1000:g} ms frame" if per == 1 else f"{step:.2f} s (mean)"
         axis.set_title(f"input{channels}; cyan: width per {unit}; {run.setting}; mean utilization "
                        f"{format_utilization(run.utilization)}", loc="left", fontsize=10)
-        temporary = run.picture.with_name(f".{run.picture.name}.tmp.png")
-        try:
-            figure.savefig(temporary)
-            os.replace(temporary, run.picture)
-        finally:
-            plt.close(figure)
+        figure.savefig(run.picture)
         return run.picture
 
 
