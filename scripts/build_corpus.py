@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.git_sources is None and (args.screen_only or any(
             a.startswith(("--min-", "--valid-", "--test-")) for a in (argv or sys.argv[1:]))):
-        parser.error("--screen-only, --min-sig, --min-bak, --valid-* and --test-mixtures need --git-sources")
+        parser.error("--screen-only, --min-sig, --min-bak, --valid-* and --test-* need --git-sources")
     if args.git_sources is not None:
         if args.extra_noise:
             parser.error("--extra-noise applies to the package corpus, not to --git-sources")

@@ -219,6 +219,7 @@ def test_build_is_deterministic_resumable_and_careful(sources, tmp_path, fake_dn
     assert scored > 0
     again = _build(tmp_path / "a", sources, min_sig=None, min_bak=None)  # reused: nothing rescored or rewritten
     assert len(fake_dnsmos) == scored and again["fingerprint"] == first["fingerprint"]
+    assert again["dropped"] == first["dropped"] and again["screening"] == first["screening"]
     other = _build(tmp_path / "b", sources, min_sig=None, min_bak=None, cache_dir=tmp_path / "a" / "cache")
     assert len(fake_dnsmos) == scored  # scores come from the cache
     for name in ("mixtures.jsonl",):

@@ -865,9 +865,9 @@ def build_git_corpus(
         saved_file = output_dir / "screening.json"
         saved = json.loads(saved_file.read_text()) if saved_file.is_file() else {}
         screening = {k: v for k, v in saved.items() if k not in ("fingerprint", "dropped")}
-        for entry in saved.get("dropped", []):
-            dropped[(entry["source"], entry["reason"])] = entry["count"]
-            left_out.pop((entry["source"], entry["reason"]), None)
+        for entry in saved.get("dropped", []):  # as the build that wrote the pool counted them
+            counter = dropped if entry["stage"] == "screening" else left_out
+            counter[(entry["source"], entry["reason"])] = entry["count"]
 
     if not mixtures_done:
         log(f"[5/5] mixing the fixed train/valid/test mixtures ({time.time() - started:.0f} s)")
