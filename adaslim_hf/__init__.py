@@ -1,30 +1,58 @@
 """adaslim_hf: adaptive-slimming DEMUCS speech enhancement as a native Hugging Face transformers model.
 
-Importing the package registers the model with transformers' Auto classes.
+Importing the package registers the model with transformers' Auto classes, the feature extractor with
+AutoFeatureExtractor and the "speech-enhancement" pipeline task (alias "audio-to-audio").
+
+One exception: when the importer is the ``adaslim`` console script, nothing heavy is imported here, so that
+``adaslim --help`` answers without loading torch (about 4 s and 900 MB). The command then calls ``register()``
+once it knows which subcommand runs, and the names below resolve on first use (``__getattr__``).
 """
 
-from transformers import AutoConfig, AutoModel
-
-from .configuration_adaslim import AdaSlimConfig
-from .modeling_adaslim import AdaSlimModel, AdaSlimOutput, AdaSlimPreTrainedModel
+import os
+import sys
 
 __version__ = "0.1.0"
 
-AutoConfig.register(AdaSlimConfig.model_type, AdaSlimConfig, exist_ok=True)
-AutoModel.register(AdaSlimConfig, AdaSlimModel, exist_ok=True)
-AdaSlimConfig.register_for_auto_class()
-AdaSlimModel.register_for_auto_class("AutoModel")
+__all__ = ["AdaSlimConfig", "AdaSlimFeatureExtractor", "AdaSlimModel", "AdaSlimOutput", "AdaSlimPreTrainedModel",
+           "SpeechEnhancementPipeline", "__version__", "register"]
 
-__all__ = ["AdaSlimConfig", "AdaSlimModel", "AdaSlimOutput", "AdaSlimPreTrainedModel", "__version__"]
 
-# Feature extractor and the "speech-enhancement" pipeline (alias "audio-to-audio"), registered with transformers.
-from transformers import AutoFeatureExtractor
+def register() -> None:
+    """Import the model, feature extractor and pipeline, and register them with transformers (once)."""
+    if "AdaSlimModel" in globals():
+        return
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-from .feature_extraction_adaslim import AdaSlimFeatureExtractor
-from .pipeline_adaslim import SpeechEnhancementPipeline, register_pipeline
+    from .configuration_adaslim import AdaSlimConfig
+    from .feature_extraction_adaslim import AdaSlimFeatureExtractor
+    from .modeling_adaslim import AdaSlimModel, AdaSlimOutput, AdaSlimPreTrainedModel
+    from .pipeline_adaslim import SpeechEnhancementPipeline, register_pipeline
 
-AutoFeatureExtractor.register(AdaSlimConfig, AdaSlimFeatureExtractor, exist_ok=True)
-AdaSlimFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
-register_pipeline()
+    AutoConfig.register(AdaSlimConfig.model_type, AdaSlimConfig, exist_ok=True)
+    AutoModel.register(AdaSlimConfig, AdaSlimModel, exist_ok=True)
+    AdaSlimConfig.register_for_auto_class()
+    AdaSlimModel.register_for_auto_class("AutoModel")
+    AutoFeatureExtractor.register(AdaSlimConfig, AdaSlimFeatureExtractor, exist_ok=True)
+    AdaSlimFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    register_pipeline()
+    globals().update(AdaSlimConfig=AdaSlimConfig, AdaSlimFeatureExtractor=AdaSlimFeatureExtractor,
+                     AdaSlimModel=AdaSlimModel, AdaSlimOutput=AdaSlimOutput,
+                     AdaSlimPreTrainedModel=AdaSlimPreTrainedModel, SpeechEnhancementPipeline=SpeechEnhancementPipeline)
 
-__all__ += ["AdaSlimFeatureExtractor", "SpeechEnhancementPipeline"]
+
+def _imported_by_the_command() -> bool:
+    """Whether the running program is the ``adaslim`` console script (its ``__main__`` imports adaslim_hf.cli)."""
+    main = sys.modules.get("__main__")
+    return os.path.basename(getattr(main, "__file__", None) or "") == "adaslim"
+
+
+def __getattr__(name: str):
+    """The public names, for a process that deferred ``register()`` (the ``adaslim`` command)."""
+    if name in __all__:
+        register()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if not _imported_by_the_command():
+    register()

@@ -12,32 +12,42 @@ ONNX graphs per factor and of the router; stream: chunk by chunk as a real-time 
 an audio device); evaluate: metrics, MACs, utilization and speed per factor and routed, on a test set.
 
 Each subcommand is an ``add_...(subparsers)`` function (its options; it sets ``run``) plus ``run_<name>(args)
--> exit code``; ``build_parser`` lists them, so a new one is one more pair. Exit codes: 0 all went well, 1
-some input failed (each failure is reported and the others still run), 2 unusable arguments (unknown model,
-bad option value, output folder that cannot be written).
+-> exit code``; ``SUBCOMMANDS`` lists them (name, one-line help, where the add function lives), so a new one is
+one more entry. Only the chosen subcommand's module is imported and its options built: ``adaslim --help``
+imports neither torch nor transformers. Exit codes: 0 all went well, 1 some input failed (each failure is
+reported and the others still run), 2 unusable arguments (unknown model, bad option value, output folder that
+cannot be written), 128 + N when stopped by signal N (Ctrl-C, SIGTERM, SIGHUP: temporary files removed).
+
+Threads: a command that runs the model picks torch's thread count per chunk from the cores no other process
+is running on (``--threads auto``, the default; see ``pipeline_adaslim.auto_threads``), and, unless the
+environment says otherwise, caps GNU OpenMP's busy-waiting (``GOMP_SPINCOUNT``) before torch is imported:
+on a machine where another process holds a core, threads that spin while waiting for a thread without a core
+made a call 10x slower and more (issue 25).
 """
 
+from __future__ import annotations
+
 import argparse
+import importlib
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from .audio_io import AudioError, open_audio
-from .configuration_adaslim import AdaSlimConfig
-from .feature_extraction_adaslim import AdaSlimFeatureExtractor
-from .memory import reuse_freed_memory
-from .modeling_adaslim import AdaSlimModel
-from .pipeline_adaslim import PACKAGED_MODEL, SpeechEnhancementPipeline
-
-DEFAULT_MODEL = PACKAGED_MODEL  # adaslim_hf/pretrained/adaslim-demucs
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
 OUTPUT_SUFFIX = "_enhanced"
 UNTRAINED_SEED = 0
+DEFAULT_CHUNK_SECONDS = 4.0  # SpeechEnhancementPipeline.default_chunk_length_s (test_cli checks they agree)
+# GNU OpenMP's waiting threads spin this many times before they sleep (libgomp's default: 300,000, or far more
+# with OMP_WAIT_POLICY=ACTIVE): long enough to catch the next parallel region of a busy call, short enough that
+# a thread waiting for one that has no core gives its own core up within microseconds.
+OPENMP_SPIN_COUNT = "10000"
+
+
+# the packaged default model: pipeline_adaslim.PACKAGED_MODEL, named here without importing torch
+DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "adaslim-demucs"
 
 
 class UsageError(Exception):
@@ -61,9 +71,17 @@ def _warn_untrained() -> None:
     )
 
 
-def load_model(model: str | None) -> tuple[AdaSlimModel, AdaSlimFeatureExtractor, str]:
+def load_model(model: str | None) -> tuple[AdaSlimModel, AdaSlimFeatureExtractor, str]:  # noqa: F821
     """(model in eval mode, feature extractor, a description) for a folder, a Hub id, or None (the packaged
-    default; a seeded, untrained model with a loud warning when no weights are packaged)."""
+    default; a seeded, untrained model with a loud warning when no weights are packaged). transformers'
+    weight-loading progress bar stays off: the commands report their own progress (and ``-q`` hides it)."""
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    from .configuration_adaslim import AdaSlimConfig
+    from .feature_extraction_adaslim import AdaSlimFeatureExtractor
+    from .modeling_adaslim import AdaSlimModel
+
     if model is None:
         if (DEFAULT_MODEL / "config.json").is_file():
             model = str(DEFAULT_MODEL)
@@ -76,15 +94,37 @@ def load_model(model: str | None) -> tuple[AdaSlimModel, AdaSlimFeatureExtractor
     looks_like_path = model.startswith((os.sep, ".", "~")) or model.endswith(os.sep) or os.path.exists(model)
     if looks_like_path and not os.path.isdir(os.path.expanduser(model)):
         raise UsageError(f"no model folder at {model!r} (expected a save_pretrained folder or a Hub id 'org/name')")
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
     try:
         network = AdaSlimModel.from_pretrained(os.path.expanduser(model)).eval()
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot load model {model!r}: {error}") from None
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
     try:
         extractor = AdaSlimFeatureExtractor.from_pretrained(os.path.expanduser(model))
     except (OSError, ValueError):
         extractor = AdaSlimFeatureExtractor(sampling_rate=network.config.sampling_rate)
     return network, extractor, model
+
+
+def parse_threads(value: str) -> str | int:
+    """--threads: 'auto' or a number of threads >= 1; UsageError otherwise."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise UsageError(f"--threads must be 'auto' or a number of threads >= 1, got {value!r}")
+    return threads
+
+
+THREADS_HELP = ("CPU threads for torch: 'auto' (default: per chunk, the cores no other process is running on) "
+                "or a number")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -98,7 +138,8 @@ def add_enhance_parser(subparsers) -> None:
         help="enhance audio files and folders",
         description="Enhance speech in audio files (and audio files found in folders, recursively). Each output is "
         f"written atomically to OUTDIR as <name>{OUTPUT_SUFFIX}.wav (folder structure kept), at the input's rate, "
-        "never over an input or an existing file.",
+        "never over an input, and over an existing file only with --overwrite. OUTDIR is created when a file is "
+        "written into it (not when every input fails).",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders")
     parser.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="folder for the enhanced files")
@@ -109,15 +150,15 @@ def add_enhance_parser(subparsers) -> None:
     parser.add_argument("--plot", action="store_true",
                         help="also write <name>_enhanced.png: input/output spectrograms with the per-frame utilization")
     parser.add_argument("--batch-size", type=int, default=1, help="chunks per model call (default 1)")
-    parser.add_argument("--chunk-seconds", type=float, default=SpeechEnhancementPipeline.default_chunk_length_s,
-                        help="seconds kept per model call; memory grows with it (default %(default)s)")
-    parser.add_argument("--context-seconds", type=float, default=SpeechEnhancementPipeline.default_context_s,
-                        help="left context per chunk, computed and discarded (default %(default)s)")
+    parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
+                        help="seconds of audio per model call; memory grows with it (default %(default)s)")
+    parser.add_argument("--context-seconds", type=float, default=None,
+                        help="non-causal models only: left context per chunk, computed and discarded (default 3); "
+                        "causal models carry their state from chunk to chunk and need none")
     parser.add_argument("--subtype", default="FLOAT",
                         help="sample format of the output WAV: FLOAT (default, never clips), PCM_16, PCM_24")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never inputs)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
+    parser.add_argument("--threads", default="auto", help=THREADS_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_enhance)
 
@@ -157,9 +198,34 @@ def collect_inputs(inputs: list[str], output_dir: Path) -> tuple[list[tuple[Path
     return unique, failures
 
 
-def _prepare_output_dir(output_dir: Path) -> None:
+class CreatedFolders:
+    """Folders a command creates, so that those left empty (every input meant for them failed, or the command
+    was stopped) are removed again: a failed run leaves the file system as it found it."""
+
+    def __init__(self):
+        self.created: list[Path] = []
+
+    def make(self, folder: Path) -> None:
+        """``folder.mkdir(parents=True, exist_ok=True)``, remembering each folder it creates."""
+        missing = []
+        for candidate in (folder, *folder.parents):
+            if candidate.exists():
+                break
+            missing.append(candidate)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.created += reversed(missing)
+
+    def remove_empty(self) -> None:
+        for folder in sorted(set(self.created), key=lambda path: len(path.parts), reverse=True):  # deepest first
+            try:
+                folder.rmdir()  # only succeeds when empty
+            except OSError:
+                pass
+
+
+def _prepare_output_dir(output_dir: Path, folders: CreatedFolders) -> None:
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        folders.make(output_dir)
     except OSError as error:
         raise UsageError(f"cannot create the output folder {output_dir}: {error.strerror or error}") from None
     if not output_dir.is_dir():
@@ -190,6 +256,8 @@ def _release_free_memory() -> None:
 
 
 def _duration(path: Path) -> float:
+    from .audio_io import AudioError, open_audio
+
     try:
         return open_audio(path).seconds
     except (AudioError, OSError):
@@ -206,10 +274,9 @@ def run_enhance(args) -> int:
     if not soundfile.check_format("WAV", args.subtype):  # the writer would fall back to PCM_16 without a word
         raise UsageError(f"--subtype must be a WAV sample format (FLOAT, PCM_16, PCM_24, PCM_32, ...), "
                          f"got {args.subtype!r}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    args.threads = parse_threads(args.threads)
+    from .pipeline_adaslim import SpeechEnhancementPipeline
+
     output_dir = Path(args.output_dir)
     network, extractor, description = load_model(args.model)
     pipe = SpeechEnhancementPipeline(model=network, feature_extractor=extractor, device=-1)
@@ -220,11 +287,21 @@ def run_enhance(args) -> int:
             pipe._sanitize_parameters(**{parameter: value})
         except ValueError as error:
             raise UsageError(f"{option}: {error}") from None
-    _prepare_output_dir(output_dir)
+    folders = CreatedFolders()
+    try:
+        return _enhance_all(args, pipe, network, description, output_dir, folders)
+    finally:
+        folders.remove_empty()
+
+
+def _enhance_all(args, pipe, network, description: str, output_dir: Path, folders: CreatedFolders) -> int:
+    _prepare_output_dir(output_dir, folders)
     jobs, failures = collect_inputs(args.inputs, output_dir)
     protected = [source for source, _ in jobs]
 
     from tqdm.auto import tqdm
+
+    from .audio_io import AudioError
 
     durations = [_duration(source) for source, _ in jobs]
     bar = tqdm(total=sum(durations), unit="s", desc="enhancing", disable=args.quiet, file=sys.stderr,
@@ -238,11 +315,11 @@ def run_enhance(args) -> int:
             bar.update(max(0.0, start + seconds_done - bar.n))
 
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            folders.make(target.parent)
             result = pipe.enhance_file(
                 source, target, utilization=args.utilization, dry=args.dry, chunk_length_s=args.chunk_seconds,
-                context_s=args.context_seconds, batch_size=args.batch_size, subtype=args.subtype,
-                overwrite=args.overwrite, progress=progress, protect=protected,
+                context_s=args.context_seconds, threads=args.threads, batch_size=args.batch_size,
+                subtype=args.subtype, overwrite=args.overwrite, progress=progress, protect=protected,
             )
             line = (f"{source} -> {target}  utilization {result['utilization']:.3f}, "
                     f"{result['macs'] / 1e9:.2f} GMAC")
@@ -254,7 +331,10 @@ def run_enhance(args) -> int:
             tqdm.write(line)
             done += 1
         except (ValueError, OSError) as error:  # AudioError and every input check are ValueErrors
-            failures.append((str(source), _without_name(str(error), source)))
+            message = _without_name(str(error), source)
+            if isinstance(error, AudioError) and message.endswith("refusing to overwrite it."):
+                message += " Pass --overwrite to replace it."
+            failures.append((str(source), message))
             tqdm.write(f"FAILED {source}: {failures[-1][1]}", file=sys.stderr)
         except Exception as error:  # noqa: BLE001 - one broken file must not stop the others; reported below
             failures.append((str(source), f"{type(error).__name__}: {error}"))
@@ -279,6 +359,8 @@ def run_enhance(args) -> int:
 def _spectrogram_db(source, channel: int, n_fft: int, max_columns: int) -> tuple[np.ndarray, float]:
     """Magnitude spectrogram (dB) of one channel with at most ``max_columns`` frames, read block by block.
     -> ([freq, frames], seconds per frame)."""
+    import numpy as np
+
     frames = source.frames
     hop = max(n_fft // 4, math.ceil(max(frames - n_fft, 1) / max_columns))
     starts = np.arange(0, max(frames - n_fft, 0) + 1, hop)
@@ -300,6 +382,9 @@ def plot_enhancement(noisy_path, enhanced_path, utilization_per_frame, config, p
     """PNG of the input and output spectrograms (channel 1) with the router's per-frame utilization drawn
     over both (right axis, one step per decision; averaged per pixel column on long files)."""
     import matplotlib
+    import numpy as np
+
+    from .audio_io import AudioError, open_audio
 
     matplotlib.use("Agg")
     import matplotlib.patheffects as effects
@@ -451,33 +536,90 @@ def run_info(args) -> int:
 # ----------------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+# name -> (one-line help for the command list, "module:function" that adds its parser). A new subcommand is one
+# more entry; its module is imported only when the command is the one run (or by build_parser() without
+# arguments), so `adaslim --help` stays fast.
+SUBCOMMANDS = {
+    "enhance": ("enhance audio files and folders", ".cli:add_enhance_parser"),
+    "info": ("parameters, MACs per second of audio per factor, router overhead", ".cli:add_info_parser"),
+    "export": ("write ONNX graphs (one per static utilization factor, and the router)",
+               ".cli_export:add_export_subcommand"),
+    "stream": ("stream a file (or a live audio device) through the model chunk by chunk",
+               ".cli_stream:add_stream_subcommand"),
+    "evaluate": ("metrics, MACs, utilization and speed per factor and routed, on a test set",
+                 ".cli_evaluate:add_evaluate_subcommand"),
+    "demo": ("the web demo (Gradio) on http://127.0.0.1:PORT", ".demo:add_demo_subcommand"),
+}
+
+
+def _add_subcommand(subparsers, name: str) -> None:
+    module, function = SUBCOMMANDS[name][1].split(":")
+    getattr(importlib.import_module(module, __package__), function)(subparsers)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``adaslim`` parser. ``command``: build only that subcommand's options (the others are listed by name
+    and help, which is all ``adaslim --help`` shows; a name that is no subcommand builds none); None builds
+    every subcommand."""
     parser = argparse.ArgumentParser(prog="adaslim", description="Adaptive-slimming DEMUCS speech enhancement.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_enhance_parser(subparsers)
-    add_info_parser(subparsers)
-    from .cli_evaluate import add_evaluate_subcommand  # `adaslim evaluate`, adaslim_hf/cli_evaluate.py
-    from .cli_export import add_export_subcommand  # `adaslim export` (ONNX), adaslim_hf/cli_export.py
-    from .cli_stream import add_stream_subcommand  # `adaslim stream`, adaslim_hf/cli_stream.py
-
-    add_export_subcommand(subparsers)
-    add_stream_subcommand(subparsers)
-    add_evaluate_subcommand(subparsers)
-    from .demo import add_demo_subcommand  # `adaslim demo` (web demo; gradio imported lazily), adaslim_hf/demo.py
-
-    add_demo_subcommand(subparsers)
+    for name, (summary, _) in SUBCOMMANDS.items():
+        if command is None or name == command:
+            _add_subcommand(subparsers, name)
+        else:
+            subparsers.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 # commands that run the model over audio: they keep freed memory for reuse (adaslim_hf.memory)
 REUSES_FREED_MEMORY = ("enhance", "evaluate", "stream")
+# signals that stop a command the way Ctrl-C does: temporary files removed, exit code 128 + N
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class Stopped(BaseException):
+    """Raised in the main thread when a stop signal arrives. A BaseException, as KeyboardInterrupt is, so that
+    no ``except Exception`` (one failed file must not stop the others) swallows it; the ``with`` blocks it
+    unwinds remove their temporary files."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, _frame):
+    raise Stopped(signum)
+
+
+def limit_openmp_spinning(environ=os.environ, modules=sys.modules) -> bool:
+    """Before torch is imported: unless the environment already chooses (GOMP_SPINCOUNT, OMP_WAIT_POLICY), let
+    GNU OpenMP's idle threads spin only OPENMP_SPIN_COUNT times before sleeping. libgomp reads this once, when
+    torch loads it; afterwards it has no effect (then False is returned, as when the user chose)."""
+    if "torch" in modules or "GOMP_SPINCOUNT" in environ or "OMP_WAIT_POLICY" in environ:
+        return False
+    environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports that record it
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command in SUBCOMMANDS:
+        limit_openmp_spinning()
+    args = build_parser(command or "").parse_args(argv)  # an unknown command: argparse lists the known ones
+    args.argv = argv  # the command line, for reports that record it
+    from . import register
+
+    register()  # the Auto classes and the pipeline task, as `import adaslim_hf` does outside this command
     if args.command in REUSES_FREED_MEMORY:
+        from .memory import reuse_freed_memory
+
         reuse_freed_memory()  # the process is ours: keep freed tensors' memory (adaslim_hf.memory)
+    previous = {}
+    if threading_is_main():
+        for name in STOP_SIGNALS:
+            if hasattr(signal, name):
+                previous[name] = signal.signal(getattr(signal, name), _raise_stopped)
     try:
         return args.run(args)
     except UsageError as error:
@@ -485,7 +627,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Stopped as stop:
+        print(f"stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
+def threading_is_main() -> bool:
+    """Signal handlers can only be installed from the main thread (main() may run elsewhere, e.g. in tests)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -4,10 +4,19 @@
     adaslim stream --live [IN_DEVICE] [OUT_DEVICE] [--model M] [--seconds S] ...
 
 File mode feeds IN to an ``AdaSlimStreamer`` block by block (``--block-size`` samples, default one router
-frame) and writes what each block returns to OUT (atomically, never over IN or an existing file): the
-result equals the offline enhancement, delayed internally by the streamer's fixed latency and trimmed back.
-IN must be at the model's sampling rate; a mono model streams each channel of a multi-channel file on its
-own. ``--guard`` turns on the real-time guard as if the blocks arrived in real time.
+frame) and writes what each block returns to OUT (atomically, never over IN, over an existing file only with
+--overwrite), delayed internally by the streamer's fixed latency and trimmed back. What it equals:
+
+- ``--normalization file``: the offline enhancement of IN (``model(IN)``), to float rounding: the stream
+  divides by the whole file's standard deviation, read in a first pass, as the offline model does.
+- ``--normalization running`` (the default, and all a live stream can do): the model without its input
+  normalisation applied to ``IN / (floor + s_m)`` and multiplied by ``s_m``, s_m the standard deviation of the
+  input up to sample m. It differs from the offline enhancement while s_m differs from the whole file's
+  (mostly the first seconds; for the packaged models on examples/noisy_example.wav up to about 0.1 in
+  amplitude, tests/test_streaming.py measures both statements).
+
+IN must be at the model's sampling rate; a mono model streams each channel of a multi-channel file on its own.
+``--guard`` turns on the real-time guard as if the blocks arrived in real time.
 
 Live mode (``--live``) reads the input device and plays the enhanced audio on the output device through
 sounddevice (PortAudio) until Ctrl-C or ``--seconds``, with the real-time guard on. Without sounddevice it
@@ -28,6 +37,7 @@ import time
 import numpy as np
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+THREADS_EVERY = 32  # blocks between two choices of the thread count (--threads auto)
 
 
 def add_stream_subcommand(subparsers) -> argparse.ArgumentParser:
@@ -55,8 +65,14 @@ def add_stream_subcommand(subparsers) -> argparse.ArgumentParser:
                         help="file mode: real-time guard, as if blocks arrived in real time (always on with --live)")
     parser.add_argument("--live", action="store_true", help="read from and play to audio devices (needs sounddevice)")
     parser.add_argument("--seconds", type=float, default=None, help="--live: stop after this many seconds")
+    parser.add_argument("--normalization", choices=("running", "file"), default="running",
+                        help="file mode: 'running' (default, as live): divide by the std of the input so far; 'file': "
+                        "by the whole file's std (a first pass), so that OUT equals the offline enhancement")
     parser.add_argument("--subtype", default="FLOAT", help="sample format of the output WAV (default FLOAT)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT (never IN)")
+    from .cli import THREADS_HELP
+
+    parser.add_argument("--threads", default="auto", help=THREADS_HELP.replace("per chunk", "now and then"))
     parser.set_defaults(run=run_stream)
     return parser
 
@@ -105,6 +121,12 @@ def run_stream(args: argparse.Namespace) -> int:
                           "adaslim stream IN OUT.")
     elif args.source is None or args.target is None:
         return _error("give IN and OUT audio files (or --live for audio devices).")
+    from .cli import UsageError, parse_threads
+
+    try:
+        args.threads = parse_threads(args.threads)
+    except UsageError as error:
+        return _error(str(error))
     from .streaming import AdaSlimStreamer
 
     try:
@@ -115,10 +137,41 @@ def run_stream(args: argparse.Namespace) -> int:
             streamer = AdaSlimStreamer(model, realtime_guard=True, **options)
             return _run_live(streamer, sounddevice, args, block, description)
         channels = _check_file(args, model)
-        streamers = [AdaSlimStreamer(model, realtime_guard=args.guard, **options) for _ in range(channels)]
+        stds = _file_stds(args.source, channels) if args.normalization == "file" else [None] * channels
+        streamers = [AdaSlimStreamer(model, realtime_guard=args.guard, input_std=std, **options) for std in stds]
     except ValueError as error:
         return _error(str(error))
     return _run_file(streamers, args, block, description)
+
+
+def _file_stds(path, streams: int, block: int = 1 << 20) -> list[float | None]:
+    """Standard deviation of each channel of the file (or of their mean, for a model taking every channel at
+    once), Bessel-corrected as the model computes it, read block by block; None where the model does not
+    normalise (the streamer ignores it then)."""
+    from .audio_io import open_audio
+
+    source = open_audio(path)
+    count, total, squares = 0, np.zeros(streams), np.zeros(streams)
+    shift = None
+    for start in range(0, source.frames, block):
+        samples = source.read(start, start + block).astype(np.float64)  # [channels, n]
+        samples = samples if streams == source.channels else samples.mean(axis=0, keepdims=True)
+        _check_finite(samples, path, start, source.sampling_rate)
+        shift = samples[:, :1].copy() if shift is None else shift  # shifted sums: no cancellation for large DC
+        total += (samples - shift).sum(axis=1)
+        squares += ((samples - shift) ** 2).sum(axis=1)
+        count += samples.shape[1]
+    variance = (squares - total**2 / count) / max(count - 1, 1)
+    return [float(np.sqrt(max(value, 0.0))) for value in variance]
+
+
+def _check_finite(samples: np.ndarray, path, start: int, rate: int) -> None:
+    """ValueError naming the file, channel and time of the first NaN or Inf sample of a block read at ``start``."""
+    if np.isfinite(samples).all():
+        return
+    channel, index = np.argwhere(~np.isfinite(samples))[0]
+    raise ValueError(f"{path}: contains NaN or Inf samples (first in channel {channel} near "
+                     f"{(start + index) / rate:.3f} s); a waveform must be finite.")
 
 
 def _check_file(args, model) -> int:
@@ -147,15 +200,25 @@ def _run_file(streamers, args, block: int, description: str) -> int:
                              protect=[args.source], overwrite=args.overwrite)
     except AudioError as error:
         return _error(str(error))
+    import torch
+
+    from .pipeline_adaslim import auto_threads
+
     started = time.perf_counter()
+    previous_threads = torch.get_num_threads()
     try:
         with writer:
-            for start in range(0, source.frames, block):
+            for index, start in enumerate(range(0, source.frames, block)):
+                if index % THREADS_EVERY == 0:  # 'auto': follow the machine's load as the stream goes
+                    torch.set_num_threads(auto_threads(previous_threads) if args.threads == "auto" else args.threads)
                 samples = source.read(start, start + block)  # [channels, n] float32
+                _check_finite(samples, args.source, start, source.sampling_rate)
                 writer.write(_step(streamers, samples, mono_model, flush=False))
             writer.write(_step(streamers, None, mono_model, flush=True))
     except (AudioError, ValueError) as error:
         return _error(str(error), EXIT_FAILED)
+    finally:
+        torch.set_num_threads(previous_threads)
     wall = time.perf_counter() - started
     print(f"wrote {args.target}: {source.frames / source.sampling_rate:.2f} s of audio in {wall:.2f} s")
     _report(streamers, description)

@@ -574,7 +574,9 @@ class AdaSlimStreamer:
         else:
             raise ValueError(f"chunks must have shape {expected}, got {list(tensor.shape)}.")
         if not torch.isfinite(tensor).all():
-            raise ValueError("the chunk contains NaN or Inf samples.")
+            row, channel = (~torch.isfinite(tensor)).nonzero()[0].tolist()
+            raise ValueError(f"the chunk contains NaN or Inf samples (first at sample {row} of the chunk, channel "
+                             f"{channel}: sample {self._fed + row} of the stream); a waveform must be finite.")
         self._answer_format = as_numpy, flat, chunk.dtype
         return tensor.to(device=self._device, dtype=self._dtype), as_numpy, flat, chunk.dtype
 

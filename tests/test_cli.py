@@ -245,4 +245,4 @@ def test_console_script_lists_the_subcommands():
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     listed = re.findall(r"^    (\w+) ", result.stdout, flags=re.MULTILINE)
-    assert listed == ["enhance", "info", "export", "stream", "evaluate"]
+    assert listed == ["enhance", "info", "export", "stream", "evaluate", "demo"]
