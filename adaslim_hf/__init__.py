@@ -13,8 +13,8 @@ import sys
 
 __version__ = "0.1.0"
 
-__all__ = ["AdaSlimConfig", "AdaSlimFeatureExtractor", "AdaSlimModel", "AdaSlimOutput", "AdaSlimPreTrainedModel",
-           "SpeechEnhancementPipeline", "__version__", "register"]
+__all__ = ["PACKAGED_MODEL", "AdaSlimConfig", "AdaSlimFeatureExtractor", "AdaSlimModel", "AdaSlimOutput",
+           "AdaSlimPreTrainedModel", "SpeechEnhancementPipeline", "__version__", "register"]
 
 
 def register() -> None:
@@ -26,7 +26,7 @@ def register() -> None:
     from .configuration_adaslim import AdaSlimConfig
     from .feature_extraction_adaslim import AdaSlimFeatureExtractor
     from .modeling_adaslim import AdaSlimModel, AdaSlimOutput, AdaSlimPreTrainedModel
-    from .pipeline_adaslim import SpeechEnhancementPipeline, register_pipeline
+    from .pipeline_adaslim import PACKAGED_MODEL, SpeechEnhancementPipeline, register_pipeline
 
     AutoConfig.register(AdaSlimConfig.model_type, AdaSlimConfig, exist_ok=True)
     AutoModel.register(AdaSlimConfig, AdaSlimModel, exist_ok=True)
@@ -37,7 +37,8 @@ def register() -> None:
     register_pipeline()
     globals().update(AdaSlimConfig=AdaSlimConfig, AdaSlimFeatureExtractor=AdaSlimFeatureExtractor,
                      AdaSlimModel=AdaSlimModel, AdaSlimOutput=AdaSlimOutput,
-                     AdaSlimPreTrainedModel=AdaSlimPreTrainedModel, SpeechEnhancementPipeline=SpeechEnhancementPipeline)
+                     AdaSlimPreTrainedModel=AdaSlimPreTrainedModel, SpeechEnhancementPipeline=SpeechEnhancementPipeline,
+                     PACKAGED_MODEL=PACKAGED_MODEL)  # the trained default model's folder, shipped with the package
 
 
 def _imported_by_the_command() -> bool:

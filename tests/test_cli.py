@@ -246,3 +246,158 @@ def test_console_script_lists_the_subcommands():
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     listed = re.findall(r"^    (\w+) ", result.stdout, flags=re.MULTILINE)
     assert listed == ["enhance", "info", "export", "stream", "evaluate", "demo"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Everyday use (issue 25): the README's first command twice, quiet loading, no empty output folder, a fast
+# --help, SIGTERM cleans up like Ctrl-C, threads that follow the machine's load
+# ----------------------------------------------------------------------------------------------------
+
+
+def readme_first_command() -> list[str]:
+    """The adaslim arguments of the README's first command (after `bash scripts/bootstrap.sh && .venv/bin/adaslim`)."""
+    text = (REPO / "README.md").read_text()
+    first = re.search(r"```bash\n(.*?)\n```", text, flags=re.S).group(1)
+    setup, command = first.split(" && ")
+    assert setup == "bash scripts/bootstrap.sh" and command.startswith(".venv/bin/adaslim ")
+    return command.split()[1:]
+
+
+def test_the_readme_first_command_works_every_time_it_is_run(tiny, tmp_path, monkeypatch, capsys):
+    arguments = readme_first_command()
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "noisy_example.wav").write_bytes(EXAMPLE.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", tiny)  # the command names no model: the packaged one (tiny here)
+    outputs = []
+    for _ in range(3):
+        assert main(arguments) == 0, capsys.readouterr().err
+        outputs.append(read(tmp_path / "enhanced" / "noisy_example_enhanced.wav")[0])
+    assert all(np.array_equal(outputs[0], other) for other in outputs[1:])
+    assert sorted(p.name for p in (tmp_path / "enhanced").iterdir()) == ["noisy_example_enhanced.wav"]
+    # without --overwrite an existing file is still never replaced, and the message says how to replace it
+    without = [argument for argument in arguments if argument != "--overwrite"]
+    assert main(without) == 1
+    assert "already exists; refusing to overwrite it. Pass --overwrite to replace it." in capsys.readouterr().err
+
+
+def test_quiet_shows_no_progress_bar_not_even_the_weight_loading_one(tiny, example, tmp_path, capsys):
+    source = short_clip(example, tmp_path / "in.wav")
+    assert enhance(tiny, source, "-o", tmp_path / "out") == 0  # enhance() passes -q
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "%|" not in err, err
+    assert err.strip().splitlines() == [f"enhanced 1 file(s) into {tmp_path / 'out'} with model {tiny}"]
+
+
+def test_no_output_folder_is_left_when_every_input_fails(tiny, tmp_path, capsys):
+    missing = tmp_path / "nope.wav"
+    assert enhance(tiny, missing, "-o", tmp_path / "out") == 1
+    assert not (tmp_path / "out").exists()
+    assert enhance(tiny, missing, "-o", tmp_path / "deep" / "er" / "out") == 1
+    assert not (tmp_path / "deep").exists()
+    (tmp_path / "mine").mkdir()  # a folder that was there before is kept, empty or not
+    assert enhance(tiny, missing, "-o", tmp_path / "mine") == 1
+    assert (tmp_path / "mine").is_dir()
+    broken = tmp_path / "in" / "sub" / "broken.wav"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"RIFF not really")
+    assert enhance(tiny, tmp_path / "in", "-o", tmp_path / "out2") == 1  # the folder's only file fails
+    assert not (tmp_path / "out2").exists()
+    assert "1 input(s) failed" in capsys.readouterr().err
+
+
+def test_help_imports_neither_torch_nor_transformers():
+    script = Path(sys.executable).parent / "adaslim"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "adaslim_hf" in imported and "argparse" in imported
+    assert not imported & {"torch", "transformers", "numpy"}, sorted(imported & {"torch", "transformers", "numpy"})
+    # and a subcommand's own help builds only that subcommand
+    result = subprocess.run([str(script), "stream", "--help"], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert "--threads" in result.stdout and "--normalization" in result.stdout
+    assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
+
+
+def test_sigterm_removes_the_temporary_output_as_ctrl_c_does(tiny, tmp_path):
+    """`adaslim enhance long.wav -o out & kill -TERM $!`: exit 143, no hidden partial file, no output."""
+    import signal
+    import time
+
+    source = tmp_path / "long.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(source, "w", 16000, 1, "PCM_16") as handle:
+        for _ in range(40):  # 40 minutes of quiet noise: minutes of work for the tiny model
+            handle.write((0.05 * rng.standard_normal(60 * 16000)).astype(np.float32))
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(Path(sys.executable).parent / "adaslim"), "enhance", str(source), "-o", str(out),
+                                "--model", str(tiny), "-q", "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(out.glob(".*.tmp")), "the temporary output never appeared"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err
+    assert not out.exists() or not list(out.iterdir())
+    assert not out.exists()  # the folder this run created is gone too
+
+
+def test_threads_follow_the_cores_other_processes_leave(monkeypatch):
+    from adaslim_hf import pipeline_adaslim
+
+    monkeypatch.setattr(pipeline_adaslim, "available_cores", lambda: 2)
+    monkeypatch.setattr(pipeline_adaslim, "busy_cores", lambda samples=3: 1)
+    assert pipeline_adaslim.auto_threads(2) == 1  # one core taken by another process: one thread
+    monkeypatch.setattr(pipeline_adaslim, "busy_cores", lambda samples=3: 0)
+    assert pipeline_adaslim.auto_threads(2) == 2 and pipeline_adaslim.auto_threads(1) == 1
+    monkeypatch.setattr(pipeline_adaslim, "busy_cores", lambda samples=3: 5)
+    assert pipeline_adaslim.auto_threads(2) == 1  # never fewer than one
+    assert pipeline_adaslim.busy_cores() >= 0  # the real reading works here
+
+
+def test_the_pipeline_runs_the_model_with_the_auto_thread_count_and_restores_torchs(pipe, example, monkeypatch):
+    from adaslim_hf import pipeline_adaslim
+
+    seen = []
+    feed = pipeline_adaslim.AdaSlimStreamer.feed
+
+    def recording_feed(streamer, chunk):
+        seen.append(torch.get_num_threads())
+        return feed(streamer, chunk)
+
+    monkeypatch.setattr(pipeline_adaslim.AdaSlimStreamer, "feed", recording_feed)
+    monkeypatch.setattr(pipeline_adaslim, "auto_threads", lambda limit=None: 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        streamed = pipe(example[:20000], chunk_length_s=0.5)  # three chunks through a streamer, 'auto' threads
+        assert seen == [1] * 3 and torch.get_num_threads() == 2
+        seen.clear()
+        pipe(example[:8000], threads=2)
+        assert seen == [2]
+    finally:
+        torch.set_num_threads(before)
+    assert streamed["audio"].shape == (20000,)
+    with pytest.raises(ValueError, match="threads must be 'auto' or a number of threads >= 1"):
+        pipe(example[:100], threads=0)
+
+
+def test_openmp_spinning_is_capped_only_before_torch_loads_and_only_if_the_user_did_not_choose():
+    environ = {}
+    assert cli.limit_openmp_spinning(environ, modules={}) and environ == {"GOMP_SPINCOUNT": cli.OPENMP_SPIN_COUNT}
+    for chosen in ({"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": "ACTIVE"}):
+        environ = dict(chosen)
+        assert not cli.limit_openmp_spinning(environ, modules={}) and environ == chosen
+    environ = {}
+    assert not cli.limit_openmp_spinning(environ, modules={"torch": torch}) and environ == {}
+
+
+def test_default_chunk_length_agrees_with_the_pipeline():
+    assert cli.DEFAULT_CHUNK_SECONDS == SpeechEnhancementPipeline.default_chunk_length_s
+    from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
+
+    assert cli.DEFAULT_MODEL == PACKAGED_MODEL

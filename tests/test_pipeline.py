@@ -424,6 +424,42 @@ def test_pipeline_loads_from_an_offline_hub_cache_without_the_package(pipe, nois
 
 
 # ----------------------------------------------------------------------------------------------------
+# The README's Python snippets run as written on an offline machine with an empty Hub cache
+# ----------------------------------------------------------------------------------------------------
+
+
+def readme_python_snippets() -> list[str]:
+    import re
+
+    return re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_the_readme_python_snippets_run_as_written_offline(tmp_path):
+    snippets = readme_python_snippets()
+    assert len(snippets) >= 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "empty_cache"),
+               OMP_NUM_THREADS="1")
+    checks = {  # what each snippet must leave behind, run after it in the same process
+        "enhancer(": """
+            import soundfile
+            assert result["sampling_rate"] == 16000
+            assert result["audio"].shape == (soundfile.info("examples/noisy_example.wav").frames,)
+            assert 0.1 < result["utilization"] <= 1.0 and result["macs"] > 0
+        """,
+        "out = model(noisy)": """
+            assert out.enhanced_values.shape == (1, 16000) and out.choice.shape == (1, 63)
+        """,
+    }
+    for snippet in snippets:  # as written, from the repository's folder
+        code = snippet + "".join(textwrap.dedent(check) for marker, check in checks.items() if marker in snippet)
+        result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, f"{snippet}\n{result.stderr[-3000:]}"
+    assert not any((tmp_path / "empty_cache").glob("models--*"))  # nothing was fetched or expected in a cache
+
+
+# ----------------------------------------------------------------------------------------------------
 # An hour of audio in bounded memory (slow)
 # ----------------------------------------------------------------------------------------------------
 

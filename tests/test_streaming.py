@@ -1,6 +1,8 @@
 """AdaSlimStreamer: streamed output equals the offline causal forward for any chunking (static factors and
-the router deciding as the audio arrives), the latency is fixed and minimal, bad chunks are refused without
-harming the stream, and the budget cap and the real-time guard lower the factor and say so."""
+the router deciding as the audio arrives; large chunks through the offline inference paths), the latency is
+fixed and minimal, bad chunks are refused without harming the stream, and the budget cap and the real-time
+guard lower the factor and say so. For the packaged models: what the stream equals, exactly (README,
+`adaslim stream --help`), with a given std and with the running estimate."""
 
 import argparse
 import math
@@ -89,6 +91,23 @@ def test_streamed_equals_offline_for_every_chunking(utilization):
         assert worst <= TOLERANCE, (name, worst)  # measured: < 2e-7
         if routed:
             assert torch.equal(streamer.choice, model(noisy[None]).choice[0])
+
+
+@pytest.mark.parametrize("utilization", [0.25, "auto"])
+def test_large_chunks_through_the_offline_paths_equal_offline(monkeypatch, utilization):
+    """Chunks large enough for the offline inference paths (``BULK_ELEMENTS``), mixed with small ones so that
+    stored buffers hold several tensors and pieces start off the router-frame grid; a lower threshold forces
+    the bulk path on every layer, so the seams between pieces and their carried overlap-add sums are exercised."""
+    import adaslim_hf.streaming as streaming
+
+    model = make_model(hidden=16, depth=5)
+    noisy = noisy_input(40000, seed=4)
+    expected = offline(model, noisy, None if utilization == "auto" else utilization)
+    for threshold in (streaming.BULK_ELEMENTS, 64):
+        monkeypatch.setattr(streaming, "BULK_ELEMENTS", threshold)
+        for sizes in ([16000, 9999], [12345, 77, 5000], [40000]):
+            streamed = stream(AdaSlimStreamer(model, utilization=utilization), noisy, sizes)
+            assert float((streamed - expected).abs().max()) <= TOLERANCE, (threshold, sizes)
 
 
 def test_auto_streams_the_default_width_of_a_model_whose_router_was_never_trained():
@@ -193,6 +212,49 @@ def test_running_normalisation_is_the_model_on_causally_scaled_input():
     assert float((streamed - expected).abs().max()) <= TOLERANCE * 2
 
 
+def _example() -> torch.Tensor:
+    import soundfile
+
+    from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
+
+    samples, rate = soundfile.read(PACKAGED_MODEL.parent.parent.parent / "examples" / "noisy_example.wav",
+                                   dtype="float32")
+    assert rate == 16000
+    return torch.from_numpy(samples)
+
+
+@pytest.mark.parametrize("name", ["adaslim-demucs", "adaslim-demucs-target0.25"])
+def test_what_the_stream_equals_for_the_packaged_models(name):
+    """The claims of the README and `adaslim stream --help`, on the packaged trained models and the example
+    recording: with the whole input's std (``input_std``, `--normalization file`) the stream equals the
+    offline output; with the running estimate (the default) it equals the model on the causally scaled input,
+    and differs from the offline output by what the README quotes (up to 0.098, the output peaking at ~0.45)."""
+    from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
+
+    model = AdaSlimModel.from_pretrained(PACKAGED_MODEL.parent / name).eval()
+    plain = AdaSlimModel.from_pretrained(PACKAGED_MODEL.parent / name, normalize=False).eval()
+    noisy = _example()
+    for utilization in (1.0, 0.25, "auto"):
+        expected = offline(model, noisy, None if utilization == "auto" else utilization)
+        fixed = AdaSlimStreamer(model, utilization=utilization, input_std=float(noisy.std()))
+        assert float((stream(fixed, noisy, [1000]) - expected).abs().max()) <= TOLERANCE
+        running = AdaSlimStreamer(model, utilization=utilization)
+        streamed = stream(running, noisy, [1000])
+        values = noisy.double()
+        counts = torch.arange(1, len(values) + 1, dtype=torch.float64)
+        sums, squares = values.cumsum(0), (values * values).cumsum(0)
+        scales = ((squares - sums * sums / counts) / (counts - 1).clamp(min=1)).clamp(min=0).sqrt()
+        scales[: running.latency] = scales[running.latency - 1]  # the first `latency` samples share one estimate
+        scales = scales.float()
+        with torch.no_grad():
+            reference = plain((noisy / (model.config.floor + scales))[None],
+                              utilization=None if utilization == "auto" else utilization)
+        assert float((streamed - reference.enhanced_values[0] * scales).abs().max()) <= TOLERANCE
+        deviation = float((streamed - expected).abs().max())
+        print(f"{name} at {utilization}: running-std stream vs offline, max |difference| {deviation:.4f}")
+        assert deviation < 0.1
+
+
 # ----------------------------------------------------------------------------------------------------
 # Latency
 # ----------------------------------------------------------------------------------------------------
@@ -240,11 +302,16 @@ def test_returned_samples_are_final_at_every_phase(routed):
 
 
 def test_fast_router_frame_count_agrees_with_config():
+    from adaslim_hf.macs import frames_per_router_frame
+
     for overrides in [{}, {"router_stride": 3}, {"resample": 2, "stride": 3, "kernel_size": 6, "depth": 4},
                       {"resample": 1, "depth": 3, "stride": 2, "kernel_size": 4}]:
         config = AdaSlimConfig(**{**TINY, **overrides})
         geometry = _Geometry(config)
         assert all(geometry.num_router_frames(n) == config.num_router_frames(n) for n in range(1, 3000, 7))
+        assert geometry.per_router_frame == [frames_per_router_frame(config, layer) for layer in range(config.depth)]
+        assert geometry.widths == [[config.slim_width(layer, j) for j in range(config.num_factors)]
+                                   for layer in range(config.depth)]
 
 
 def test_truncated_resampler_lookahead_lowers_latency_and_stays_close():
@@ -277,7 +344,7 @@ def test_bad_chunks_raise_and_leave_the_stream_unharmed():
         (torch.zeros(()), "shape"),
         (torch.zeros(1, 1, 100), "shape"),
         (torch.zeros(2, 100), "shape"),
-        (torch.tensor([0.0, float("nan")]), "NaN or Inf"),
+        (torch.tensor([0.0, float("nan")]), r"NaN or Inf samples \(first at sample 1 of the chunk"),
         (np.array([0.0, np.inf], dtype=np.float32), "NaN or Inf"),
     ]
     pieces = []
@@ -433,6 +500,39 @@ def test_cli_streams_a_file_like_offline(tmp_path):
     soundfile.write(tmp_path / "in8k.wav", noisy[:4000], 8000)
     args = _parse([str(tmp_path / "in8k.wav"), str(tmp_path / "o3.wav"), "--model", str(tmp_path / "model")])
     assert run_stream(args) == 2
+
+
+def test_cli_file_normalization_equals_offline_and_names_bad_samples(tmp_path, capsys):
+    """`--normalization file` makes the streamed file the offline enhancement; a NaN in the file is reported
+    with the file, channel and time (as `adaslim enhance` reports it), and no output is left behind."""
+    import soundfile
+
+    from adaslim_hf.cli_stream import run_stream
+
+    model = make_model(normalize=True)
+    model.save_pretrained(tmp_path / "model")
+    noisy = noisy_input(9000, seed=7).numpy() * 0.3
+    soundfile.write(tmp_path / "in.wav", noisy, 16000, subtype="FLOAT")
+    args = _parse([str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--model", str(tmp_path / "model"),
+                   "--normalization", "file", "--threads", "1"])
+    assert run_stream(args) == 0
+    enhanced, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert np.abs(enhanced - offline(model, torch.from_numpy(noisy)).numpy()).max() <= TOLERANCE
+    broken = noisy.copy()
+    broken[8000] = np.nan
+    soundfile.write(tmp_path / "nan.wav", broken, 16000, subtype="FLOAT")
+    for mode in ("running", "file"):
+        capsys.readouterr()
+        args = _parse([str(tmp_path / "nan.wav"), str(tmp_path / "o.wav"), "--model", str(tmp_path / "model"),
+                       "--normalization", mode])
+        assert run_stream(args) in (1, 2)
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'nan.wav'}: contains NaN or Inf samples (first in channel 0 near 0.500 s)" in err, err
+        assert not (tmp_path / "o.wav").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "model", "nan.wav", "out.wav"]  # no temporaries
+    assert run_stream(_parse([str(tmp_path / "in.wav"), str(tmp_path / "o.wav"), "--model", str(tmp_path / "model"),
+                              "--threads", "0"])) == 2
+    assert "--threads must be 'auto' or a number of threads >= 1, got '0'" in capsys.readouterr().err
 
 
 def test_cli_live_without_sounddevice_exits_with_a_clear_message(monkeypatch, capsys, tmp_path):
