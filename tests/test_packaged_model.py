@@ -5,6 +5,7 @@ initialisation), enhances the shipped example at its routed setting, and its car
 numbers of the committed comparison report (docs/results/default-model/comparison.json)."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,53 @@ def test_no_width_inverts_the_speech(folder):
             enhanced = model(noisy, utilization=utilization).enhanced_values
             cosines[utilization] = float((enhanced * noisy).sum() / (enhanced.norm() * noisy.norm()))
     assert all(cosine > 0.3 for cosine in cosines.values()), cosines
+
+
+# ---- outputs pinned to recorded values ------------------------------------------------------------------
+# tests/fixtures/packaged_outputs.safetensors holds what every packaged model gave on a quarter second of the
+# example (samples 2000-6000) when the code was restructured (issue 24): at every factor and routed, without
+# autograd (the inference paths) and, for the default model, with autograd on (the training paths) and through
+# the masked path. A change to the model's code that alters any of them by more than 1e-6 fails here.
+# Re-record (only for a deliberate change of the numbers): ADASLIM_RECORD_PINNED=1 pytest -k pinned.
+PINNED = REPO / "tests" / "fixtures" / "packaged_outputs.safetensors"
+PINNED_TOLERANCE = 1e-6
+
+
+def _pinned_calls(folder: str) -> dict:
+    """name -> (utilization, execution, autograd) of every recorded call of the packaged model ``folder``."""
+    calls = {f"{u}": (u, None, False) for u in (None, 0.125, 0.25, 0.5, 1.0)}
+    if folder == PACKAGED_MODEL.name:
+        calls.update({f"{u} autograd": (u, None, True) for u in (None, 0.25, 1.0)})
+        calls["None masked"] = (None, "masked", False)
+    return calls
+
+
+def _pinned_outputs(model, folder: str) -> dict:
+    audio, _ = load_audio(EXAMPLE)
+    noisy = torch.from_numpy(audio[:1, 2000:6000]).contiguous()
+    outputs = {}
+    for name, (utilization, execution, autograd) in _pinned_calls(folder).items():
+        with torch.set_grad_enabled(autograd):
+            out = model(noisy, utilization=utilization, execution=execution)
+        outputs[f"{folder}/{name}"] = out.enhanced_values.detach()
+        outputs[f"{folder}/{name}/choice"] = out.choice
+    return outputs
+
+
+@pytest.mark.parametrize("folder", [p.name for p in sorted(PACKAGED_MODEL.parent.iterdir()) if p.is_dir()])
+def test_outputs_equal_the_pinned_ones(folder):
+    from safetensors.torch import load_file, save_file
+
+    model = AdaSlimModel.from_pretrained(PACKAGED_MODEL.parent / folder).eval()
+    outputs = _pinned_outputs(model, folder)
+    if os.environ.get("ADASLIM_RECORD_PINNED") == "1":
+        recorded = load_file(PINNED) if PINNED.exists() else {}
+        recorded = {key: value for key, value in recorded.items() if not key.startswith(f"{folder}/")}
+        save_file({**recorded, **outputs}, PINNED)
+    recorded = load_file(PINNED)
+    assert sorted(key for key in recorded if key.startswith(f"{folder}/")) == sorted(outputs)
+    for key, value in outputs.items():
+        if key.endswith("/choice"):
+            assert torch.equal(value, recorded[key]), key
+        else:
+            assert (value - recorded[key]).abs().max() <= PINNED_TOLERANCE, key
