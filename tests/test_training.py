@@ -471,6 +471,38 @@ def test_resume_after_sigkill_continues_at_the_checkpoint_with_the_same_data_ord
     assert (killed_dir / "model" / "model.safetensors").is_file()
 
 
+FORMAT_FIXTURE = FIXTURES / "run_format_2026-12-05"
+
+
+def test_resume_from_a_checkpoint_in_the_on_disk_format_of_2026_12_05(voicebank, tmp_path):
+    """Runs started before training became a package resume with today's code: the fixture is the output
+    folder of a smoke run (4 steps, a checkpoint every 2) written by commit f166f09, cut back to its first
+    checkpoint (tests/fixtures/README.md). Resumed with the same flags, steps 3 and 4 take the same batches
+    and give the same losses as that run did uninterrupted (reference_steps.jsonl)."""
+    import shutil
+
+    output_dir = tmp_path / "old_run"
+    shutil.copytree(FORMAT_FIXTURE, output_dir, ignore=shutil.ignore_patterns("reference_steps.jsonl",
+                                                                              "evaluation.json"))
+    (output_dir / "training_settings.json").unlink()  # rewritten by the resumed run
+    assert [p.name for p in list_checkpoints(output_dir)] == ["checkpoint_0"]
+    settings = smoke(voicebank, output_dir, max_train_steps=4, checkpointing_steps=2, validation_steps=0,
+                     report_to="none", bandmask=0.1, shift=400, resume_from_checkpoint="latest")
+    model_dir = train(settings)
+    expected = {json.loads(line)["step"]: json.loads(line)
+                for line in (FORMAT_FIXTURE / "reference_steps.jsonl").read_text().splitlines()}
+    steps = read_steps(output_dir)
+    assert sorted(steps) == [1, 2, 3, 4]
+    for step in (3, 4):
+        assert steps[step]["ids"] == expected[step]["ids"], step
+        assert steps[step]["epoch"] == expected[step]["epoch"] and steps[step]["batch"] == expected[step]["batch"]
+        assert steps[step]["loss"] == pytest.approx(expected[step]["loss"], rel=1e-5, abs=1e-7), step
+    # the numbering goes on after the old checkpoint, and the limit of 2 keeps the newest two
+    assert [p.name for p in list_checkpoints(output_dir)] == ["checkpoint_0", "checkpoint_1"]
+    assert json.loads((output_dir / "checkpoints" / "checkpoint_1" / CHECKPOINT_MARKER).read_text())["global_step"] == 4
+    assert AdaSlimModel.from_pretrained(model_dir).config.hidden == 8
+
+
 # ---- two processes ----------------------------------------------------------------------------------------
 
 
