@@ -447,16 +447,32 @@ class _StreamAssembler(_Assembler):
 
 
 def busy_cores(samples: int = 3) -> int:
-    """Other runnable threads on this machine right now, from /proc/loadavg's running count (this process's
-    reading thread excluded); the largest of a few reads. 0 where /proc is not there (not Linux)."""
+    """Threads of other processes running on this machine right now: /proc/loadavg's count of runnable threads
+    minus this process's own (its threads in state R, e.g. OpenMP workers still spinning after a call); the
+    largest of a few reads. 0 where /proc is not there (not Linux)."""
     counts = []
     for _ in range(samples):
         try:
             with open("/proc/loadavg") as handle:
-                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+                counts.append(int(handle.read().split()[3].split("/")[0]))
         except (OSError, ValueError, IndexError):
             return 0
-    return max(0, max(counts))
+    return max(0, max(counts) - max(1, _own_running_threads()))
+
+
+def _own_running_threads() -> int:
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as handle:
+                count += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return count
 
 
 def available_cores() -> int:

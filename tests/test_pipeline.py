@@ -165,6 +165,17 @@ def test_the_shipped_model_through_the_pipeline_equals_the_bare_call(utilization
     assert result["macs"] == pytest.approx(float(reference.macs[0]))
 
 
+def test_the_pipeline_benchmark_script_runs(tmp_path):
+    script = REPO_ROOT / "scripts" / "benchmark_pipeline.py"
+    result = subprocess.run([sys.executable, str(script), "--seconds", "1", "--repeats", "1", "--utilizations",
+                             "0.25,auto", "--json", str(tmp_path / "bench.json")], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert [row["utilization"] for row in rows] == ["0.25", "auto"]
+    assert all(row["max_difference"] < 1e-4 and row["cpu_ratio"] > 0 for row in rows)
+
+
 def test_a_long_memory_recurrence_is_carried_across_chunks(noisy):
     """Push every GRU update gate towards 1 (time constants of ~1 s): chunks still equal the whole-file run,
     because the recurrent state is carried, not re-estimated from a context."""
