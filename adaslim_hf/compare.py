@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, write_json_atomic
+from .atomic import write_json, write_text
+from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt
 from .peers import PEERS
 
 BASELINES = (NOISY, RNNOISE, DEEPFILTERNET)  # the report rows that are not the model, in table order
@@ -264,10 +265,8 @@ def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": output_dir / "comparison.json", "md": output_dir / "comparison.md",
              "png": output_dir / "pareto_models.png"}
-    write_json_atomic(paths["json"], comparison)
-    temporary = paths["md"].with_name(".comparison.md.tmp")
-    temporary.write_text(markdown(comparison), encoding="utf-8")
-    os.replace(temporary, paths["md"])
+    write_json(paths["json"], comparison)
+    write_text(paths["md"], markdown(comparison))
     plot(comparison, paths["png"])
     return paths
 

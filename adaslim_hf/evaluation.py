@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from . import peers
+from .atomic import write_json
 from .metrics import ALL_SCORES, SCORES
 from .peers import (DEEPFILTERNET, PEERS, PeerUnavailableError, deepfilternet_delay, deepfilternet_enhance,
                     rnnoise_delay, rnnoise_enhance, run_peer)
@@ -446,33 +446,6 @@ def _rate_of(records: Sequence[dict]) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def write_json_atomic(path: str | os.PathLike, data) -> None:
-    """Write ``data`` as JSON through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(_json_safe(data), out, indent=2, allow_nan=False)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def quality_key(report: dict) -> str:
     """The quality axis of the Pareto plot: PESQ when measured, else the first metric."""
     keys = report["metrics"]
@@ -611,7 +584,7 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
              ("evaluation.json", "evaluation.md", "pareto.png", "utilization_vs_snr.png")}
     first = ("model", "dataset", "settings", "items", "command")
     ordered = {key: report.get(key) for key in first} | {k: v for k, v in report.items() if k not in first}
-    write_json_atomic(paths["evaluation.json"], ordered)
+    write_json(paths["evaluation.json"], ordered)
     paths["evaluation.md"].write_text(markdown_table(report), encoding="utf-8")
     plot_pareto(report, paths["pareto.png"])
     if DYNAMIC in report["settings"]:
@@ -625,5 +598,5 @@ __all__ = [
     "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "deepfilternet_delay",
     "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
     "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item", "summarize",
-    "write_json_atomic", "write_report",
+    "write_report",
 ]

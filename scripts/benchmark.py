@@ -26,18 +26,16 @@ times glibc's default, which faults every large tensor's pages in again).
 """
 
 import argparse
-import json
-import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.atomic import write_json
 from adaslim_hf.audio_io import load_audio, resample
 from adaslim_hf.memory import reuse_freed_memory
 from adaslim_hf.modeling_adaslim import router_runs
@@ -265,17 +263,10 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomically(path: Path, data: dict):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(handle.name, path)
-
-
 def main(args) -> int:
     result = run(args)
     print(markdown(result))
-    write_json_atomically(args.json, result)
+    write_json(args.json, result)
     print(f"\nwrote {args.json}")
     return 0
 

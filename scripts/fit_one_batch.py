@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel  # noqa: E402
-from adaslim_hf.evaluation import load_test_set, write_json_atomic  # noqa: E402
+from adaslim_hf.atomic import write_json  # noqa: E402
+from adaslim_hf.evaluation import load_test_set  # noqa: E402
 from adaslim_hf.losses import si_sdr, speech_enhancement_loss  # noqa: E402
 
 MODELS = ("adaslim", "denoiser")
@@ -127,7 +128,7 @@ def main(argv=None) -> dict:
               "models": {name: fit(name, noisy, clean, args) for name in args.models}}
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(args.output, result)
+        write_json(args.output, result)
         print(f"wrote {args.output}")
     return result
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -30,6 +28,7 @@ sys.path.insert(0, str(_HERE.parent))
 import torch  # noqa: E402
 
 from adaslim_hf import AdaSlimFeatureExtractor, AdaSlimModel  # noqa: E402
+from adaslim_hf.atomic import replace_folder  # noqa: E402
 from adaslim_hf.cards import build_card, check_card, parse_evaluation, training_lines_from_card  # noqa: E402
 from adaslim_hf.compare import card_evaluation  # noqa: E402
 
@@ -66,9 +65,7 @@ def package(model_dir: Path, destination: Path, evaluation, training: dict | Non
     extractor = AdaSlimFeatureExtractor(sampling_rate=model.config.sampling_rate)
     card = build_card(model, repo_id=repo_id, evaluation=evaluation, training=training,
                       train_datasets=[TRAIN_DATA], status="preliminary", status_note=note)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
+    with replace_folder(destination) as building:
         model.save_pretrained(building)
         extractor.save_pretrained(building)
         for code in building.glob("*.py"):
@@ -78,12 +75,6 @@ def package(model_dir: Path, destination: Path, evaluation, training: dict | Non
         loaded = AdaSlimModel.from_pretrained(building)
         if not all(torch.equal(value, model.state_dict()[key]) for key, value in loaded.state_dict().items()):
             raise SystemExit(f"error: the packaged copy of {model_dir} does not equal it")
-        if destination.exists():
-            shutil.rmtree(destination)
-        building.rename(destination)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return destination
 
 

@@ -161,18 +161,12 @@ def stage_folder(model_dir: Path, output_dir: Path, card, *, overwrite: bool = F
             raise PushError(f"{output_dir} already exists; pass --overwrite to replace it.")
         if output_dir.resolve() == model_dir.resolve():
             raise PushError("--output_dir must not be the model folder.")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    from adaslim_hf.atomic import replace_folder
+
+    with replace_folder(output_dir) as building:
         for path in files:
             shutil.copy2(path, building / path.name)
         card.save(building / "README.md")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        building.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return sorted(output_dir.iterdir())
 
 

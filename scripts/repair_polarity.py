@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from adaslim_hf import AdaSlimModel  # noqa: E402
 from adaslim_hf.evaluation import load_test_set  # noqa: E402
-from adaslim_hf.training import atomic_save_pretrained  # noqa: E402
+from adaslim_hf.atomic import save_pretrained  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> dict:
     before = gains(model, data)
     channels = flip_narrow_widths(model, args.inverted_factors)
     after = gains(model, data)
-    atomic_save_pretrained(model, args.output)
+    save_pretrained(model, args.output)
     print(f"flipped the first {channels} internal channels of the outermost decoder block; saved {args.output}")
     print("factor | gain before | gain after   (mean <enhanced, clean> / <clean, clean> over "
           f"{len(data)} validation clips)")

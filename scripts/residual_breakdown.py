@@ -166,9 +166,9 @@ def main(args: argparse.Namespace) -> dict:
           f"models at utilization {args.utilization}")
     print(format_table(report))
     if args.output is not None:
-        from adaslim_hf.evaluation import write_json_atomic
+        from adaslim_hf.atomic import write_json
 
-        write_json_atomic(args.output, report)
+        write_json(args.output, report)
     return report
 
 

@@ -1,6 +1,6 @@
 """Train the adaptive-slimming DEMUCS with Accelerate: stage 1 (slimmable backbone), stage 2 (router) or a
-static baseline. Every setting lives in adaslim_hf.training.TrainingSettings; a YAML file sets them and
-command-line flags override the file.
+static baseline. Every setting lives in adaslim_hf.training.TrainingSettings (the flags below are built from it by
+transformers.HfArgumentParser); a YAML file sets them and command-line flags override the file.
 
     # stage 1 then stage 2 on the real-audio corpus (this 2-core CPU, under two hours together)
     python scripts/train.py --config configs/corpus_cpu.yaml --stage 1 --output_dir runs/corpus-stage1
@@ -17,8 +17,6 @@ logs/ (tensorboard), steps.jsonl (one line per optimizer step), best/ (best vali
 (the final save_pretrained folder with evaluation.json) and evaluation.json.
 """
 
-import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -30,71 +28,18 @@ sys.path.insert(0, str(_HERE.parent))
 
 from huggingface_hub.errors import StrictDataclassError
 
-from adaslim_hf.training import NonFiniteLossError, TrainingSettings, load_settings, train
+from adaslim_hf.training import NonFiniteLossError, load_settings, parse_flags, train
 
 
-def _bool(text: str) -> bool:
-    lowered = str(text).lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def parse_args(argv=None) -> tuple[str | None, dict]:
+    """-> (the --config file or None, the settings given as flags)."""
+    return parse_flags(argv, description=__doc__)
 
 
-def _model_override(text: str):
-    import yaml
-
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--model expects key=value (an AdaSlimConfig field), got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
-
-
-def _yaml_mapping(text: str) -> dict:
-    import yaml
-
-    value = yaml.safe_load(text)
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as \"{{'2': {{learning_rate: 3e-4}}}}\", "
-                                         f"got {text!r}")
-    return value
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of settings (keys: the flags below without '--')")
-    for setting in dataclasses.fields(TrainingSettings):
-        name, help_text = setting.name, setting.metadata.get("help", "")
-        annotation = str(setting.type)
-        default = setting.default if setting.default is not dataclasses.MISSING else setting.default_factory()
-        help_text = f"{help_text} (default: {default!r})"
-        if name == "model":
-            parser.add_argument("--model", nargs="+", type=_model_override, metavar="KEY=VALUE",
-                                help=f"{help_text}; e.g. --model hidden=48 depth=5")
-        elif annotation.startswith("dict"):
-            parser.add_argument(f"--{name}", type=_yaml_mapping, metavar="YAML", help=help_text)
-        elif annotation.startswith("bool"):
-            parser.add_argument(f"--{name}", type=_bool, nargs="?", const=True, metavar="true|false", help=help_text)
-        elif annotation.startswith("list"):
-            parser.add_argument(f"--{name}", nargs="+", help=help_text)
-        else:
-            kind = int if annotation.startswith("int") else float if annotation.startswith("float") else str
-            parser.add_argument(f"--{name}", type=kind, choices=setting.metadata.get("choices"), help=help_text)
-    return parser.parse_args(argv)
-
-
-def settings_from_args(args: argparse.Namespace) -> TrainingSettings:
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k != "config"}
-    if "model" in overrides:
-        overrides["model"] = dict(overrides["model"])
-    return load_settings(args.config, overrides)
-
-
-def main(args: argparse.Namespace) -> int:
+def main(args: tuple[str | None, dict]) -> int:
+    config, flags = args
     try:
-        settings = settings_from_args(args)
-        train(settings)
+        train(load_settings(config, flags))
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3

@@ -1,0 +1,148 @@
+"""The training objectives: every forward of :class:`TrainingObjective` computes one term of a stage's loss,
+and :func:`backward_terms` takes a step's terms one after the other (one graph alive at a time)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..modeling_adaslim import AdaSlimModel
+from .settings import STAGES
+
+
+def slimmable_loss(model: AdaSlimModel, noisy: torch.Tensor, clean: torch.Tensor,
+                   padding_mask: torch.Tensor | None = None, factors: Sequence[float] | None = None
+                   ) -> tuple[torch.Tensor, dict[float, torch.Tensor]]:
+    """Stage 1: L_slim = sum over ``factors`` (default: all configured) of L_SE(enhanced at u, clean) (+
+    polarity_weight * L_Pol at u), each a static-factor forward with sliced weights. noisy, clean [B, T] ->
+    (L_slim, {u: that factor's term})."""
+    factors = model.config.utilization_factors if factors is None else factors
+    shared = model.share_inputs(noisy, padding_mask, clean)  # normalised, up-sampled input and target spectra
+    terms = {}
+    for factor in factors:
+        terms[float(factor)] = model(noisy, padding_mask=padding_mask, utilization=float(factor),
+                                     clean_values=clean, shared_inputs=shared).loss
+    return torch.stack(list(terms.values())).sum(), terms
+
+
+class TrainingObjective(nn.Module):
+    """Wraps the model so that every forward computes one *term* of a stage's loss.
+
+    A step is one forward and one backward per term (:func:`backward_terms`): stage '1' has one term per
+    factor (L_SE at that factor, sliced weights), so only one factor's graph is alive at a time; the
+    gradient of L_slim = sum of terms is the sum of the terms' gradients. Stage '2' and 'static' have a
+    single term. Under DistributedDataParallel the wrapper is what gets wrapped: every term is one DDP
+    forward, and gradients are all-reduced once, after the last term.
+
+    With ``slimmable_weight`` > 0, stage '2' has stage 1's terms too (every factor, sliced weights), each
+    scaled by the weight: the router's term keeps every width learning whatever the router picks.
+
+    ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
+    tensor to back-propagate) and detached scalars to log (``se_loss/u<factor>`` in stage 1; ``se_loss``,
+    ``efficiency_loss``, ``balance_loss``, ``mean_utilization`` and ``fraction/u<factor>`` in stage 2).
+
+    Stage 1 computes the width-independent part of the batch (``AdaSlimModel.share_inputs``: normalised,
+    up-sampled input and the target's spectra) at its first term and reuses it for the other factors, as long
+    as it is called with the same, unmodified tensors.
+    """
+
+    def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None,
+                 slimmable_weight: float = 0.0):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
+        if slimmable_weight and stage != "2":
+            raise ValueError(f"slimmable_weight applies to stage '2', not stage {stage!r}.")
+        self.model = model
+        self.stage = stage
+        self.slimmable_weight = float(slimmable_weight)
+        self._shared_inputs = None  # stage 1: the last batch's SharedInputs
+        self.static_utilization = None
+        if stage == "static":
+            model.config.factor_index(static_utilization)  # ValueError listing the allowed factors
+            self.static_utilization = float(static_utilization)
+
+    def terms(self) -> list[float | None]:
+        """The terms of one step: every factor (stage '1'), the factor ('static') or None (the router), then
+        every factor in stage '2' with a slimmable weight."""
+        factors = [float(u) for u in self.model.config.utilization_factors]
+        if self.stage == "1":
+            return factors
+        if self.stage == "static":
+            return [self.static_utilization]
+        return [None] + (factors if self.slimmable_weight else [])
+
+    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                term: float | None = None, gumbel_noise_scale: float = 1.0):
+        if term is not None and term not in self.terms():
+            raise ValueError(f"stage {self.stage!r} has the terms {self.terms()}, not {term!r}.")
+        if self.stage in ("1", "static") or term is not None:
+            if term is None:
+                raise ValueError(f"stage {self.stage!r} needs a factor as `term`, one of {self.terms()}.")
+            shared = None
+            if self.stage in ("1", "2"):
+                shared = self._shared_inputs
+                if shared is None or not shared.matches(noisy, padding_mask, clean):
+                    shared = self._shared_inputs = self.model.share_inputs(noisy, padding_mask, clean)
+            out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
+                             shared_inputs=shared)
+            loss = out.loss * self.slimmable_weight if self.stage == "2" else out.loss
+            return {"loss": loss, f"se_loss/u{float(term):g}": out.se_loss.detach(),
+                    f"polarity_loss/u{float(term):g}": out.polarity_loss.detach()}
+        out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)
+        factors = self.model.config.utilization_factors
+        valid = out.choice >= 0
+        counts = torch.stack([((out.choice == j) & valid).sum() for j in range(len(factors))]).float()
+        fractions = counts / valid.sum().clamp(min=1)
+        logs = {
+            "se_loss": out.se_loss.detach(),
+            "polarity_loss": out.polarity_loss.detach(),
+            "efficiency_loss": out.efficiency_loss.detach(),
+            "balance_loss": out.balance_loss.detach(),
+            "mean_utilization": out.mean_utilization.detach().mean(),
+        }
+        if out.share_loss is not None:
+            logs["share_loss"] = out.share_loss.detach()
+        logs.update({f"fraction/u{factor:g}": fractions[j] for j, factor in enumerate(factors)})
+        return {"loss": out.loss, **logs}
+
+
+def backward_terms(objective: nn.Module, terms: Sequence[float | None], noisy: torch.Tensor, clean: torch.Tensor,
+                   padding_mask: torch.Tensor | None = None, *, backward: Callable = torch.Tensor.backward,
+                   no_sync: Callable | None = None, check_loss: Callable | None = None,
+                   gumbel_noise_scale: float = 1.0) -> dict[str, float]:
+    """Forward and backward every term of one step, accumulating gradients; -> the logged values, with
+    ``loss`` the sum of the terms (L_slim in stage 1).
+
+    ``backward`` is ``accelerator.backward`` in the loop (scaling for accumulation and mixed precision);
+    ``no_sync`` a context factory (``lambda: accelerator.no_sync(objective)``) entered for every term but
+    the last, so distributed gradients are reduced once per step; ``check_loss(loss, term)`` runs before
+    each backward (the NaN guard); ``gumbel_noise_scale`` reaches the router's choice (stage 2, see
+    ``gumbel_noise_scale_at``).
+    """
+    logs: dict[str, float] = {}
+    total = 0.0
+    for index, term in enumerate(terms):
+        last = index == len(terms) - 1
+        with no_sync() if no_sync is not None and not last else contextlib.nullcontext():
+            outputs = objective(noisy, clean, padding_mask, term, gumbel_noise_scale=gumbel_noise_scale)
+            if check_loss is not None:
+                check_loss(outputs["loss"], term)
+            backward(outputs["loss"])
+        total += float(outputs["loss"].detach())
+        logs.update({k: float(v) for k, v in outputs.items() if k != "loss"})
+    logs["loss"] = total
+    return logs
+
+
+def gumbel_noise_scale_at(step: int, decay_steps: int) -> float:
+    """The scale of the router's Gumbel noise at optimizer step ``step`` (0-based): 1 - step / decay_steps,
+    down to 0 and staying there; always 1 when ``decay_steps`` is 0."""
+    if decay_steps <= 0:
+        return 1.0
+    return max(0.0, 1.0 - step / decay_steps)
+
+

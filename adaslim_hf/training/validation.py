@@ -1,0 +1,154 @@
+"""Validation during training: PESQ / STOI / SI-SDR, loss, mean utilization and MACs per validated setting,
+batched with a padding mask and split across processes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+
+from ..configuration_adaslim import AdaSlimConfig
+from ..modeling_adaslim import AdaSlimModel
+
+
+def setting_name(utilization: float | None) -> str:
+    """'auto' for the router, 'u0.25' for a static factor: the keys of validation results."""
+    return "auto" if utilization is None else f"u{utilization:g}"
+
+
+def parse_utilizations(values: Iterable | None, stage: str, config: AdaSlimConfig,
+                       static_utilization: float | None = None) -> list[float | None]:
+    """Validation settings: None means the router decides ('auto'), a float a static factor (checked)."""
+    if values is None:
+        if stage == "1":
+            return list(config.utilization_factors)
+        return [None] if stage == "2" else [float(static_utilization)]
+    parsed = []
+    for value in values:
+        if isinstance(value, str) and value.strip().lower() in ("auto", "router", "none"):
+            parsed.append(None)
+            continue
+        try:
+            factor = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"validation_utilizations entries must be 'auto' or factors "
+                             f"{config.utilization_factors}, got {value!r}.") from None
+        config.factor_index(factor)
+        parsed.append(factor)
+    return parsed
+
+
+def _waveform(value) -> torch.Tensor:
+    """A 1-D float32 tensor from a tensor, an array, a datasets Audio value or a {'array': ...} dict."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().reshape(-1)
+    if isinstance(value, dict) or hasattr(value, "__getitem__") and not hasattr(value, "shape"):
+        try:
+            value = value["array"]
+        except (KeyError, TypeError, IndexError):
+            pass
+    return torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+
+
+QUALITY_METRICS = ("pesq", "stoi", "si_sdr")
+
+
+def quality_metrics(enhanced: Sequence[torch.Tensor], clean: Sequence[torch.Tensor],
+                    sample_rate: int) -> list[dict[str, float]]:
+    """PESQ (wide-band), STOI and SI-SDR of each item, through ``adaslim_hf.metrics.compute_all`` (the evaluate
+    modules). An item where a metric cannot be computed (PESQ finds no utterance) scores NaN there; PESQ is
+    left out at rates other than 16 kHz."""
+    from ..metrics import compute_all
+
+    names = QUALITY_METRICS if sample_rate == 16000 else tuple(m for m in QUALITY_METRICS if m != "pesq")
+    scores = compute_all([e.numpy() for e in enhanced], [c.numpy() for c in clean], sample_rate,
+                         metrics=names, per_item=True)
+    return [{name: scores[f"{name}_per_item"][i] for name in names} for i in range(len(enhanced))]
+
+
+@torch.no_grad()
+def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None], *, batch_size: int = 4,
+             max_items: int | None = None, include_noisy: bool = False, accelerator=None,
+             metric_fn: Callable = quality_metrics, desc: str = "validation") -> dict[str, dict[str, float]]:
+    """Enhance every item of ``dataset`` (whole utterances; items hold ``noisy`` and ``clean`` waveforms)
+    once per setting and average the metrics over items. ``metric_fn(enhanced list, clean list, rate)`` gives
+    each item's scores (default: PESQ, STOI, SI-SDR through ``adaslim_hf.metrics``).
+
+    Items are batched with a padding mask (each item gets exactly what it gets alone) and, with an
+    ``accelerator`` of several processes, split across processes and gathered. Returns
+    ``{setting_name: {"pesq", "stoi", "si_sdr", "loss", "inverted", "mean_utilization", "macs_per_sample",
+    "items"}}`` (``inverted``: the share of items whose output correlates negatively with the clean speech)
+    (plus ``"noisy"``: the metrics of the unprocessed input, with ``include_noisy``).
+    """
+    was_training = model.training
+    model.eval()
+    rank = accelerator.process_index if accelerator is not None else 0
+    world = accelerator.num_processes if accelerator is not None else 1
+    from ..data.collate import spread_indices
+
+    indices = spread_indices(len(dataset), max_items)[rank::world]  # an even spread of the split
+    sample_rate = model.config.sample_rate
+    device = next(model.parameters()).device
+    records: list[dict] = []
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(indices), batch_size)
+    show = accelerator is None or accelerator.is_local_main_process
+    for start in tqdm(starts, desc=desc, leave=False, disable=not show or len(starts) < 2, dynamic_ncols=True):
+        items = [dataset[i] for i in indices[start : start + batch_size]]
+        noisy = [_waveform(item["noisy"]) for item in items]
+        clean = [_waveform(item["clean"]) for item in items]
+        lengths = [len(n) for n in noisy]
+        longest = max(lengths)
+        noisy_batch = torch.zeros(len(items), longest)
+        clean_batch = torch.zeros(len(items), longest)
+        mask = torch.zeros(len(items), longest, dtype=torch.long)
+        for row, (n, c) in enumerate(zip(noisy, clean)):
+            noisy_batch[row, : len(n)], clean_batch[row, : len(c)], mask[row, : len(n)] = n, c, 1
+        noisy_batch, clean_batch, mask = noisy_batch.to(device), clean_batch.to(device), mask.to(device)
+        if include_noisy:
+            for scores in metric_fn(noisy, clean, sample_rate):
+                records.append({"setting": "noisy", **scores})
+        for utilization in utilizations:
+            out = model(noisy_batch, padding_mask=mask, utilization=utilization, clean_values=clean_batch)
+            enhanced = [out.enhanced_values[row, :n].float().cpu() for row, n in enumerate(lengths)]
+            for row, scores in enumerate(metric_fn(enhanced, clean, sample_rate)):
+                records.append({
+                    "setting": setting_name(utilization),
+                    **scores,
+                    "loss": float(out.se_loss),
+                    # 1 when the output is anti-correlated with the clean speech: PESQ, STOI and SI-SDR cannot
+                    # see it, mixing with other widths or with the input cancels it (losses.polarity_loss)
+                    "inverted": float(torch.dot(enhanced[row], clean[row]) < 0),
+                    "mean_utilization": float(out.mean_utilization[row]),
+                    "macs_per_sample": float(out.macs[row]) / lengths[row],
+                })
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        records = gather_object(records)
+    results: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(r["setting"] for r in records):
+        group = [r for r in records if r["setting"] == name]
+        results[name] = {}
+        for key in (k for k in group[0] if k != "setting"):
+            finite = [r[key] for r in group if r[key] is not None and math.isfinite(r[key])]
+            # a metric that cannot be computed on an item (PESQ finds no speech) is left out, and counted
+            results[name][key] = sum(finite) / len(finite) if finite else math.nan
+            if len(finite) < len(group):
+                results[name][f"{key}_failed_items"] = len(group) - len(finite)
+        results[name]["items"] = len(group)
+    model.train(was_training)
+    return results
+
+
+def score(results: dict[str, dict[str, float]], metric: str) -> float:
+    """Mean of ``metric`` over the validated settings (the noisy baseline excluded); higher is better
+    (the loss is negated)."""
+    values = [r[metric] for name, r in results.items() if name != "noisy" and metric in r]
+    if not values:
+        return -math.inf
+    mean = sum(values) / len(values)
+    return -mean if metric == "loss" else mean
+
