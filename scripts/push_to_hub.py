@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 WEIGHT_PATTERNS = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json")
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
-DEMO_SCREENSHOT = REPO / "docs" / "demo.png"  # the card shows it (hub_cards/model_card_template.md); tests/test_demo.py takes it
+DEMO_SCREENSHOT = REPO / "docs" / "demo.png"  # the card shows it (adaslim_hf/templates/model_card_template.md); tests/test_demo.py takes it
 # remote files these patterns match and that this push does not write are deleted in the same commit,
 # so stale code or weights never linger next to the new ones
 DELETE_PATTERNS = ["*.py", "*.safetensors", "*.safetensors.index.json", "*.bin", "config.json",

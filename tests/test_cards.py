@@ -124,6 +124,41 @@ def test_untrained_card_says_so_and_has_no_model_index(model):
         build_card(model, repo_id=REPO_ID, evaluation=load_evaluation(sample_evaluation()), status="untrained")
 
 
+def test_a_wheel_of_the_package_renders_the_default_card_and_leaves_the_corpus_tools_out(tmp_path):
+    """The card template is package data: a wheel built from the package's files holds it, and the package
+    imported from the unpacked wheel (not the checkout) renders the default card; the corpus builders
+    (tools/) are neither in the wheel nor imported by the library."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "adaslim_hf", source / "adaslim_hf", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                    str(source), "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("adaslim_hf-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "installed")
+    assert "adaslim_hf/templates/model_card_template.md" in names
+    assert not [name for name in names if name.startswith("tools/") or "corpus" in name and "build" in name]
+    code = ("import sys, adaslim_hf, adaslim_hf.training, adaslim_hf.evaluation, adaslim_hf.data\n"
+            "from adaslim_hf.cards import build_card, check_card\n"
+            "check_card(build_card(adaslim_hf.AdaSlimConfig(hidden=8, depth=3), repo_id='org/tiny'))\n"
+            "print(adaslim_hf.__file__, 'tools' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "installed"), "HF_HUB_OFFLINE": "1",
+                                 "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    location, tools_imported = result.stdout.split()
+    assert Path(location).is_relative_to(tmp_path / "installed") and tools_imported == "False"
+
+
 def test_reports_of_scripts_evaluate_and_of_training_convert(model):
     metrics = ["pesq", "stoi", "si_sdr"]
     factors = model.config.utilization_factors

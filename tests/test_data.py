@@ -40,7 +40,8 @@ from adaslim_hf.data import (
     write_mixtures,
 )
 from adaslim_hf.data.dns import change_speed
-from adaslim_hf.data import corpus as corpus_lib
+from adaslim_hf.data import corpus as corpus_reader
+from tools import corpus as corpus_lib
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SR = 16000
@@ -693,10 +694,10 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
     assert {r["split"] for r in rows if r.get("speaker") == "talk-it"} == {"test"}
     assert all(r["package_version"] == "1.0-1" for r in rows if r["package"] == "talk-data")
     # the mixtures load with the VoiceBank loader, split by speaker; the test set cycles the SNRs
-    test = corpus_lib.load_corpus(out, "test")
+    test = corpus_reader.load_corpus(out, "test")
     assert set(test["speaker"][:]) == {"talk-it"}
-    assert set(corpus_lib.load_corpus(out, "validation")["speaker"][:]) == {"talk-el"}
-    assert set(corpus_lib.load_corpus(out, "train")["speaker"][:]) == {"talk-fr", "talk-ro"}
+    assert set(corpus_reader.load_corpus(out, "validation")["speaker"][:]) == {"talk-el"}
+    assert set(corpus_reader.load_corpus(out, "train")["speaker"][:]) == {"talk-fr", "talk-ro"}
     mixtures = [json.loads(line) for line in (out / "mixtures" / "mixtures.jsonl").read_text().splitlines()]
     assert [m["snr_db"] for m in mixtures if m["split"] == "test"] == list(corpus_lib.EVAL_SNRS[: len(test)])
     item = test[0]
@@ -704,7 +705,7 @@ def test_build_corpus_on_tiny_packages(tmp_path, speech, noise):
                              / np.mean((item["noisy"]["array"] - item["clean"]["array"]) ** 2))
     record = next(m for m in mixtures if m["id"] == item["id"])
     assert abs(achieved - record["snr_db"]) < 0.1
-    assert next(iter(corpus_lib.corpus_training_stream(out, segment_seconds=0.5)))["noisy"]
+    assert next(iter(corpus_reader.corpus_training_stream(out, segment_seconds=0.5)))["noisy"]
     # deterministic: a second build elsewhere gives the same bytes; a rerun reuses everything
     other = tmp_path / "corpus2"
     corpus_lib.build_corpus(other, cache_dir=cache, seed=0, sources=sources, workers=1, log=lambda _: None)

@@ -1,4 +1,4 @@
-"""The git-sources corpus (adaslim_hf/data/git_corpus.py) on tiny synthetic repositories made with git init."""
+"""The git-sources corpus (tools/git_corpus.py) on tiny synthetic repositories made with git init."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adaslim_hf.data import git_corpus
-from adaslim_hf.data.git_corpus import (
+from tools import git_corpus
+from tools.git_corpus import (
     build_git_corpus,
     list_files,
     parse_source_paths,

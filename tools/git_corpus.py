@@ -66,7 +66,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import resample, write_audio
+from adaslim_hf.data.audio import resample, write_audio
+from adaslim_hf.data.corpus import SPLITS
+
 from .corpus import (
     EVAL_SNRS,
     LEVEL_RANGE,
@@ -77,7 +79,6 @@ from .corpus import (
     SPEECH_MIN_SECONDS,
     NOISE_MIN_SECONDS,
     PAUSE_SECONDS,
-    SPLITS,
     TRAIN_SNR_RANGE,
     _dbfs,
     _fingerprint,
@@ -687,8 +688,8 @@ def write_mixtures(pool: Path, rows: Sequence[dict], destination: Path, *, seed:
                    valid_mixtures: int = VALID_MIXTURES, test_mixtures: int = TEST_MIXTURES) -> dict:
     """The fixed mixtures in the VoiceBank layout: one per training utterance, ``valid_mixtures`` and
     ``test_mixtures`` round-robin over speakers with SNRs cycling through ``EVAL_SNRS``. Returns counts."""
-    from .audio import read_audio
-    from .dns import NoiseBank, mix_example
+    from adaslim_hf.data.audio import read_audio
+    from adaslim_hf.data.dns import NoiseBank, mix_example
 
     tmp = _stage_dir(destination)
     folders = {"train": "trainset_corpus", "valid": "trainset_corpus", "test": "testset"}
@@ -885,7 +886,7 @@ def build_git_corpus(
         info["pool_files"] = len(used)
         info["pool_hours"] = {s: round(sum(r["seconds"] for r in used if r["split"] == s) / 3600, 3) for s in SPLITS}
     corpus = {
-        "builder": "adaslim_hf.data.git_corpus", "fingerprint": fingerprint, "seed": seed,
+        "builder": "tools.git_corpus", "fingerprint": fingerprint, "seed": seed,
         "sampling_rate": SAMPLING_RATE, "sources": source_info,
         "valid_speakers": summary["speakers"]["valid"], "test_speakers": summary["speakers"]["test"],
         "train_speakers": summary["speakers"]["train"],
