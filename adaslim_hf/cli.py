@@ -36,95 +36,17 @@ import signal
 import sys
 from pathlib import Path
 
+# what the subcommand modules share lives in cli_common (they import it, not this module)
+from .cli_common import (DEFAULT_MODEL, THREADS_HELP, UNTRAINED_SEED, UsageError, load_model,  # noqa: F401
+                         parse_threads)
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
 OUTPUT_SUFFIX = "_enhanced"
-UNTRAINED_SEED = 0
 DEFAULT_CHUNK_SECONDS = 4.0  # SpeechEnhancementPipeline.default_chunk_length_s (test_cli checks they agree)
 # GNU OpenMP's waiting threads spin this many times before they sleep (libgomp's default: 300,000, or far more
 # with OMP_WAIT_POLICY=ACTIVE): long enough to catch the next parallel region of a busy call, short enough that
 # a thread waiting for one that has no core gives its own core up within microseconds.
 OPENMP_SPIN_COUNT = "10000"
-
-
-# the packaged default model: pipeline_adaslim.PACKAGED_MODEL, named here without importing torch
-DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "adaslim-demucs"
-
-
-class UsageError(Exception):
-    """Arguments the command cannot run with (exit code 2)."""
-
-
-# ----------------------------------------------------------------------------------------------------
-# Model loading
-# ----------------------------------------------------------------------------------------------------
-
-
-def _warn_untrained() -> None:
-    bar = "!" * 78
-    print(
-        f"{bar}\n"
-        f"WARNING: no trained weights at {DEFAULT_MODEL}.\n"
-        f"Using a RANDOMLY INITIALISED AdaSlimModel (default config, seed {UNTRAINED_SEED}).\n"
-        "Its output is NOT enhanced speech. Pass --model <folder or Hub id> with trained weights.\n"
-        f"{bar}",
-        file=sys.stderr,
-    )
-
-
-def load_model(model: str | None) -> tuple[AdaSlimModel, AdaSlimFeatureExtractor, str]:  # noqa: F821
-    """(model in eval mode, feature extractor, a description) for a folder, a Hub id, or None (the packaged
-    default; a seeded, untrained model with a loud warning when no weights are packaged). transformers'
-    weight-loading progress bar stays off: the commands report their own progress (and ``-q`` hides it)."""
-    import torch
-    from transformers.utils import logging as transformers_logging
-
-    from .configuration_adaslim import AdaSlimConfig
-    from .feature_extraction_adaslim import AdaSlimFeatureExtractor
-    from .modeling_adaslim import AdaSlimModel
-
-    if model is None:
-        if (DEFAULT_MODEL / "config.json").is_file():
-            model = str(DEFAULT_MODEL)
-        else:
-            _warn_untrained()
-            torch.manual_seed(UNTRAINED_SEED)
-            network = AdaSlimModel(AdaSlimConfig()).eval()
-            extractor = AdaSlimFeatureExtractor(sampling_rate=network.config.sampling_rate)
-            return network, extractor, f"UNTRAINED (random init, seed {UNTRAINED_SEED}, default config)"
-    looks_like_path = model.startswith((os.sep, ".", "~")) or model.endswith(os.sep) or os.path.exists(model)
-    if looks_like_path and not os.path.isdir(os.path.expanduser(model)):
-        raise UsageError(f"no model folder at {model!r} (expected a save_pretrained folder or a Hub id 'org/name')")
-    bars = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        network = AdaSlimModel.from_pretrained(os.path.expanduser(model)).eval()
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot load model {model!r}: {error}") from None
-    finally:
-        if bars:
-            transformers_logging.enable_progress_bar()
-    try:
-        extractor = AdaSlimFeatureExtractor.from_pretrained(os.path.expanduser(model))
-    except (OSError, ValueError):
-        extractor = AdaSlimFeatureExtractor(sampling_rate=network.config.sampling_rate)
-    return network, extractor, model
-
-
-def parse_threads(value: str) -> str | int:
-    """--threads: 'auto' or a number of threads >= 1; UsageError otherwise."""
-    if str(value).strip().lower() == "auto":
-        return "auto"
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise UsageError(f"--threads must be 'auto' or a number of threads >= 1, got {value!r}")
-    return threads
-
-
-THREADS_HELP = ("CPU threads for torch: 'auto' (default: per chunk, the cores no other process is running on) "
-                "or a number")
 
 
 # ----------------------------------------------------------------------------------------------------

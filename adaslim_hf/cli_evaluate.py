@@ -10,7 +10,7 @@ command on its own: same options (``add_evaluate_arguments``), same code.
 
 cli.py registers this with ``add_evaluate_subcommand(subparsers)``; the parsed namespace carries
 ``run=run_evaluate``. Unusable arguments (unknown model, metric or dataset, a missing data folder) raise
-``cli.UsageError``: exit code 2 from ``adaslim``, ``SystemExit("error: ...")`` from the script.
+``cli_common.UsageError``: exit code 2 from ``adaslim``, ``SystemExit("error: ...")`` from the script.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def _split_list(text: str | None) -> list[str] | None:
 
 def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
     """Check the arguments, evaluate, write the report (with ``command``, the line that reproduces it) and
-    print its table; returns the report. Raises ``cli.UsageError`` for arguments it cannot run with."""
+    print its table; returns the report. Raises ``cli_common.UsageError`` for arguments it cannot run with."""
     import torch
 
-    from .cli import UsageError, load_model
+    from .cli_common import UsageError, load_model
     from .evaluation import PeerUnavailableError, evaluate, load_test_set, write_report
 
     metrics = _split_list(args.metrics)

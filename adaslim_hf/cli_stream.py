@@ -70,7 +70,7 @@ def add_stream_subcommand(subparsers) -> argparse.ArgumentParser:
                         "by the whole file's std (a first pass), so that OUT equals the offline enhancement")
     parser.add_argument("--subtype", default="FLOAT", help="sample format of the output WAV (default FLOAT)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT (never IN)")
-    from .cli import THREADS_HELP
+    from .cli_common import THREADS_HELP
 
     parser.add_argument("--threads", default="auto", help=THREADS_HELP.replace("per chunk", "now and then"))
     parser.set_defaults(run=run_stream)
@@ -83,8 +83,8 @@ def _error(message: str, code: int = EXIT_USAGE) -> int:
 
 
 def _load(args):
-    """(model, description) through cli.load_model (folders, Hub ids, the packaged default)."""
-    from .cli import UsageError, load_model
+    """(model, description) through cli_common.load_model (folders, Hub ids, the packaged default)."""
+    from .cli_common import UsageError, load_model
 
     try:
         model, _, description = load_model(args.model)
@@ -121,7 +121,7 @@ def run_stream(args: argparse.Namespace) -> int:
                           "adaslim stream IN OUT.")
     elif args.source is None or args.target is None:
         return _error("give IN and OUT audio files (or --live for audio devices).")
-    from .cli import UsageError, parse_threads
+    from .cli_common import UsageError, parse_threads
 
     try:
         args.threads = parse_threads(args.threads)

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from adaslim_hf import AdaSlimConfig, AdaSlimModel, SpeechEnhancementPipeline, cli, macs
+from adaslim_hf import AdaSlimConfig, AdaSlimModel, SpeechEnhancementPipeline, cli, cli_common, macs
 from adaslim_hf.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,7 +184,7 @@ def test_info_json_has_the_macs_per_factor(tiny, capsys):
 
 
 def test_default_model_untrained_warning_when_none_is_packaged(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "not-packaged")
+    monkeypatch.setattr(cli_common, "DEFAULT_MODEL", tmp_path / "not-packaged")
     info, err = info_json(capsys)
     assert "WARNING: no trained weights at" in err and "RANDOMLY INITIALISED" in err and "NOT enhanced speech" in err
     assert info["model"].startswith("UNTRAINED")
@@ -192,7 +192,7 @@ def test_default_model_untrained_warning_when_none_is_packaged(monkeypatch, tmp_
 
 
 def test_default_model_is_loaded_when_packaged(monkeypatch, tiny, capsys):
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", tiny)
+    monkeypatch.setattr(cli_common, "DEFAULT_MODEL", tiny)
     info, err = info_json(capsys)
     assert "WARNING" not in err and info["model"] == str(tiny)
     assert info["parameters"] == info_json(capsys, tiny)[0]["parameters"]
@@ -268,7 +268,7 @@ def test_the_readme_first_command_works_every_time_it_is_run(tiny, tmp_path, mon
     (tmp_path / "examples").mkdir()
     (tmp_path / "examples" / "noisy_example.wav").write_bytes(EXAMPLE.read_bytes())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", tiny)  # the command names no model: the packaged one (tiny here)
+    monkeypatch.setattr(cli_common, "DEFAULT_MODEL", tiny)  # the command names no model: the packaged one (tiny here)
     outputs = []
     for _ in range(3):
         assert main(arguments) == 0, capsys.readouterr().err
