@@ -766,13 +766,21 @@ class AdaSlimStreamer:
                 parts = []
                 continue
             stride, taps = block.stride, block.taps
-            if count * block.channels >= BULK_ELEMENTS:  # the offline path, piece by piece
+            if count * block.channels >= BULK_ELEMENTS:  # the offline path for large pieces
                 # cut at the first frame whose input window starts inside a large stored tensor and after the
                 # last one whose window ends inside it: the frames between read a view of it
                 cuts = [first + bound for start, end in inputs.large_parts(BULK_ELEMENTS // block.in_channels)
                         for bound in (-(-start // stride), max(0, (end - block.kernel_size) // stride + 1))]
-                parts = [encoder_forward(block, inputs.get((a - first) * stride, (b - first + taps - 1) * stride)[None],
-                                         plan)[0] for a, b, plan in self._layer_plans(layer, first, stop, cuts)]
+                parts = []
+                for a, b, plan in self._layer_plans(layer, first, stop, cuts):
+                    window = inputs.get((a - first) * stride, (b - first + taps - 1) * stride)[None]
+                    if (b - a) * block.channels >= BULK_ELEMENTS:
+                        parts.append(encoder_forward(block, window, plan)[0])
+                        continue
+                    # few frames: the blocks' own products (the offline paths' buffers are sized for long calls)
+                    tap_inputs = block.tap_views(window)  # taps x [1, b - a, S*C_in]
+                    parts += [block.frames([tap[:, start - a : end - a] for tap in tap_inputs], width)[0]
+                              for start, end, width in self._spans(layer, a, b)]
             else:
                 tap_inputs = block.tap_views(inputs.get(0, (count + taps - 1) * stride)[None])  # taps x [1, count, S*C_in]
                 parts = [block.frames([tap[:, start - first : end - first] for tap in tap_inputs], width)[0]
@@ -855,60 +863,85 @@ class AdaSlimStreamer:
 
     def _decode_bulk(self, block, layer: int, first: int, count: int, upper: _Rows, skip: _Rows, carry,
                      final: bool):
-        """``_decode_frames`` through the offline ``decoder_forward``, piece by piece (see ``_layer_plans``; cut
+        """``_decode_frames`` through the offline ``decoder_forward`` for large pieces (see ``_layer_plans``; cut
         where the stored upper or skip rows change tensor, so that every piece reads views). -> (output rows
         as a list of tensors [n_i * S, C_out], the new carry).
 
-        A piece of frames [a, b) gives complete output row blocks [a + taps - 1, b): no frame outside it
-        reaches them; its row blocks [a, b) are its part of the output. The row blocks at the pieces' seams,
-        [p, p + taps - 1) for every seam p (the first of them also holding the carry), are summed here from
-        the few frames that reach them (hidden states recomputed, at each frame's own width) and written over
-        the incomplete rows; the last seam's partial sums become the new carry (and, at the end, output)."""
+        A large piece of frames [a, b) gives complete output row blocks [a + taps - 1, b): no frame outside it
+        reaches them; its row blocks [a, b) are its part of the output. The other row blocks (the first
+        taps - 1 of each large piece, which the frames before it also reach and the carry holds partial sums
+        for; every row block of a small piece; the taps - 1 after the last frame) are summed here from the
+        frames that reach them: each frame's hidden state at its own width, all its taps in one product, and
+        the sums gathered per tap. The row blocks after the last frame are the new carry (at the end, output)."""
         stride, shift = block.stride, block.taps - 1
         row = stride * block.out_channels
         bias = block.conv_tr.bias.repeat(stride)
-        large = BULK_ELEMENTS // block.channels  # rows; smaller stored tensors are copied where a piece spans them
+        end = first + count
+        large = BULK_ELEMENTS // block.channels  # frames (and rows); smaller stored tensors are copied
         cuts = [first + bound for rows in (upper, skip) for span in rows.large_parts(large) for bound in span]
-        pieces = self._layer_plans(layer, first, first + count, cuts)
-        parts = []  # (first row block, rows [n, S*C_out])
-        for a, b, plan in pieces:
-            if b - a > shift:  # [(b - a + shift) * S, C_out] -> row blocks [a, b + shift), of which [a, b) are kept
+        parts, summed_here = [], []  # (first row block, rows [n, S*C_out]); row blocks computed frame by frame
+        for a, b, plan in self._layer_plans(layer, first, end, cuts):
+            if b - a >= max(large, shift + 1):  # [(b - a + shift) * S, C_out]: row blocks [a, b + shift), keep [a, b)
                 piece = decoder_forward(block, upper.get(a - first, b - first)[None], skip.get(a - first, b - first)[None],
                                         plan)[0].view(-1, row)[: b - a]
+                summed_here += range(a, a + shift)
             else:
-                piece = carry.new_empty(b - a, row)  # every row block of it is a seam's
+                piece = carry.new_empty(b - a, row)
+                summed_here += range(a, b)
             parts.append((a, piece))
-        end = first + count
         if final:  # the last row blocks, reached only by frames of this call
             parts.append((end, carry.new_empty(shift, row)))
-        seams = sorted({a for a, _, _ in pieces} | {end})
-        row_blocks = [r for seam in seams for r in range(seam, seam + shift)]
-        frames = sorted({f for r in row_blocks for f in range(max(first, r - shift), min(end, r + 1))})
-        products = {}  # frame -> [taps, S*C_out]: its contribution to row blocks frame .. frame + taps - 1
-        by_width = {}
+        summed_here += range(end, end + shift)
+
+        # every frame that reaches those row blocks: hidden state at its width, then all taps at once
+        frames = sorted({f for r in summed_here for f in range(max(first, r - shift), min(end, r + 1))})
+        position = {frame: index for index, frame in enumerate(frames)}
+        products = carry.new_empty(len(frames), block.taps, row)  # frame f's contribution to row block f + tap
+        by_width: dict[int, list[int]] = {}
         for frame in frames:
             by_width.setdefault(self._frame_width(layer, frame), []).append(frame)
-        for width, group in by_width.items():  # the frames' hidden states at their width, then every tap at once
+        for width, group in by_width.items():
             in_weight, in_bias, taps = block.frame_weights(width)  # taps [K*C_out, w], rows (tap, sample, channel)
-            summed = torch.cat([upper.get(f - first, f - first + 1) + skip.get(f - first, f - first + 1) for f in group])
+            indices = torch.tensor([position[f] for f in group])
+            summed = self._frame_rows(upper, first, group) + self._frame_rows(skip, first, group)
             hidden = block.hidden(summed, in_weight, in_bias)  # [m, w]
-            for frame, product in zip(group, F.linear(hidden, taps).view(len(group), block.taps, row)):
-                products[frame] = product
+            products[indices] = F.linear(hidden, taps).view(len(group), block.taps, row)
+        totals = carry.new_zeros(len(summed_here), row)
+        for tap in range(block.taps):
+            pairs = [(i, position[r - tap]) for i, r in enumerate(summed_here) if first <= r - tap < end]
+            if pairs:
+                rows_at, frames_at = torch.tensor(pairs).unbind(1)
+                totals.index_add_(0, rows_at, products[frames_at, tap])
+        carried = [(i, r - first) for i, r in enumerate(summed_here) if r < first + shift]
+        if carried:
+            rows_at, carry_at = torch.tensor(carried).unbind(1)
+            totals.index_add_(0, rows_at, carry[carry_at])
         new_carry = carry.new_zeros(shift, row)
-        for row_block in row_blocks:
-            total = carry[row_block - first].clone() if row_block < first + shift else carry.new_zeros(row)
-            for frame in range(max(first, row_block - shift), min(end, row_block + 1)):
-                total += products[frame][row_block - frame]
-            if row_block >= end:  # past this call's frames: carried (final: output too)
-                new_carry[row_block - end] = total
+        targets = {}  # part index -> ([rows in the part], [rows of totals])
+        for i, r in enumerate(summed_here):
+            if r >= end:  # past this call's frames: carried (final: output too)
+                new_carry[r - end] = totals[i]
                 if not final:
                     continue
-            start, rows = next((start, rows) for start, rows in reversed(parts) if start <= row_block)
-            target = rows[row_block - start]
-            torch.add(total, bias, out=target)
-            if not block.last:
-                target.relu_()
+            index = next(k for k in range(len(parts) - 1, -1, -1) if parts[k][0] <= r)
+            local, source = targets.setdefault(index, ([], []))
+            local.append(r - parts[index][0])
+            source.append(i)
+        for index, (local, source) in targets.items():
+            values = totals[torch.tensor(source)] + bias
+            parts[index][1][torch.tensor(local)] = values if block.last else values.relu_()
         return [rows.reshape(-1, block.out_channels) for _, rows in parts], new_carry
+
+    @staticmethod
+    def _frame_rows(rows: _Rows, first: int, frames: list[int]) -> torch.Tensor:
+        """Rows of the given frames (sorted; ``rows`` starts at frame ``first``) as one tensor [m, C]: runs of
+        consecutive frames are read as windows."""
+        runs, start = [], 0
+        for index in range(1, len(frames) + 1):
+            if index == len(frames) or frames[index] != frames[index - 1] + 1:
+                runs.append(rows.get(frames[start] - first, frames[index - 1] + 1 - first))
+                start = index
+        return runs[0] if len(runs) == 1 else torch.cat(runs)
 
 
 __all__ = ["AdaSlimStreamer", "final_output_samples", "stream_latency"]
