@@ -35,10 +35,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the module imports neither at load time (adaslim --help stays fast)
+    import numpy as np
+
+    from .modeling_adaslim import AdaSlimModel
 
 # what the subcommand modules share lives in cli_common (they import it, not this module)
-from .cli_common import (DEFAULT_MODEL, THREADS_HELP, UNTRAINED_SEED, UsageError, load_model,  # noqa: F401
-                         parse_threads)
+from .cli_common import DEFAULT_MODEL, THREADS_HELP, UNTRAINED_SEED, UsageError, load_model, parse_threads  # noqa: F401
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
 OUTPUT_SUFFIX = "_enhanced"

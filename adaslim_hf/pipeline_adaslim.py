@@ -1,25 +1,35 @@
 """The ``speech-enhancement`` pipeline (alias ``audio-to-audio``): noisy audio in, enhanced audio out.
 
 Inference only. ``preprocess`` turns any accepted input into an ``AudioSource`` (audio_io.py), plans chunks
-and yields them one channel at a time; ``_forward`` only calls the model; ``postprocess`` stitches the chunks
-back (overlap-add) at the input's rate. Data flow for one input of ``T`` samples at rate ``f``:
+and yields them one channel at a time; ``_forward`` only runs the model; ``postprocess`` puts the chunks'
+outputs back together at the input's rate. Both kinds of model give the result of one model call on the
+whole input (within float error), in memory bounded by one chunk (plus the output when returned in memory;
+``enhance_file`` streams a file to a file).
 
-    source [C, T] @ f --(per chunk, with context)--> resample to the model rate F --> / (floor + std_c)
-      --> model --> * std_c --> resample back to f --> keep the chunk's own span, cross-fade the seams
-      --> (1 - dry) * enhanced + dry * input --> audio [C, T] @ f
+Causal models (the default): the chunks carry the model's state. Data flow for one input of ``T`` samples at
+rate ``f``:
 
-Why the output equals the unchunked result (away from the seams, within float error):
+    source [C, T] @ f --(chunk by chunk)--> resample to the model rate F --> AdaSlimStreamer of channel c
+      (input_std = std_c; carries every stage's context and recurrent state to the next chunk)
+      --> resample back to f, block by block --> (1 - dry) * enhanced + dry * input --> audio [C, T] @ f
+
 - the DEMUCS input normalisation uses each channel's standard deviation over the WHOLE input (computed in a
-  first pass), not the chunk's, so every chunk sees the same scaling the whole file would;
-- chunks start on multiples of the router hop at the model rate (so every strided conv and every router
-  frame sits on the same grid as in the whole-file run), and on whole resampling periods;
-- each chunk carries ``context_s`` seconds of left context, computed and thrown away, so the causal GRUs
-  (bottleneck and router) have forgotten their zero initial state by the time the kept span starts, and a
-  right context covering the model's look-ahead (the convolutions' receptive field and the sinc filters);
-  a non-causal model gets the same long context on the right (its backward recurrences);
-- block-wise resampling reads ``audio_io.resampler_margin`` extra samples, which makes it exact.
-Memory is bounded by one chunk (plus the output when returned in memory): ``enhance_file`` streams a file
-to a file.
+  first pass), given to the channel's streamer as ``input_std``, so every chunk sees the whole file's scaling;
+- each chunk runs the model only on its own samples: the streamer computes every row that is final (the
+  offline model's value whatever follows) and keeps the rest of its context, including the GRUs' states, for
+  the next chunk (streaming.py; large chunks go through the offline model's own inference paths); nothing is
+  computed twice, so the pipeline costs what the model costs (``scripts/benchmark_pipeline.py``);
+- block-wise resampling, to the model rate and back, reads ``audio_io.resampler_margin`` extra samples, which
+  makes it exact.
+
+Non-causal models: each chunk runs with ``context_s`` seconds of left context, computed and thrown away, and
+the same long context on the right (the backward recurrences), plus the model's look-ahead; chunks start on
+multiples of the router hop at the model rate (every strided conv and router frame on the whole-file grid)
+and on whole resampling periods, are normalised by the whole input's std, and are cross-faded at the seams.
+
+Threads: ``threads="auto"`` (the default) runs each chunk with as many torch threads as there are cores no
+other process is running on (at most torch's setting, which is restored after each chunk): on a machine where
+another process holds a core, the default one thread per core made a call 10x slower and more.
 
 This file imports only numpy, torch, transformers and its siblings (soundfile and torchaudio lazily, through
 audio_io.py): it travels to the Hub with the model (``custom_pipelines`` in the config).
@@ -30,7 +40,6 @@ import copy
 import itertools
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -539,10 +548,14 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         dry (`float` in [0, 1], defaults to 0): mix `dry * input + (1 - dry) * enhanced` (a strength knob).
         sampling_rate (`int`, *optional*): rate of bare array inputs (default: the model's rate).
         output_sampling_rate (`int`, *optional*): rate of the returned audio (default: the input's rate).
-        chunk_length_s (`float` or `None`, defaults to 4): seconds of audio kept per model call; `None` runs
-            each input in one call.
-        context_s (`float`, defaults to 3): seconds of left context computed and discarded per chunk.
-        batch_size (`int`): chunks per model call (padding is trimmed per item).
+        chunk_length_s (`float` or `None`, defaults to 4): seconds of audio per model call (memory grows with
+            it; the result does not depend on it); `None` runs each input in one call.
+        context_s (`float`, defaults to 3): non-causal models only: seconds of left context computed and
+            discarded per chunk. Causal models carry their state from chunk to chunk and need none.
+        threads (`"auto"` or `int`, defaults to `"auto"`): torch threads per chunk; "auto": the cores no other
+            process is running on, at most torch's current setting (restored after each chunk).
+        batch_size (`int`): chunks per `_forward` call (non-causal models: one padded batch; causal models run
+            them one after another, as their states require).
 
     Returns a dict (a list of them for a list input):
         audio (`np.ndarray` float32): `(samples,)` for mono inputs and 1-D arrays, `(channels, samples)` otherwise.
@@ -565,9 +578,10 @@ class SpeechEnhancementPipeline(ChunkPipeline):
     _load_feature_extractor = None  # optional: loaded with the model when saved, else built from its config
     _load_tokenizer = False
 
-    # ~7.1 s per model call with the contexts: ~140 MB of activations for the default model, so hour-long files
-    # stay under 1 GB peak RSS (torch and transformers alone take ~790 MB). The context costs ~75 % more compute
-    # than one call on the whole input; it is what makes the chunks equal that call (see the module docstring).
+    # 4 s per model call: peak RSS for a long file as with the earlier context-based chunks (887 MB for 120 s
+    # through `adaslim enhance --threads 1`, measured both ways on 2026-12-05; torch and transformers alone take
+    # ~790 MB); 8 s chunks took 950 MB. Non-causal models add context_s (3 s) of left context and as much on
+    # the right to every call.
     default_chunk_length_s = 4.0
     default_context_s = 3.0
 

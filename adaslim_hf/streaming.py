@@ -63,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -723,7 +724,7 @@ class AdaSlimStreamer:
             self._decide_static(final_router_frame)
         pieces = []
         bounds = [first, *sorted(c for c in set(cuts) if first < c < stop), stop]
-        for low, high in zip(bounds[:-1], bounds[1:]):
+        for low, high in itertools.pairwise(bounds):
             begin, end = low // per, (high - 1) // per + 1  # router frames [begin, end) hold these frames
             decided = self._decisions[begin : end if last is None else min(end, last + 1)]
             decided += decided[-1:] * (end - begin - len(decided))  # past the last router frame: its decision

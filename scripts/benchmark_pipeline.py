@@ -57,11 +57,11 @@ def main(args):
     for setting in args.utilizations.split(","):
         utilization = None if setting == "auto" else float(setting)
 
-        def bare():
+        def bare(utilization=utilization):
             with torch.inference_mode():
                 return model(tensor, utilization=utilization).enhanced_values[0].numpy()
 
-        def piped():
+        def piped(utilization=utilization):
             return pipe(noisy, utilization="auto" if utilization is None else utilization, threads=args.threads,
                         **extra)["audio"]
 

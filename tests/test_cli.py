@@ -257,7 +257,7 @@ def test_console_script_lists_the_subcommands():
 def readme_first_command() -> list[str]:
     """The adaslim arguments of the README's first command (after `bash scripts/bootstrap.sh && .venv/bin/adaslim`)."""
     text = (REPO / "README.md").read_text()
-    first = re.search(r"```bash\n(.*?)\n```", text, flags=re.S).group(1)
+    first = re.search(r"```bash\n(.*?)\n```", text, flags=re.DOTALL).group(1)
     setup, command = first.split(" && ")
     assert setup == "bash scripts/bootstrap.sh" and command.startswith(".venv/bin/adaslim ")
     return command.split()[1:]

@@ -169,7 +169,7 @@ def test_the_pipeline_benchmark_script_runs(tmp_path):
     script = REPO_ROOT / "scripts" / "benchmark_pipeline.py"
     result = subprocess.run([sys.executable, str(script), "--seconds", "1", "--repeats", "1", "--utilizations",
                              "0.25,auto", "--json", str(tmp_path / "bench.json")], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO_ROOT)
+                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO_ROOT, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert [row["utilization"] for row in rows] == ["0.25", "auto"]
@@ -442,7 +442,7 @@ def test_pipeline_loads_from_an_offline_hub_cache_without_the_package(pipe, nois
 def readme_python_snippets() -> list[str]:
     import re
 
-    return re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.DOTALL)
 
 
 def test_the_readme_python_snippets_run_as_written_offline(tmp_path):
@@ -465,7 +465,7 @@ def test_the_readme_python_snippets_run_as_written_offline(tmp_path):
     for snippet in snippets:  # as written, from the repository's folder
         code = snippet + "".join(textwrap.dedent(check) for marker, check in checks.items() if marker in snippet)
         result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                                timeout=300)
+                                timeout=300, check=False)
         assert result.returncode == 0, f"{snippet}\n{result.stderr[-3000:]}"
     assert not any((tmp_path / "empty_cache").glob("models--*"))  # nothing was fetched or expected in a cache
 

@@ -98,7 +98,7 @@ def test_large_chunks_through_the_offline_paths_equal_offline(monkeypatch, utili
     """Chunks large enough for the offline inference paths (``BULK_ELEMENTS``), mixed with small ones so that
     stored buffers hold several tensors and pieces start off the router-frame grid; a lower threshold forces
     the bulk path on every layer, so the seams between pieces and their carried overlap-add sums are exercised."""
-    import adaslim_hf.streaming as streaming
+    from adaslim_hf import streaming
 
     model = make_model(hidden=16, depth=5)
     noisy = noisy_input(40000, seed=4)
