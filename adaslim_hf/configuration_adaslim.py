@@ -286,6 +286,12 @@ class AdaSlimConfig(PreTrainedConfig):
             result.append(frames)
         return result
 
+    def frames_per_router_frame(self, layer: int) -> int:
+        """Frames of block ``layer`` (0-based) under one router decision: router_stride * stride**(depth-1-layer)
+        (a bottleneck frame is ``router_stride``-th of a decision; every block above it has ``stride`` times the
+        frames of the one below)."""
+        return self.router_stride * self.stride ** (self.depth - 1 - layer)
+
     def num_router_frames(self, length: int) -> int:
         """Router decisions for an input of ``length`` samples: one per ``router_hop`` samples begun. Frames of a
         block past the last router frame's (the padding's receptive field) take the last decision."""

@@ -13,12 +13,13 @@ from export-only modules (``StaticExport``, ``RouterExport``) that reuse the mod
 parameters, with three substitutions, each computing the same function as the model's inference code:
 
 - the loop-free all-frames path of the blocks (``SlimEncoderBlock.frames``, ``SlimDecoderBlock.
-  forward_all_frames``) instead of the cache-sized tiles, whose count is a Python loop over the length;
+  forward_all_frames``, the paths training runs) instead of the cache-sized tiles, whose count is a Python
+  loop over the length;
 - the bottleneck's groups as one ``nn.GRU`` call each (ONNX ``GRU``), instead of the fused recurrence (a
   Python loop over frames);
 - the router's diagonal GRU as an ``nn.GRU`` whose recurrent matrices are diagonal (exact: the gate
-  equations are torch's GRU with W_hh = diag(u), b_hh = c), and the sinc resampling as ``F.conv1d`` with
-  the same kernel instead of a banded Toeplitz matmul over ``unfold`` windows.
+  equations are torch's GRU with W_hh = diag(u), b_hh = c), and the sinc filter of the model's resampling
+  functions as ``F.conv1d`` with the same kernel instead of a banded Toeplitz matmul over ``unfold`` windows.
 
 Per-frame (dynamic) routing is not exported: its gather/scatter by chosen factor is data-dependent control
 flow. A runtime that wants adaptive compute runs the router graph and one static graph per chunk.
@@ -31,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import warnings
 from pathlib import Path
@@ -41,9 +41,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import __version__
+from .bottleneck import DemucsLSTM, GroupedGRU
 from .configuration_adaslim import AdaSlimConfig
 from .macs import macs_per_sample, router_macs_per_frame
-from .modeling_adaslim import SINC_ZEROS, AdaSlimModel, DemucsLSTM, DiagonalGRU, GroupedGRU, sinc_kernel
+from .modeling_adaslim import AdaSlimModel
+from .resample import SINC_ZEROS, downsample2_even, resample_stages, sinc_kernel, upsample2
+from .router import DiagonalGRU
 
 DEFAULT_OPSET = 18
 FOLD_LIMIT = 1 << 28  # elements: constant-fold every weight computation, whatever its size
@@ -129,22 +132,21 @@ class _Frontend(nn.Module):
         return x / (config.floor + std), std
 
     def sinc_filter(self, signal: torch.Tensor) -> torch.Tensor:
-        """[M, 1, T] -> [M, 1, T + 1], modeling_adaslim.sinc_filter as the convolution it stands for."""
+        """[M, 1, T] -> [M, 1, T + 1], resample.sinc_filter as the convolution it stands for."""
         return F.conv1d(signal, self.sinc, padding=SINC_ZEROS)
 
-    def upsample2(self, signal: torch.Tensor) -> torch.Tensor:
-        """[B, C, T] -> [B, C, 2T]."""
-        batch, channels, time = signal.shape
-        halfway = self.sinc_filter(signal.reshape(batch * channels, 1, time))[..., 1:].reshape(batch, channels, time)
-        return torch.stack([signal, halfway], dim=-1).reshape(batch, channels, 2 * time)
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, T] -> [B, C, T * U]: the model's up-sampling with the convolution as its filter."""
+        for _ in range(resample_stages(self.config.resample)):
+            x = upsample2(x, self.sinc_filter)
+        return x
 
-    def downsample2(self, signal: torch.Tensor) -> torch.Tensor:
-        """[B, C, T] -> [B, C, T / 2] for even T (always the case here: T is a multiple of the resample factor)."""
-        batch, channels, time = signal.shape
-        pairs = signal.reshape(batch, channels, time // 2, 2)
-        even, odd = pairs[..., 0], pairs[..., 1]
-        interpolated = self.sinc_filter(odd.reshape(batch * channels, 1, time // 2))[..., :-1]
-        return (even + interpolated.reshape(batch, channels, time // 2)) * 0.5
+    def downsample(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, T * U] -> [B, C, T]: the model's down-sampling with the convolution as its filter (every
+        length is even here: T * U is a multiple of the resample factor)."""
+        for _ in range(resample_stages(self.config.resample)):
+            x = downsample2_even(x, self.sinc_filter)
+        return x
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -222,19 +224,13 @@ def run_rnn(rnn: nn.GRU | nn.LSTM, x: torch.Tensor) -> torch.Tensor:
 
 def run_bottleneck(bottleneck: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's bottleneck [B, N, C] -> [B, N, C] without Python loops over frames. The grouped GRU's
-    fused one-layer recurrence equals one nn.GRU call per group (what the module's unfused branch does)."""
+    fused one-layer recurrence equals one nn.GRU call per group (``GroupedGRU.forward_per_group``)."""
     if isinstance(bottleneck, DemucsLSTM):
         x = run_rnn(bottleneck.lstm, x)
         return bottleneck.linear(x) if bottleneck.linear is not None else x
     if not isinstance(bottleneck, GroupedGRU):
         raise TypeError(f"unsupported bottleneck {type(bottleneck).__name__}")
-    outputs = []
-    for index, (gru, part) in enumerate(zip(bottleneck.grus, x.split(bottleneck.group_width, dim=-1))):
-        part = run_rnn(gru, part)
-        if bottleneck.linears is not None:
-            part = bottleneck.linears[index](part)
-        outputs.append(part)
-    return torch.cat(outputs, dim=-1)
+    return bottleneck.forward_per_group(x, run_rnn)
 
 
 class StaticExport(nn.Module):
@@ -261,9 +257,7 @@ class StaticExport(nn.Module):
         x, std = self.frontend.normalise(x)
         frames = _symbolic_frames(config, length)  # M, frames of the deepest layer
         x = F.pad(x, (0, padded_length(config, frames) - length))  # [B, chin, L]
-        for _ in range(int(math.log2(config.resample))):
-            x = self.frontend.upsample2(x)
-        x = x.transpose(1, 2)  # [B, L*U, chin]
+        x = self.frontend.upsample(x).transpose(1, 2)  # [B, L*U, chin]
         skips = []
         for block, width in zip(self.encoder, self.widths):
             x = block.frames(block.tap_views(x), width)  # [B, N_l, C_l]
@@ -272,9 +266,7 @@ class StaticExport(nn.Module):
         for block, width in zip(self.decoder, reversed(self.widths)):
             skip = skips.pop()
             x = block.forward_all_frames(x + skip[:, : x.shape[1]], width)  # [B, N_{l-1}, C_{l-1}]
-        x = x.transpose(1, 2)  # [B, chout, L*U]
-        for _ in range(int(math.log2(config.resample))):
-            x = self.frontend.downsample2(x)
+        x = self.frontend.downsample(x.transpose(1, 2))  # [B, chout, L]
         enhanced = F.pad(x, (0, length - x.shape[-1])) * std  # cropped to [B, chout, T]
         return enhanced[:, 0] if input_values.dim() == 2 else enhanced
 
@@ -312,9 +304,8 @@ class RouterExport(nn.Module):
         config = model.config
         self.config = config
         self.frontend = _Frontend(config)
-        router = model.router
-        self.conv, self.projection, self.hop, self.delay = router.conv, router.projection, router.hop, router.delay
-        self.gru = diagonal_gru_as_gru(router.gru, router.gru_reverse)
+        self.router = model.router  # its front end and projection; its recurrence as an nn.GRU:
+        self.gru = diagonal_gru_as_gru(model.router.gru, model.router.gru_reverse)
         self.training = False  # this wrapper only; the model's modes are untouched
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
@@ -324,10 +315,11 @@ class RouterExport(nn.Module):
         x, _ = self.frontend.normalise(x)
         num_frames = _symbolic_router_frames(config, length)  # N = config.num_router_frames(T)
         # decision r reads the hop router_delay hops before its own: [B, chin, N * hop] from delay zeros on
-        x = F.pad(x, (self.delay, num_frames * self.hop - self.delay - length))
-        features = F.relu(self.conv(x)).transpose(1, 2)  # [B, N, router_channels]
+        hop, delay = self.router.hop, self.router.delay
+        x = F.pad(x, (delay, num_frames * hop - delay - length))
+        features = self.router.features(x)  # [B, N, router_channels]
         hidden = run_rnn(self.gru, features)  # [B, N, directions * router_hidden]
-        return self.projection(hidden.transpose(1, 2)).transpose(1, 2)  # [B, N, J]
+        return self.router.scores(hidden)  # [B, N, J]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -366,15 +366,70 @@ def share_floor_loss(frame_fractions: torch.Tensor, min_share: float) -> torch.T
     return ((min_share - frame_fractions).clamp(min=0).sum(-1) / min_share).mean()
 
 
+# ----------------------------------------------------------------------------------------------------
+# The model's objective, from its config's weights
+# ----------------------------------------------------------------------------------------------------
+
+
+def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
+                       padding_mask: torch.Tensor | None = None, target_magnitudes=None):
+    """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR and pause terms added to L_SE at the
+    config's weights (``si_sdr_weight``, ``pause_weight``). estimate, target, noisy [B, T]; ``padding_mask``
+    [B, T] (1 = real sample) applies to every term; ``target_magnitudes``: ``stft_magnitudes(target)``
+    computed before (``AdaSlimModel.share_inputs``)."""
+    se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
+                                      mag_factor=config.stft_mag_factor, padding_mask=padding_mask,
+                                      target_magnitudes=target_magnitudes)
+    if config.si_sdr_weight:
+        se_loss = se_loss + config.si_sdr_weight * si_sdr_loss(estimate, target, padding_mask=padding_mask)
+    if config.pause_weight:
+        se_loss = se_loss + config.pause_weight * pause_residual_loss(
+            estimate, target, noisy, frame=config.sample_rate // 50, padding_mask=padding_mask)
+    return se_loss, polarity_loss(estimate, target, padding_mask)
+
+
+def routing_losses(config, one_hot: torch.Tensor, frame_mask: torch.Tensor | None = None):
+    """(L_Eff, L_Bal, L_Share or None when ``min_factor_share`` is 0) of the router's choices one_hot [B, N, J]
+    over the valid router frames ``frame_mask`` [B, N]."""
+    fractions = choice_fractions(one_hot, frame_mask)
+    factors = torch.tensor(config.utilization_factors, dtype=one_hot.dtype, device=one_hot.device)
+    share = share_floor_loss(fractions, config.min_factor_share) if config.min_factor_share else None
+    return efficiency_loss(fractions, factors, config.target_utilization), balance_loss(fractions), share
+
+
+def model_losses(config, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
+                 padding_mask: torch.Tensor | None = None, target_magnitudes=None,
+                 one_hot: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None) -> dict:
+    """Every loss term of ``AdaSlimModel`` and their weighted sum: L_SE + polarity_weight * L_Pol, plus, when
+    the router decided (``one_hot`` [B, N, J] given), efficiency_weight * L_Eff + balance_weight * L_Bal
+    (+ share_weight * L_Share when min_factor_share > 0). Signals as in ``enhancement_losses``.
+
+    Returns ``{"loss", "se_loss", "polarity_loss", "efficiency_loss", "balance_loss", "share_loss"}``, None
+    for the terms not computed."""
+    se_loss, pol_loss = enhancement_losses(config, estimate, target, noisy, padding_mask, target_magnitudes)
+    loss = se_loss + config.polarity_weight * pol_loss if config.polarity_weight else se_loss
+    eff_loss = bal_loss = share_loss = None
+    if one_hot is not None:
+        eff_loss, bal_loss, share_loss = routing_losses(config, one_hot, frame_mask)
+        loss = loss + config.efficiency_weight * eff_loss + config.balance_weight * bal_loss
+        if share_loss is not None:
+            loss = loss + config.share_weight * share_loss
+    return {"loss": loss, "se_loss": se_loss, "polarity_loss": pol_loss, "efficiency_loss": eff_loss,
+            "balance_loss": bal_loss, "share_loss": share_loss}
+
+
 __all__ = [
     "STFT_RESOLUTIONS",
     "balance_loss",
-    "share_floor_loss",
     "choice_fractions",
     "efficiency_loss",
+    "enhancement_losses",
+    "model_losses",
     "multi_resolution_stft_loss",
     "pause_residual_loss",
     "polarity_loss",
+    "routing_losses",
+    "share_floor_loss",
     "si_sdr",
     "si_sdr_loss",
     "speech_enhancement_loss",

@@ -8,16 +8,13 @@ For the paper's backbone (hidden=32, depth=5, kernel 8, stride 4, resample 4) th
 cost exactly 53,760 * u MACs per input sample; with the grouped-GRU bottleneck (1,536), the resampling
 (672) and the router (~9) the total is 53,760 * u + 2,217, against the authors' table 53,760 * u + 2,225.
 
-Imports only torch and the config: this file travels to the Hub next to the model as remote code.
+Imports only torch and siblings: this file travels to the Hub next to the model as remote code.
 """
-
-import math
 
 import torch
 
 from .configuration_adaslim import AdaSlimConfig
-
-SINC_TAPS = 112  # 2 * zeros of DEMUCS' windowed-sinc resampler (zeros = 56)
+from .resample import SINC_TAPS, resample_stages
 
 
 def _glu_expansion(config: AdaSlimConfig) -> int:
@@ -83,7 +80,7 @@ def router_macs_per_frame(config: AdaSlimConfig) -> int:
 
 def resampling_macs_per_sample(config: AdaSlimConfig) -> float:
     """Sinc up- and down-sampling MACs per input sample (each x2 stage filters once per new sample)."""
-    stages = int(math.log2(config.resample))
+    stages = resample_stages(config.resample)
     up = sum(SINC_TAPS * 2**stage for stage in range(stages)) * config.chin
     down = sum(SINC_TAPS * 2**stage for stage in range(stages)) * config.chout
     return float(up + down)
@@ -111,8 +108,8 @@ def macs_per_second(config: AdaSlimConfig, utilization: float, router: bool = Tr
 
 
 def frames_per_router_frame(config: AdaSlimConfig, layer: int) -> int:
-    """Frames of layer ``layer`` covered by one router decision: router_stride * stride**(depth-1-layer)."""
-    return config.router_stride * config.stride ** (config.depth - 1 - layer)
+    """Frames of layer ``layer`` covered by one router decision (``AdaSlimConfig.frames_per_router_frame``)."""
+    return config.frames_per_router_frame(layer)
 
 
 def layer_frame_counts(config: AdaSlimConfig, lengths: torch.Tensor, num_router_frames: int) -> list[torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Training steps with the blocks' fused 1x1 conv + GLU (modeling_adaslim.linear_glu) against autograd's
+"""Training steps with the blocks' fused 1x1 conv + GLU (products.linear_glu) against autograd's
 F.glu(linear(...)), both in one process, interleaved round by round (so a drifting load hits both alike).
 
     OMP_NUM_THREADS=1 python scripts/benchmark_fused_glu.py             # batch 8 x 4 s, 5 rounds, one thread
@@ -22,13 +22,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel  # noqa: E402
-from adaslim_hf import modeling_adaslim as modeling  # noqa: E402
+from adaslim_hf import blocks, products  # noqa: E402
 from adaslim_hf.memory import reuse_freed_memory  # noqa: E402
 from adaslim_hf.training import TrainingObjective, backward_terms, freeze_router  # noqa: E402
 
 
 def plain_linear_glu(x, weight, bias=None):
-    return F.glu(modeling.linear(x, weight, bias), dim=-1)
+    return F.glu(products.linear(x, weight, bias), dim=-1)
 
 
 def main(argv=None) -> dict:
@@ -47,12 +47,12 @@ def main(argv=None) -> dict:
     noisy, clean = torch.randn(args.batch_size, length) * 0.1, torch.randn(args.batch_size, length) * 0.1
     objectives = {"static 0.125": TrainingObjective(model, "static", 0.125),
                   "static 1": TrainingObjective(model, "static", 1.0), "stage 1": TrainingObjective(model, "1")}
-    variants = {"F.glu(linear)": plain_linear_glu, "linear_glu (fused)": modeling.linear_glu}
+    variants = {"F.glu(linear)": plain_linear_glu, "linear_glu (fused)": products.linear_glu}
     times = {}
     try:
         for round_index in range(args.rounds):
             for variant, function in variants.items():
-                modeling.linear_glu = function
+                blocks.linear_glu = function  # the name the blocks call
                 for row, objective in objectives.items():
                     start = time.process_time()
                     backward_terms(objective, objective.terms(), noisy, clean)
@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
                     if round_index:
                         times.setdefault((variant, row), []).append(time.process_time() - start)
     finally:
-        modeling.linear_glu = variants["linear_glu (fused)"]
+        blocks.linear_glu = variants["linear_glu (fused)"]
     print(f"forward + backward, batch {args.batch_size} x {args.seconds:g} s, {args.num_threads} thread(s), "
           f"CPU seconds, median of {args.rounds - 1} rounds")
     print("| variant | " + " | ".join(objectives) + " | stage-1 ratio |")

@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from adaslim_hf import AdaSlimConfig, AdaSlimModel
-from adaslim_hf import modeling_adaslim as modeling
-from adaslim_hf.modeling_adaslim import DiagonalGRU, GroupedGRU
+from adaslim_hf import AdaSlimConfig, AdaSlimModel, bottleneck, execution, products, resample
+from adaslim_hf.bottleneck import GroupedGRU
+from adaslim_hf.router import DiagonalGRU
 
 if "OMP_NUM_THREADS" not in os.environ:  # a shared machine sets it (one thread beside a training job)
     torch.set_num_threads(2)
@@ -61,9 +61,9 @@ def test_inference_fast_paths_equal_the_autograd_paths(name, runs_as_spans, smal
     the GRU steps through preallocated buffers; with autograd the plain paths run. Same outputs, with the
     grouped path's runs computed as spans (threshold 0) or gathered by factor (threshold never met), and
     with one tile per span or the smallest tiles (256 frames: products carried across many tile edges)."""
-    monkeypatch.setattr(modeling, "RUN_MIN_ELEMENTS", 0 if runs_as_spans else float("inf"))
+    monkeypatch.setattr(execution, "RUN_MIN_ELEMENTS", 0 if runs_as_spans else float("inf"))
     if small_tiles:
-        monkeypatch.setattr(modeling, "TILE_FLOATS", 1)
+        monkeypatch.setattr(execution, "TILE_FLOATS", 1)
     model = make_model(name)
     config = model.config
     lengths = [4099, 2711]
@@ -95,7 +95,7 @@ def test_grouped_gru_inference_recurrence_equals_the_autograd_one():
     # the TorchScript-compiled recurrence computes exactly what the Python function does
     args = torch.randn(37, 3, 2, 24), torch.randn(3, 2, 8), torch.randn(3, 8, 24), torch.randn(3, 1, 24)
     with torch.no_grad():
-        assert torch.equal(modeling.compiled_gru_steps()(*args), modeling.grouped_gru_steps(*args))
+        assert torch.equal(bottleneck.compiled_gru_steps()(*args), bottleneck.grouped_gru_steps(*args))
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -419,42 +419,42 @@ def _assert_same_values_and_gradients(ours, reference, inputs):
 @pytest.mark.parametrize("tile_rows", [2048, 7])
 @pytest.mark.parametrize("in_features,out_features", [(3, 40), (40, 3), (16, 16)])
 def test_linear_equals_f_linear_in_values_and_gradients(in_features, out_features, tile_rows, monkeypatch):
-    """modeling.linear (tiled products, weight gradients in the faster operand order) against F.linear, on a
+    """products.linear (tiled products, weight gradients in the faster operand order) against F.linear, on a
     non-contiguous 3-D input, with and without bias, in one tile and in many."""
     import torch.nn.functional as F
 
-    monkeypatch.setattr(modeling, "LINEAR_TILE_ROWS", tile_rows)
+    monkeypatch.setattr(products, "LINEAR_TILE_ROWS", tile_rows)
     torch.manual_seed(0)
     base = torch.randn(3, 2 * 101, in_features, dtype=torch.float64, requires_grad=True)
     x = base[:, ::2]  # [3, 101, K], a strided view
     weight = torch.randn(out_features, in_features, dtype=torch.float64, requires_grad=True)
     for bias in (torch.randn(out_features, dtype=torch.float64, requires_grad=True), None):
-        ours = modeling.linear(x, weight, bias)
+        ours = products.linear(x, weight, bias)
         reference = F.linear(x, weight, bias)
         _assert_same_values_and_gradients(ours, reference, [base, weight] + ([bias] if bias is not None else []))
         with torch.no_grad():
-            torch.testing.assert_close(modeling.linear(x, weight, bias), reference)
+            torch.testing.assert_close(products.linear(x, weight, bias), reference)
 
 
 @pytest.mark.parametrize("in_features,channels", [(3, 40), (40, 3)])
 def test_linear_glu_equals_glu_of_linear_in_values_and_gradients(in_features, channels, monkeypatch):
-    """modeling.linear_glu (value and gate as separate products, backward from the sigmoid and the output)
+    """products.linear_glu (value and gate as separate products, backward from the sigmoid and the output)
     against F.glu(F.linear(...)), on a strided 3-D input, with and without bias; tile rows made small so the
     fused autograd function runs on this small input."""
     import torch.nn.functional as F
 
-    monkeypatch.setattr(modeling, "LINEAR_TILE_ROWS", 7)
+    monkeypatch.setattr(products, "LINEAR_TILE_ROWS", 7)
     torch.manual_seed(0)
     base = torch.randn(3, 2 * 101, in_features, dtype=torch.float64, requires_grad=True)
     x = base[:, ::2]  # [3, 101, K]
     weight = torch.randn(2 * channels, in_features, dtype=torch.float64, requires_grad=True)
     for bias in (torch.randn(2 * channels, dtype=torch.float64, requires_grad=True), None):
-        ours = modeling.linear_glu(x, weight, bias)
+        ours = products.linear_glu(x, weight, bias)
         assert type(ours.grad_fn).__name__ == "_LinearGLUBackward"
         reference = F.glu(F.linear(x, weight, bias), dim=-1)
         _assert_same_values_and_gradients(ours, reference, [base, weight] + ([bias] if bias is not None else []))
         with torch.no_grad():
-            torch.testing.assert_close(modeling.linear_glu(x, weight, bias), reference)
+            torch.testing.assert_close(products.linear_glu(x, weight, bias), reference)
 
 
 def test_decoder_training_path_equals_conv_transpose_reference():
@@ -484,7 +484,7 @@ def test_decoder_training_path_equals_conv_transpose_reference():
 
 def test_training_after_inference_mode_in_the_same_process():
     """Caches filled under torch.inference_mode (an evaluation) must not break a later training step."""
-    modeling._sinc_toeplitz.cache_clear()
+    resample._sinc_toeplitz.cache_clear()
     model = make_model("causal")
     noisy, _ = padded_batch([4099, 4099], seed=6)
     with torch.inference_mode():
