@@ -223,10 +223,6 @@ class SlimDecoderBlock(nn.Module):
         build = {"linear": self._linear_layout, "matmul": self._matmul_layout}[layout]
         return sliced_weights(self, width, build, dtype)
 
-    def frame_weights(self, width: int, dtype: torch.dtype | None = None) -> tuple:
-        """The former name of ``weights(width, "linear", dtype)``, until streaming.py is updated."""
-        return self.weights(width, "linear", dtype)
-
     def _linear_layout(self, width: int):
         weight, bias = self.conv_in.weight[:, :, 0], self.conv_in.bias
         if self.glu:
@@ -256,10 +252,7 @@ class SlimDecoderBlock(nn.Module):
         """The internal feature space: 1x1 conv, then GLU (or ReLU), times ``mask``: x [..., n, C] -> [..., n, w].
         "matmul" (inference, 2-D x): one narrow product for both GLU halves, then the GLU in one pass, into
         ``out`` [n, w] when given."""
-        if isinstance(width, torch.Tensor):  # the former hidden(x, in_weight, bias), until streaming.py is updated
-            in_weight, in_bias, mask, layout = width, mask, layout if isinstance(layout, torch.Tensor) else None, "linear"
-        else:
-            in_weight, in_bias = self.weights(width, layout, x.dtype)[:2]
+        in_weight, in_bias = self.weights(width, layout, x.dtype)[:2]
         if layout == "linear":
             hidden = linear_glu(x, in_weight, in_bias) if self.glu else F.relu(linear(x, in_weight, in_bias))
             return masked(hidden, mask)

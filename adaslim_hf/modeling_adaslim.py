@@ -34,18 +34,18 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .blocks import SlimDecoderBlock, SlimEncoderBlock
-from .bottleneck import GroupedGRU, bottleneck_forward, build_bottleneck
+from .bottleneck import bottleneck_forward, build_bottleneck
 from .configuration_adaslim import AdaSlimConfig
-from .execution import Decisions, LayerPlan, decoder_forward, encoder_forward, layer_plans, router_runs
+from .execution import Decisions, decoder_forward, encoder_forward, layer_plans, router_runs
 from .losses import model_losses, stft_magnitudes
 from .macs import call_macs
 from .products import autocast_dtype
-from .resample import SINC_ZEROS, downsample2, resample_stages, sinc_filter, upsample2
+from .resample import SINC_ZEROS, downsample2, resample_stages, upsample2
 from .router import AdaSlimRouter, DiagonalGRU, straight_through_gumbel
 
-# Read from here by modules written before these names had rooms of their own (streaming.py, cli_stream.py,
+# Read from here by modules written before these names had rooms of their own (cli_stream.py,
 # scripts/benchmark.py); new code imports them from their homes.
-FORMER_NAMES = (GroupedGRU, LayerPlan, router_runs, SINC_ZEROS, sinc_filter)
+FORMER_NAMES = (router_runs, SINC_ZEROS)
 
 # ----------------------------------------------------------------------------------------------------
 # Outputs

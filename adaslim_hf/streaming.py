@@ -73,17 +73,10 @@ import torch
 from torch.nn import functional as F
 
 from .configuration_adaslim import AdaSlimConfig
+from .execution import LayerPlan, decoder_forward, encoder_forward, router_runs
 from .feature_extraction_adaslim import check_dry
-from .modeling_adaslim import (
-    SINC_ZEROS,
-    AdaSlimModel,
-    GroupedGRU,
-    LayerPlan,
-    decoder_forward,
-    encoder_forward,
-    router_runs,
-    sinc_filter,
-)
+from .modeling_adaslim import AdaSlimModel
+from .resample import SINC_ZEROS, resample_stages, sinc_filter
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
 # sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
@@ -93,8 +86,6 @@ from .modeling_adaslim import (
 # grouped router frames); fewer go frame by frame through the blocks' own products, whose per-call overhead
 # is lower. Large chunks (the pipeline feeds seconds at a time) then cost what the offline call costs.
 BULK_ELEMENTS = 1 << 15
-# The bottleneck runs the model's fused grouped-GRU recurrence from this many new frames on.
-BULK_BOTTLENECK_FRAMES = 16
 
 
 def _append(held: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -169,7 +160,7 @@ class _Rows:
 
 
 def _resampling_stages(config) -> int:
-    return int(math.log2(config.resample))
+    return resample_stages(config.resample)
 
 
 class _Geometry:
@@ -183,10 +174,8 @@ class _Geometry:
         self.router_stride, self.router_hop = config.router_stride, config.router_hop
         self.router_delay = config.router_delay
         self.valid_length_1 = config.valid_length(1)
-        # frames_per_router_frame and slim_width, from values read once (the tests check they agree)
-        self.per_router_frame = [self.router_stride * self.stride ** (self.depth - 1 - layer) for layer in range(self.depth)]
-        channels, factors = list(config.channels), list(config.utilization_factors)
-        self.widths = [[math.floor(c * u) for u in factors] for c in channels]
+        self.per_router_frame = [config.frames_per_router_frame(layer) for layer in range(self.depth)]
+        self.widths = [[config.slim_width(layer, j) for j in range(config.num_factors)] for layer in range(self.depth)]
 
     def num_router_frames(self, length: int) -> int:
         """``AdaSlimConfig.num_router_frames`` (the tests check they agree): one decision per hop begun."""
@@ -620,13 +609,9 @@ class AdaSlimStreamer:
             self._router_rows = F.pad(self._router_rows, (0, 0, 0, max(0, count * hop - len(self._router_rows))))
         if count == 0:
             return
-        router = self.model.router
         hops = self._router_rows[: count * hop].t()[None]  # [1, chin, count * hop]
         self._router_rows = self._router_rows[count * hop :]
-        features = F.relu(router.conv(hops)).transpose(1, 2)  # [1, count, router_channels]
-        hidden = router.gru(features, self._router_state)  # [1, count, H]
-        self._router_state = hidden[:, -1]
-        logits = router.projection(hidden.transpose(1, 2)).transpose(1, 2)  # [1, count, J]
+        logits, self._router_state = self.model.router.step(hops, self._router_state)  # [1, count, J]
         self._decisions.extend(self._limit(int(wanted)) for wanted in logits[0].argmax(dim=-1).tolist())
 
     def _decide_static(self, router_frame: int):
@@ -792,29 +777,8 @@ class AdaSlimStreamer:
                 self._skips[layer].append(part)
         if parts:
             rows = torch.cat(parts) if len(parts) > 1 else parts[0]
-            rows, self._bottleneck_state = self._bottleneck(rows, self._bottleneck_state)
+            rows, self._bottleneck_state = self.model.bottleneck.step(rows, self._bottleneck_state)
             self._dec_inputs[-1].append(rows)
-
-    def _bottleneck(self, rows: torch.Tensor, state):
-        """[n, C] -> ([n, C], state), the recurrent state carried across calls. A GroupedGRU's state is its
-        groups' states stacked, [G * layers, 1, g] (the fused recurrence's layout for one layer)."""
-        bottleneck = self.model.bottleneck
-        if not isinstance(bottleneck, GroupedGRU):
-            out, state = bottleneck(rows[None], state)
-            return out[0], state
-        if bottleneck.fused and len(rows) >= BULK_BOTTLENECK_FRAMES:  # the model's compiled recurrence
-            out, state = bottleneck(rows[None], state)
-            return out[0], state
-        # few frames: one nn.GRU per group, as the module defines it; the fused path's per-call set-up costs
-        # more than the recurrence itself for the one frame a 16 ms hop brings
-        layers = bottleneck.grus[0].num_layers
-        states = state.split(layers) if state is not None else [None] * bottleneck.groups
-        outputs, new_states = [], []
-        for gru, part, part_state in zip(bottleneck.grus, rows[None].split(bottleneck.group_width, dim=-1), states):
-            part, part_state = gru(part, part_state)
-            outputs.append(part)
-            new_states.append(part_state)
-        return torch.cat(outputs, dim=-1)[0], torch.cat(new_states)
 
     def _decode(self, final: bool) -> torch.Tensor:
         """Every decoder block computes its newly complete frames; an output position is final once every frame
@@ -852,15 +816,12 @@ class AdaSlimStreamer:
         stride, out_channels = block.stride, block.out_channels
         blocks = torch.cat([carry, carry.new_zeros(count, stride * out_channels)])  # [taps - 1 + count, S*C_out]
         for start, end, width in self._spans(layer, first, first + count) if count else []:
-            in_weight, bias, taps = block.frame_weights(width)
             a, b = start - first, end - first
-            hidden = block.hidden(upper[a:b] + skip[a:b], in_weight, bias)  # [n, w]
-            per_tap = taps.reshape(block.taps, stride * out_channels, width)
-            for tap in range(block.taps):
-                blocks[a + tap : b + tap] += F.linear(hidden, per_tap[tap])
+            hidden = block.hidden(upper[a:b] + skip[a:b], width)  # [n, w]
+            block.overlap_add(hidden, width, blocks[a : b + block.taps - 1])
         done = count + (block.taps - 1 if final else 0)
-        out = (blocks[:done] + block.conv_tr.bias.repeat(stride)).reshape(done * stride, out_channels)
-        return (out if block.last else F.relu(out)), blocks[done:]
+        out = (blocks[:done] + block.row_bias()).reshape(done * stride, out_channels)
+        return block.output_activation(out), blocks[done:]
 
     def _decode_bulk(self, block, layer: int, first: int, count: int, upper: _Rows, skip: _Rows, carry,
                      final: bool):
@@ -876,7 +837,7 @@ class AdaSlimStreamer:
         the sums gathered per tap. The row blocks after the last frame are the new carry (at the end, output)."""
         stride, shift = block.stride, block.taps - 1
         row = stride * block.out_channels
-        bias = block.conv_tr.bias.repeat(stride)
+        bias = block.row_bias()
         end = first + count
         large = BULK_ELEMENTS // block.channels  # frames (and rows); smaller stored tensors are copied
         cuts = [first + bound for rows in (upper, skip) for span in rows.large_parts(large) for bound in span]
@@ -902,10 +863,10 @@ class AdaSlimStreamer:
         for frame in frames:
             by_width.setdefault(self._frame_width(layer, frame), []).append(frame)
         for width, group in by_width.items():
-            in_weight, in_bias, taps = block.frame_weights(width)  # taps [K*C_out, w], rows (tap, sample, channel)
+            taps = block.weights(width)[2]  # [K*C_out, w], rows (tap, sample, channel)
             indices = torch.tensor([position[f] for f in group])
             summed = self._frame_rows(upper, first, group) + self._frame_rows(skip, first, group)
-            hidden = block.hidden(summed, in_weight, in_bias)  # [m, w]
+            hidden = block.hidden(summed, width)  # [m, w]
             products[indices] = F.linear(hidden, taps).view(len(group), block.taps, row)
         totals = carry.new_zeros(len(summed_here), row)
         for tap in range(block.taps):

@@ -6,6 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import adaslim_hf.modeling_adaslim as modeling
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.execution import LayerPlan
 from adaslim_hf.macs import (
     block_macs_per_frame,
     bottleneck_macs_per_frame,
@@ -77,8 +78,8 @@ def test_flop_counter_matches_analytic_block_macs_for_every_factor(kwargs):
                 choice = torch.full((1, config.num_router_frames(3001)), index)
                 widths = tuple(config.slim_width(layer, j) for j in range(config.num_factors))
                 per_router_frame = config.router_stride * config.stride ** (config.depth - 1 - layer)
-                grouped = modeling.LayerPlan.grouped(choice, widths, per_router_frame, frames[layer])
-                sliced = modeling.LayerPlan("sliced", width=width)
+                grouped = LayerPlan.grouped(choice, widths, per_router_frame, frames[layer])
+                sliced = LayerPlan("sliced", width=width)
                 encoded = modeling.encoder_forward(encoder, h, sliced)
                 counted = {
                     name: flops_of(modeling.encoder_forward, encoder, h, plan)
