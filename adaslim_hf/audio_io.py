@@ -370,6 +370,26 @@ def write_audio(path, samples, sampling_rate: int, subtype: str | None = "FLOAT"
         writer.write(samples)
 
 
+
+def spectrogram_db(source, channel: int, n_fft: int, max_columns: int) -> tuple[np.ndarray, float]:
+    """Magnitude spectrogram (dB) of one channel of an ``AudioSource`` with at most ``max_columns`` frames, read block by block.
+    -> ([freq, frames], seconds per frame). The CLI's --plot and the demo draw it."""
+    frames = source.frames
+    hop = max(n_fft // 4, math.ceil(max(frames - n_fft, 1) / max_columns))
+    starts = np.arange(0, max(frames - n_fft, 0) + 1, hop)
+    window = np.hanning(n_fft).astype(np.float32)
+    columns = []
+    per_block = max(1, (1 << 20) // hop)
+    for first in range(0, len(starts), per_block):
+        chosen = starts[first : first + per_block]
+        block = source.read(int(chosen[0]), int(chosen[-1]) + n_fft)[channel]
+        block = np.pad(block, (0, int(chosen[-1]) + n_fft - int(chosen[0]) - block.shape[0]))
+        offsets = chosen - chosen[0]
+        windows = block[offsets[:, None] + np.arange(n_fft)[None, :]] * window
+        columns.append(np.abs(np.fft.rfft(windows, axis=1)).T)
+    magnitude = np.concatenate(columns, axis=1)
+    return 20 * np.log10(magnitude + 1e-8), hop / source.sampling_rate
+
 __all__ = [
     "SUPPORTED",
     "AudioError",
@@ -378,6 +398,7 @@ __all__ = [
     "array_source",
     "load_audio",
     "open_audio",
+    "spectrogram_db",
     "rate_ratio",
     "resample",
     "resampled_length",

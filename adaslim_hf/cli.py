@@ -283,35 +283,13 @@ def _enhance_all(args, pipe, network, description: str, output_dir: Path, folder
 # ----------------------------------------------------------------------------------------------------
 
 
-def _spectrogram_db(source, channel: int, n_fft: int, max_columns: int) -> tuple[np.ndarray, float]:
-    """Magnitude spectrogram (dB) of one channel with at most ``max_columns`` frames, read block by block.
-    -> ([freq, frames], seconds per frame)."""
-    import numpy as np
-
-    frames = source.frames
-    hop = max(n_fft // 4, math.ceil(max(frames - n_fft, 1) / max_columns))
-    starts = np.arange(0, max(frames - n_fft, 0) + 1, hop)
-    window = np.hanning(n_fft).astype(np.float32)
-    columns = []
-    per_block = max(1, (1 << 20) // hop)
-    for first in range(0, len(starts), per_block):
-        chosen = starts[first : first + per_block]
-        block = source.read(int(chosen[0]), int(chosen[-1]) + n_fft)[channel]
-        block = np.pad(block, (0, int(chosen[-1]) + n_fft - int(chosen[0]) - block.shape[0]))
-        offsets = chosen - chosen[0]
-        windows = block[offsets[:, None] + np.arange(n_fft)[None, :]] * window
-        columns.append(np.abs(np.fft.rfft(windows, axis=1)).T)
-    magnitude = np.concatenate(columns, axis=1)
-    return 20 * np.log10(magnitude + 1e-8), hop / source.sampling_rate
-
-
 def plot_enhancement(noisy_path, enhanced_path, utilization_per_frame, config, png_path, overwrite: bool = False):
     """PNG of the input and output spectrograms (channel 1) with the router's per-frame utilization drawn
     over both (right axis, one step per decision; averaged per pixel column on long files)."""
     import matplotlib
     import numpy as np
 
-    from .audio_io import AudioError, open_audio
+    from .audio_io import AudioError, open_audio, spectrogram_db
 
     matplotlib.use("Agg")
     import matplotlib.patheffects as effects
@@ -323,7 +301,7 @@ def plot_enhancement(noisy_path, enhanced_path, utilization_per_frame, config, p
     noisy, enhanced = open_audio(noisy_path), open_audio(enhanced_path)
     rate = noisy.sampling_rate
     n_fft = 1 << max(8, round(math.log2(512 * rate / 16000)))
-    spectra = [_spectrogram_db(audio, 0, n_fft, 1600) for audio in (noisy, enhanced)]
+    spectra = [spectrogram_db(audio, 0, n_fft, 1600) for audio in (noisy, enhanced)]
     top = max(float(s.max()) for s, _ in spectra)
     usage = np.asarray(utilization_per_frame, dtype=np.float32)
     usage = usage[0] if usage.ndim == 2 else usage

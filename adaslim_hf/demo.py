@@ -232,12 +232,12 @@ class DemoEngine:
         import matplotlib.patheffects as effects
         from matplotlib.figure import Figure  # no pyplot: no global state, safe in Gradio's worker threads
 
-        from .audio_io import open_audio
+        from .audio_io import open_audio, spectrogram_db
 
         source = open_audio(path)
         rate = source.sampling_rate
         n_fft = 1 << max(8, round(math.log2(512 * rate / 16000)))
-        spectrum, column_seconds = spectrogram_db(source, n_fft, max_columns=1000)
+        spectrum, column_seconds = spectrogram_db(source, 0, n_fft, max_columns=1000)
         usage = np.asarray(run.utilization_per_frame, dtype=np.float32)
         usage = usage[0] if usage.ndim == 2 else usage
         frame_seconds = self.config.router_hop / self.config.sampling_rate
@@ -271,24 +271,6 @@ class DemoEngine:
                        f"{format_utilization(run.utilization)}", loc="left", fontsize=10)
         figure.savefig(run.picture)
         return run.picture
-
-
-def spectrogram_db(source, n_fft: int, max_columns: int) -> tuple[np.ndarray, float]:
-    """Magnitude spectrogram in dB of channel 1 of an ``AudioSource``, at most ``max_columns`` frames, read
-    block by block (a long file never sits in memory whole). -> ([n_fft // 2 + 1, frames], seconds per frame)."""
-    frames = source.frames
-    hop = max(n_fft // 4, math.ceil(max(frames - n_fft, 1) / max_columns))
-    starts = np.arange(0, max(frames - n_fft, 0) + 1, hop)
-    window = np.hanning(n_fft).astype(np.float32)
-    columns = []
-    per_block = max(1, (1 << 20) // hop)
-    for first in range(0, len(starts), per_block):
-        chosen = starts[first : first + per_block]
-        block = source.read(int(chosen[0]), int(chosen[-1]) + n_fft)[0]
-        block = np.pad(block, (0, int(chosen[-1]) + n_fft - int(chosen[0]) - block.shape[0]))
-        windows = block[(chosen - chosen[0])[:, None] + np.arange(n_fft)[None, :]] * window
-        columns.append(np.abs(np.fft.rfft(windows, axis=1)).T)
-    return 20 * np.log10(np.concatenate(columns, axis=1) + 1e-8), hop / source.sampling_rate
 
 
 # ----------------------------------------------------------------------------------------------------
