@@ -61,11 +61,12 @@ from .audio_io import (
 )
 from .feature_extraction_adaslim import AdaSlimFeatureExtractor, check_dry, check_finite, pcm_to_float32
 from .macs import call_macs
+from .resample import SINC_ZEROS
 from .streaming import AdaSlimStreamer
 
 TASK = "speech-enhancement"
 TASK_ALIAS = "audio-to-audio"
-SINC_LOOKAHEAD = 4 * 56  # generous bound on the look-ahead of the model's sinc up/down-sampling (input samples)
+SINC_LOOKAHEAD = 4 * SINC_ZEROS  # generous bound on the look-ahead of the model's sinc up/down-sampling (input samples)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -62,19 +62,19 @@ def upsample2(signal: torch.Tensor, sinc=sinc_filter) -> torch.Tensor:
     return torch.stack([signal, halfway], dim=-1).reshape(*other, 2 * time)
 
 
-def downsample2(signal: torch.Tensor, sinc=sinc_filter) -> torch.Tensor:
-    """[..., T] -> [..., ceil(T / 2)]: an odd T padded by one zero, then ``downsample2_even``."""
-    if signal.shape[-1] % 2:
-        signal = F.pad(signal, (0, 1))
-    return downsample2_even(signal, sinc)
-
-
 def downsample2_even(signal: torch.Tensor, sinc=sinc_filter) -> torch.Tensor:
     """[..., T] -> [..., T / 2] for even T: average even samples with sinc-interpolated odd samples."""
     even, odd = signal[..., ::2], signal[..., 1::2]
     *other, time = odd.shape
     interpolated = sinc(odd.reshape(-1, 1, time))[..., :-1].reshape(*other, time)
     return (even + interpolated) * 0.5
+
+
+def downsample2(signal: torch.Tensor, sinc=sinc_filter) -> torch.Tensor:
+    """[..., T] -> [..., ceil(T / 2)]: an odd T padded by one zero, then ``downsample2_even``."""
+    if signal.shape[-1] % 2:
+        signal = F.pad(signal, (0, 1))
+    return downsample2_even(signal, sinc)
 
 
 def resample_stages(resample: int) -> int:

@@ -247,7 +247,7 @@ def _filter_rows(window: torch.Tensor) -> torch.Tensor:
 
 
 class _SincUpsampler:
-    """x2 windowed-sinc up-sampling of a growing signal, as ``modeling_adaslim.upsample2``: output 2i is input
+    """x2 windowed-sinc up-sampling of a growing signal, as ``resample.upsample2``: output 2i is input
     i, output 2i + 1 interpolates inputs i - Z + 1 .. i + Z, so the pair i is final once input i + Z is in."""
 
     def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
@@ -276,7 +276,7 @@ class _SincUpsampler:
 
 
 class _SincDownsampler:
-    """x2 windowed-sinc down-sampling of a growing signal, as ``modeling_adaslim.downsample2``: output i averages
+    """x2 windowed-sinc down-sampling of a growing signal, as ``resample.downsample2``: output i averages
     input 2i with odd inputs i - Z .. i + Z - 1 filtered, so it is final once odd input i + Z - 1 is in."""
 
     def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
@@ -891,7 +891,7 @@ class AdaSlimStreamer:
             source.append(i)
         for index, (local, source) in targets.items():
             values = totals[torch.tensor(source)] + bias
-            parts[index][1][torch.tensor(local)] = values if block.last else values.relu_()
+            parts[index][1][torch.tensor(local)] = block.output_activation(values)
         return [rows.reshape(-1, block.out_channels) for _, rows in parts], new_carry
 
     @staticmethod
