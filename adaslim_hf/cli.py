@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # annotations only: the module imports neither at load time (
     from .modeling_adaslim import AdaSlimModel
 
 # what the subcommand modules share lives in cli_common (they import it, not this module)
-from .cli_common import DEFAULT_MODEL, THREADS_HELP, UNTRAINED_SEED, UsageError, load_model, parse_threads  # noqa: F401
+from .cli_common import DEFAULT_MODEL, PRECISION_CHOICES, PRECISION_HELP, THREADS_HELP, UNTRAINED_SEED, UsageError, load_model, parse_threads  # noqa: F401
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
 OUTPUT_SUFFIX = "_enhanced"
@@ -86,6 +86,7 @@ def add_enhance_parser(subparsers) -> None:
                         help="sample format of the output WAV: FLOAT (default, never clips), PCM_16, PCM_24")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never inputs)")
     parser.add_argument("--threads", default="auto", help=THREADS_HELP)
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_enhance)
 
@@ -245,7 +246,8 @@ def _enhance_all(args, pipe, network, description: str, output_dir: Path, folder
             folders.make(target.parent)
             result = pipe.enhance_file(
                 source, target, utilization=args.utilization, dry=args.dry, chunk_length_s=args.chunk_seconds,
-                context_s=args.context_seconds, threads=args.threads, batch_size=args.batch_size,
+                context_s=args.context_seconds, threads=args.threads, precision=args.precision,
+                batch_size=args.batch_size,
                 subtype=args.subtype, overwrite=args.overwrite, progress=progress, protect=protected,
             )
             line = (f"{source} -> {target}  utilization {result['utilization']:.3f}, "

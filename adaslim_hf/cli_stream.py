@@ -70,9 +70,10 @@ def add_stream_subcommand(subparsers) -> argparse.ArgumentParser:
                         "by the whole file's std (a first pass), so that OUT equals the offline enhancement")
     parser.add_argument("--subtype", default="FLOAT", help="sample format of the output WAV (default FLOAT)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT (never IN)")
-    from .cli_common import THREADS_HELP
+    from .cli_common import PRECISION_CHOICES, PRECISION_HELP, THREADS_HELP
 
     parser.add_argument("--threads", default="auto", help=THREADS_HELP.replace("per chunk", "now and then"))
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     parser.set_defaults(run=run_stream)
     return parser
 
@@ -107,7 +108,8 @@ def _streamer_options(args) -> dict:
     if args.block_size is not None and args.block_size < 1:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}.")
     return {"utilization": utilization, "max_utilization": args.max_utilization, "dry": args.dry,
-                "resample_lookahead": SINC_ZEROS if args.resample_lookahead is None else args.resample_lookahead}
+                "resample_lookahead": SINC_ZEROS if args.resample_lookahead is None else args.resample_lookahead,
+                "precision": args.precision}
 
 
 def run_stream(args: argparse.Namespace) -> int:

@@ -61,6 +61,7 @@ from .audio_io import (
 )
 from .feature_extraction_adaslim import AdaSlimFeatureExtractor, check_dry, check_finite, pcm_to_float32
 from .macs import call_macs
+from .products import precision_dtype
 from .resample import SINC_ZEROS
 from .streaming import AdaSlimStreamer
 
@@ -555,6 +556,9 @@ class SpeechEnhancementPipeline(ChunkPipeline):
             discarded per chunk. Causal models carry their state from chunk to chunk and need none.
         threads (`"auto"` or `int`, defaults to `"auto"`): torch threads per chunk; "auto": the cores no other
             process is running on, at most torch's current setting (restored after each chunk).
+        precision (`"fp32"` or `"bf16"`, defaults to `"fp32"`): `"bf16"` runs the encoder and decoder blocks in
+            bfloat16 (normalisation, resampling, router, bottleneck and output stay float32): about 2.5x faster at
+            full width on a CPU with AVX-512 BF16, little faster at narrow widths, output within 1% of float32's.
         batch_size (`int`): chunks per `_forward` call (non-causal models: one padded batch; causal models run
             them one after another, as their states require).
 
@@ -623,11 +627,11 @@ class SpeechEnhancementPipeline(ChunkPipeline):
             del self._registered_impl
 
     def _sanitize_parameters(self, utilization=None, dry=None, sampling_rate=None, output_sampling_rate=None,
-                             chunk_length_s="unset", context_s=None, threads=None, **kwargs):
+                             chunk_length_s="unset", context_s=None, threads=None, precision=None, **kwargs):
         if kwargs:
             raise ValueError(
                 f"unknown speech-enhancement parameter(s) {sorted(kwargs)}; accepted: utilization, dry, sampling_rate, "
-                "output_sampling_rate, chunk_length_s, context_s, threads, batch_size."
+                "output_sampling_rate, chunk_length_s, context_s, threads, precision, batch_size."
             )
         preprocess, forward, postprocess = {}, {}, {}
         if sampling_rate is not None:
@@ -647,6 +651,9 @@ class SpeechEnhancementPipeline(ChunkPipeline):
                                           and threads >= 1)):
                 raise ValueError(f"threads must be 'auto' or a number of threads >= 1, got {threads!r}.")
             forward["threads"] = threads if threads == "auto" else int(threads)
+        if precision is not None:
+            precision_dtype(precision)  # ValueError naming the precisions
+            forward["precision"] = precision
         if dry is not None:
             postprocess["dry"] = check_dry(dry)
         if output_sampling_rate is not None:
@@ -718,16 +725,18 @@ class SpeechEnhancementPipeline(ChunkPipeline):
 
     # ---- forward: only the model ----
 
-    def _forward(self, model_inputs, utilization=None, threads="auto"):
+    def _forward(self, model_inputs, utilization=None, threads="auto", precision="fp32"):
         batched = isinstance(model_inputs["is_last"], list)
         chunks = model_inputs["chunk"] if batched else [model_inputs["chunk"]]
         with torch_threads(auto_threads() if threads == "auto" else threads):
             if chunks[0].job.carries_state:
-                pieces = [self._stream(chunk, utilization) for chunk in chunks]
+                pieces = [self._stream(chunk, utilization, precision) for chunk in chunks]
                 return {"piece": pieces if batched else pieces[0], "is_last": model_inputs["is_last"]}
-            return self._forward_with_context(model_inputs, utilization, batched)
+            compute_dtype = precision_dtype(precision)
+            with torch.autocast(self.model.device.type, dtype=compute_dtype, enabled=compute_dtype is not None):
+                return self._forward_with_context(model_inputs, utilization, batched)
 
-    def _stream(self, chunk: _Chunk, utilization) -> _Piece:
+    def _stream(self, chunk: _Chunk, utilization, precision: str = "fp32") -> _Piece:
         """Feed one chunk of one channel to that channel's streamer (made at its first chunk, flushed and
         dropped after its last): the model runs on the chunk alone, its state carried from the chunk before."""
         job, key = chunk.job, (chunk.job.token, chunk.channel)
@@ -735,7 +744,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         if streamer is None or chunk.index == 0:
             std = float(job.scales[chunk.channel]) if self.model.config.normalize else None
             streamer = AdaSlimStreamer(self.model, utilization="auto" if utilization is None else utilization,
-                                       input_std=std)
+                                       input_std=std, precision=precision)
             self._streamers[key] = streamer
         enhanced = streamer.feed(torch.from_numpy(chunk.samples).to(self.model.dtype))
         if chunk.index < job.plan.num_chunks - 1:

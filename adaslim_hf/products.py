@@ -39,6 +39,18 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
+# Inference precisions a user can ask for (the pipeline's and the streamer's ``precision``, the CLI's
+# --precision): the dtype the encoder and decoder blocks compute in, None for the parameters' own.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """``precision`` ("fp32" or "bf16") -> the blocks' compute dtype (None: the parameters' own, float32)."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}.")
+    return PRECISIONS[precision]
+
+
 def _product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
     """a [M, K] @ b [K, N] (+ bias [N]) into out [M, N]; in float32, in tiles of LINEAR_TILE_ROWS rows when a
     is tall and narrow and the output wide (K <= 64, N >= 32, M > 8 tiles), where a single call is up to 2x
@@ -156,4 +168,4 @@ def linear_glu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     return _LinearGLU.apply(x, weight, bias)
 
 
-__all__ = ["LINEAR_TILE_ROWS", "autocast_dtype", "linear", "linear_glu", "records_gradient", "tracing"]
+__all__ = ["LINEAR_TILE_ROWS", "PRECISIONS", "autocast_dtype", "precision_dtype", "linear", "linear_glu", "records_gradient", "tracing"]

@@ -76,6 +76,7 @@ from .configuration_adaslim import AdaSlimConfig
 from .execution import LayerPlan, decoder_forward, encoder_forward, router_runs
 from .feature_extraction_adaslim import check_dry
 from .modeling_adaslim import AdaSlimModel
+from .products import precision_dtype
 from .resample import SINC_ZEROS, resample_stages, sinc_filter
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
@@ -373,6 +374,8 @@ class AdaSlimStreamer:
         clock: seconds for the guard (``time.perf_counter``; tests pass a fake one).
         resample_lookahead: input samples each x2 sinc stage waits for (56, the interpolator's half width:
             exact); fewer lowers the latency and approximates (see the module docstring).
+        precision: ``"fp32"`` or ``"bf16"``: the encoder and decoder blocks compute in bfloat16 (as the model's
+            forward does under ``torch.autocast``); scaling, router, resampling and bottleneck stay float32.
 
     Chunks are float tensors or numpy arrays, [samples] for mono models or [chin, samples]; the output has the
     same kind, rank and dtype ([chout, samples] for 2-D input). Wrong dtype, rank or channel count, NaN/Inf, or
@@ -390,8 +393,10 @@ class AdaSlimStreamer:
         guard_tolerance: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
         resample_lookahead: int = SINC_ZEROS,
+        precision: str = "fp32",
     ):
         config: AdaSlimConfig = model.config
+        compute_dtype = precision_dtype(precision)  # ValueError naming the precisions
         if not config.causal:
             raise ValueError("streaming needs a causal model (config.causal=True): a bidirectional bottleneck "
                              "or router reads the whole input.")
@@ -435,6 +440,10 @@ class AdaSlimStreamer:
         self._chin, self._chout, self._rate = config.chin, config.chout, config.sample_rate
         self._dtype = next(model.parameters()).dtype
         self._device = next(model.parameters()).device
+        # the encoder and decoder blocks (and the rows they keep) in the compute dtype; the scaling, router,
+        # resampling and bottleneck in the parameters' dtype, as the model's forward under autocast
+        self._compute_dtype = compute_dtype or self._dtype
+        self.precision = precision
         self.reset()
 
     # ---- public API ----
@@ -488,11 +497,11 @@ class AdaSlimStreamer:
         self._down = [_SincDownsampler(config.chout, self._dtype, self._device, self.resample_lookahead) for _ in range(stages)]
         empty = torch.zeros(0, dtype=self._dtype, device=self._device)
         # encoder l: input rows from frame next * S on; skip rows of layer l not yet read by decoder l
-        self._enc_inputs = [_Rows(c, self._dtype, self._device) for c in config.in_channels]
+        self._enc_inputs = [_Rows(c, self._compute_dtype, self._device) for c in config.in_channels]
         self._enc_next = [0] * config.depth
-        self._skips = [_Rows(c, self._dtype, self._device) for c in config.channels]
+        self._skips = [_Rows(c, self._compute_dtype, self._device) for c in config.channels]
         # decoder l (index = encoder layer it mirrors): upper input rows, overlap-add carry, next frame
-        self._dec_inputs = [_Rows(c, self._dtype, self._device) for c in config.channels]
+        self._dec_inputs = [_Rows(c, self._compute_dtype, self._device) for c in config.channels]
         self._dec_next = [0] * config.depth
         self._carries = [None] * config.depth
         self._bottleneck_state = None
@@ -671,8 +680,8 @@ class AdaSlimStreamer:
         for upsampler in self._up:
             rows = upsampler.push(rows, final)
         if self._fed:
-            self._encode(rows, final)
-            rows = self._decode(final)
+            self._encode(rows.to(self._compute_dtype), final)
+            rows = self._decode(final).to(self._dtype)
         else:
             rows = samples.new_zeros(0, self._chout)
         for downsampler in self._down:
@@ -777,8 +786,8 @@ class AdaSlimStreamer:
                 self._skips[layer].append(part)
         if parts:
             rows = torch.cat(parts) if len(parts) > 1 else parts[0]
-            rows, self._bottleneck_state = self.model.bottleneck.step(rows, self._bottleneck_state)
-            self._dec_inputs[-1].append(rows)
+            rows, self._bottleneck_state = self.model.bottleneck.step(rows.to(self._dtype), self._bottleneck_state)
+            self._dec_inputs[-1].append(rows.to(self._compute_dtype))
 
     def _decode(self, final: bool) -> torch.Tensor:
         """Every decoder block computes its newly complete frames; an output position is final once every frame
@@ -820,7 +829,7 @@ class AdaSlimStreamer:
             hidden = block.hidden(upper[a:b] + skip[a:b], width)  # [n, w]
             block.overlap_add(hidden, width, blocks[a : b + block.taps - 1])
         done = count + (block.taps - 1 if final else 0)
-        out = (blocks[:done] + block.row_bias()).reshape(done * stride, out_channels)
+        out = (blocks[:done] + block.row_bias(blocks.dtype)).reshape(done * stride, out_channels)
         return block.output_activation(out), blocks[done:]
 
     def _decode_bulk(self, block, layer: int, first: int, count: int, upper: _Rows, skip: _Rows, carry,
@@ -837,7 +846,7 @@ class AdaSlimStreamer:
         the sums gathered per tap. The row blocks after the last frame are the new carry (at the end, output)."""
         stride, shift = block.stride, block.taps - 1
         row = stride * block.out_channels
-        bias = block.row_bias()
+        bias = block.row_bias(carry.dtype)
         end = first + count
         large = BULK_ELEMENTS // block.channels  # frames (and rows); smaller stored tensors are copied
         cuts = [first + bound for rows in (upper, skip) for span in rows.large_parts(large) for bound in span]
@@ -863,7 +872,7 @@ class AdaSlimStreamer:
         for frame in frames:
             by_width.setdefault(self._frame_width(layer, frame), []).append(frame)
         for width, group in by_width.items():
-            taps = block.weights(width)[2]  # [K*C_out, w], rows (tap, sample, channel)
+            taps = block.weights(width, "linear", carry.dtype)[2]  # [K*C_out, w], rows (tap, sample, channel)
             indices = torch.tensor([position[f] for f in group])
             summed = self._frame_rows(upper, first, group) + self._frame_rows(skip, first, group)
             hidden = block.hidden(summed, width)  # [m, w]

@@ -210,6 +210,34 @@ def test_stream_subcommand_writes_a_file(tiny, example, tmp_path):
     assert rate == 16000 and written.shape == (1, 8000) and np.isfinite(written).all()
 
 
+def test_precision_bf16_in_enhance_and_stream_equals_the_pipeline_and_streamer(tiny, pipe, example, tmp_path):
+    """--precision bf16 reaches the pipeline (enhance) and the streamer (stream): the files equal their bf16
+    results, which differ from float32's (bf16 ran) by at most 1%."""
+    from adaslim_hf.cli_common import PRECISION_CHOICES
+    from adaslim_hf.products import PRECISIONS
+    from adaslim_hf.streaming import AdaSlimStreamer
+
+    assert PRECISION_CHOICES == tuple(PRECISIONS)  # the CLI's torch-free copy of the choices
+    source = short_clip(example, tmp_path / "in.wav")
+    assert enhance(tiny, source, "-o", tmp_path / "out", "--precision", "bf16") == 0
+    written, _ = read(tmp_path / "out" / "in_enhanced.wav")
+    expected = pipe(str(source), precision="bf16")["audio"].reshape(1, -1)
+    full = pipe(str(source))["audio"].reshape(1, -1)
+    assert np.abs(written - expected).max() < 1e-5
+    assert 0 < np.linalg.norm(expected - full) / np.linalg.norm(full) <= 0.01
+    assert main(["stream", str(source), str(tmp_path / "s.wav"), "--model", str(tiny), "--precision", "bf16",
+                 "--threads", "1"]) == 0
+    streamed, _ = read(tmp_path / "s.wav")
+    model = AdaSlimModel.from_pretrained(tiny)
+    samples = torch.from_numpy(sf.read(source, dtype="float32")[0])
+    streamer = AdaSlimStreamer(model, precision="bf16")
+    reference = torch.cat([streamer.feed(samples[i : i + 256]) for i in range(0, len(samples), 256)] + [streamer.flush()])
+    assert np.abs(streamed[0] - reference.numpy()).max() < 1e-5
+    with pytest.raises(SystemExit) as stopped:  # argparse's choices: usage error, exit 2
+        main(["stream", str(source), str(tmp_path / "t.wav"), "--model", str(tiny), "--precision", "fp16"])
+    assert stopped.value.code == 2
+
+
 def options_in(help_text: str) -> set[str]:
     return set(re.findall(r"(?<![\w-])--?[a-z][a-z_-]*", help_text.split("options:", 1)[1]))
 
