@@ -58,6 +58,9 @@ def parse_args(argv=None):
                         help="also time a random factor per router frame at these router_stride values")
     parser.add_argument("--system_allocator", action="store_true",
                         help="leave glibc's malloc as it is (default: keep freed memory, as `adaslim enhance` does)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time every static factor and the router's row with the blocks in bfloat16 "
+                             "(torch.autocast, as the pipeline's precision='bf16')")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
     return parser.parse_args(argv)
@@ -173,6 +176,14 @@ def run(args) -> dict:
     add(f"dynamic: random factor every {args.run_frames} router frames", lambda: model(noisy, utilization=runs))
     router_kind = f"router of {args.model.name}" if args.model is not None else "untrained router"
     add(f"dynamic: router decides ({router_kind})", lambda: model(noisy), note=input_description)
+    if args.bf16:
+        def in_bf16(utilization):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(noisy, utilization=utilization)
+
+        for factor in config.utilization_factors:
+            add(f"static {factor}, bf16", lambda f=factor: in_bf16(f))
+        add(f"dynamic: router decides ({router_kind}), bf16", lambda: in_bf16(None), note=input_description)
     for router_stride in [int(v) for v in args.router_strides.split(",") if v]:
         strided = variant(model, args.seed, router_stride=router_stride)  # same backbone, new router front end
         n = strided.config.num_router_frames(length)
@@ -221,11 +232,11 @@ def run(args) -> dict:
         "checks": {},
     }
     for row in rows:
-        if row["name"].startswith("static") and "LSTM" not in row["name"]:
+        if row["name"].startswith("static") and "LSTM" not in row["name"] and "bf16" not in row["name"]:
             factor = float(row["name"].split()[1])
             if factor >= 0.25 and factor < 1.0:
                 result["checks"][f"{row['name']}: wall ratio <= 1.1 x MAC ratio"] = row["wall_over_mac_ratio"] <= 1.1
-        if row["name"].startswith("dynamic"):
+        if row["name"].startswith("dynamic") and "bf16" not in row["name"]:
             result["checks"][f"{row['name']}: wall ratio <= 1.1 x MAC ratio"] = row["wall_over_mac_ratio"] <= 1.1
     if denoiser_row is not None:
         result["checks"]["static 1.0 (GRU) no slower than denoiser"] = base["seconds"] <= denoiser_row["seconds"]
