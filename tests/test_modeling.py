@@ -554,7 +554,7 @@ def test_bf16_training_gradients_agree_in_direction_with_float32(utilization):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
             out = model(noisy, padding_mask=mask, utilization=utilization, clean_values=clean)
         out.loss.backward()
-        losses.append(float(out.loss))
+        losses.append(out.loss.item())
         grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys()
     assert all(g.dtype == torch.float32 for g in grads[1].values())
