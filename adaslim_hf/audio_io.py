@@ -4,6 +4,8 @@
   stop)`` giving float32 ``[channels, samples]``. Seekable lossless files (WAV, FLAC, AIFF, ...) are read
   lazily block by block, so an hour-long file never sits in memory; compressed streams are decoded once.
 - ``load_audio`` decodes a whole file: ``(float32 [channels, samples], rate)``.
+- ``read_audio`` is the data layer's reader (training corpora): one mono float32 ``[samples]``, optionally
+  resampled, downmixed and cropped (the crop counted at the output rate); ``audio_info`` reads a header.
 - ``resample`` wraps ``torchaudio.functional.resample``; ``resampler_margin`` says how many samples beyond a
   block it reads, so resampling block by block with that margin equals resampling the whole signal.
 - ``AudioWriter`` / ``write_audio`` write atomically (a hidden temporary file next to the target, then
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .feature_extraction_adaslim import pcm_to_float32
+from .waveform import pcm_to_float32
 
 try:  # optional at import time: only decoding and writing files needs it
     import soundfile
@@ -216,6 +218,85 @@ def load_audio(source, name: str | None = None) -> tuple[np.ndarray, int]:
     return audio.read(0, audio.frames), audio.sampling_rate
 
 
+def audio_info(source, *, name: str | None = None):
+    """soundfile's header info (``frames``, ``samplerate``, ``channels``) of a path or bytes; an ``AudioError``
+    naming the file if it cannot be read."""
+    sf = _require_soundfile()
+    label = _label(source, name)
+    try:
+        return sf.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError or TypeError
+        raise AudioError(f"Could not read audio file {label}: {error}") from error
+
+
+def _label(source, name: str | None) -> str:
+    if name is not None:
+        return name
+    return str(source) if isinstance(source, (str, os.PathLike)) else "<in-memory audio>"
+
+
+def read_audio(source, *, sampling_rate: int | None = None, downmix: bool = False, start: int = 0,
+               stop: int | None = None, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file (path or bytes) to a mono float32 array ``[T]``: the data layer's reader.
+
+    Args:
+        source: a path, or the bytes of an encoded file.
+        sampling_rate: resample to this rate; ``None`` keeps the file's own rate.
+        downmix: average the channels of a multi-channel file. By default a multi-channel file raises,
+            because a stereo file in a paired corpus is usually a mistake worth seeing.
+        start, stop: read only samples ``[start, stop)``, counted at the *output* rate (so a crop of a
+            48 kHz file is given in 16 kHz samples when ``sampling_rate=16000``). ``stop`` past the end
+            is clipped to the end.
+        name: how errors refer to the source (defaults to the path).
+
+    Returns:
+        ``(audio [T] float32, sampling_rate)``.
+
+    Raises:
+        AudioError (a ValueError): unreadable file, zero samples (or an empty crop), multi-channel without
+            ``downmix``, non-finite samples.
+    """
+    sf = _require_soundfile()
+    label = _label(source, name)
+    info = audio_info(source, name=label)
+    native = int(info.samplerate)
+    out_rate = int(sampling_rate) if sampling_rate else native
+    if info.channels > 1 and not downmix:
+        raise AudioError(
+            f"{label} has {info.channels} channels; expected mono. Pass downmix=True to average the channels."
+        )
+    if info.frames == 0:
+        raise AudioError(f"{label} has zero samples.")
+    if start < 0 or (stop is not None and stop <= start):
+        raise AudioError(f"Invalid crop [{start}, {stop}) for {label}: expected 0 <= start < stop.")
+    # The crop in native samples, starting a few samples early so the resampling filter has settled by
+    # `start`, and on a sample that lies on the output grid, so the crop's samples are exactly those of
+    # the fully resampled file (no fractional delay).
+    margin = 0 if native == out_rate else 64
+    step, out_step = rate_ratio(native, out_rate)
+    block = max(0, (start * native // out_rate - margin) // step)
+    native_start, out_origin = block * step, block * out_step
+    native_stop = None if stop is None else min(info.frames, -(-stop * native // out_rate) + margin)
+    if native_start >= info.frames:
+        raise AudioError(f"Crop start {start} is past the end of {label} ({info.frames} samples at {native} Hz).")
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        audio, _ = sf.read(handle, start=native_start, stop=native_stop, dtype="float32", always_2d=True)
+    except Exception as error:
+        raise AudioError(f"Could not decode audio file {label}: {error}") from error
+    audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    if audio.size == 0:
+        raise AudioError(f"{label} decoded to zero samples.")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{label} contains non-finite samples (NaN or inf).")
+    audio = resample(audio, native, out_rate)
+    offset = start - out_origin
+    audio = audio[offset:] if stop is None else audio[offset:offset + stop - start]
+    if audio.size == 0:
+        raise AudioError(f"The crop [{start}, {stop}) of {label} is empty.")
+    return np.ascontiguousarray(audio, dtype=np.float32), out_rate
+
+
 # ----------------------------------------------------------------------------------------------------
 # Resampling
 # ----------------------------------------------------------------------------------------------------
@@ -228,7 +309,7 @@ def resample(samples, orig_rate: int, new_rate: int):
     ``ceil(samples * new_rate / orig_rate)``.
     """
     if int(orig_rate) == int(new_rate):
-        return samples
+        return np.asarray(samples, dtype=np.float32) if isinstance(samples, np.ndarray) else samples
     try:
         import torchaudio.functional as audio_functional
     except (ImportError, OSError, RuntimeError) as error:  # torchaudio missing or broken: say so, no deep traceback
@@ -396,12 +477,14 @@ __all__ = [
     "AudioSource",
     "AudioWriter",
     "array_source",
+    "audio_info",
     "load_audio",
     "open_audio",
-    "spectrogram_db",
     "rate_ratio",
+    "read_audio",
     "resample",
     "resampled_length",
     "resampler_margin",
+    "spectrogram_db",
     "write_audio",
 ]

@@ -276,7 +276,8 @@ def test_dry_run_push_writes_exactly_the_upload_folder_offline(model, tmp_path, 
     names = sorted(p.name for p in out.iterdir())
     assert names == ["README.md", "blocks.py", "bottleneck.py", "config.json", "configuration_adaslim.py", "demo.png",
                      "execution.py", "feature_extraction_adaslim.py", "losses.py", "macs.py", "model.safetensors",
-                     "modeling_adaslim.py", "preprocessor_config.json", "products.py", "resample.py", "router.py"]
+                     "modeling_adaslim.py", "preprocessor_config.json", "products.py", "resample.py", "router.py",
+                     "waveform.py"]
     for name in names:
         if name not in ("README.md", "demo.png"):
             assert (out / name).read_bytes() == (source / name).read_bytes(), name

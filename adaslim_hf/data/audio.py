@@ -1,37 +1,30 @@
-"""Audio file I/O for the data layer: soundfile decoding, torchaudio resampling, atomic writes.
+"""Audio for the data layer, on ``audio_io`` (the package's one module that decodes, resamples and writes
+audio): folder listing, the corpus writer, and the decoding of ``datasets`` audio columns.
 
-Everything here works without FFmpeg: files are decoded by soundfile's bundled libsndfile (wav, flac,
-ogg/vorbis, opus, mp3) and resampled with ``torchaudio.functional.resample``. Bad input raises a
-``ValueError`` that names the file and says what was expected and what came; nothing is silently fixed
-unless the caller asks for it (``downmix=True``).
+Everything here works without FFmpeg (soundfile's bundled libsndfile decodes wav, flac, ogg/vorbis, opus,
+mp3; torchaudio resamples). Bad input raises a ``ValueError`` that names the file and says what was expected
+and what came; nothing is silently fixed unless the caller asks for it (``downmix=True``).
 
 ``DecodeAudioColumns`` is the bridge to ``datasets``: the loaders keep their audio columns as
 ``Audio(decode=False)`` (``{"bytes", "path"}`` values, no torchcodec needed) and decode them lazily with
 this transform, giving the same ``{"array", "sampling_rate", "path"}`` dicts a decoded ``Audio`` column has.
+
+``read_audio``, ``audio_info`` and ``resample`` are ``audio_io``'s, importable from here as before.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 
+from ..audio_io import AudioWriter, audio_info, read_audio, resample
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
-
-
-def _name(source: Any, name: str | None) -> str:
-    if name is not None:
-        return name
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    return "<in-memory audio>"
 
 
 def list_audio_files(
@@ -64,108 +57,12 @@ def list_audio_files(
     return files
 
 
-def audio_info(source: str | os.PathLike | bytes, *, name: str | None = None) -> sf._SoundFileInfo:
-    """soundfile's header info (``frames``, ``samplerate``, ``channels``); a ``ValueError`` naming the file
-    if it cannot be read."""
-    label = _name(source, name)
-    try:
-        return sf.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
-    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError or TypeError
-        raise ValueError(f"Could not read audio file {label}: {error}") from error
-
-
-def resample(audio: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
-    """Resample a float32 array along its last axis with ``torchaudio.functional.resample`` (windowed
-    sinc); returns the input unchanged when the rates agree."""
-    if int(orig_sampling_rate) == int(target_sampling_rate):
-        return np.asarray(audio, dtype=np.float32)
-    import torchaudio.functional as AF  # deferred: importing torchaudio costs ~1 s
-
-    tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    return AF.resample(tensor, int(orig_sampling_rate), int(target_sampling_rate)).numpy()
-
-
-def read_audio(
-    source: str | os.PathLike | bytes,
-    *,
-    sampling_rate: int | None = None,
-    downmix: bool = False,
-    start: int = 0,
-    stop: int | None = None,
-    name: str | None = None,
-) -> tuple[np.ndarray, int]:
-    """Decode a file (path or bytes) to a mono float32 array ``[T]``.
-
-    Args:
-        source: a path, or the bytes of an encoded file.
-        sampling_rate: resample to this rate; ``None`` keeps the file's own rate.
-        downmix: average the channels of a multi-channel file. By default a multi-channel file raises,
-            because a stereo file in a paired corpus is usually a mistake worth seeing.
-        start, stop: read only samples ``[start, stop)``, counted at the *output* rate (so a crop of a
-            48 kHz file is given in 16 kHz samples when ``sampling_rate=16000``). ``stop`` past the end
-            is clipped to the end.
-        name: how errors refer to the source (defaults to the path).
-
-    Returns:
-        ``(audio [T] float32, sampling_rate)``.
-
-    Raises:
-        ValueError: unreadable file, zero samples (or an empty crop), multi-channel without ``downmix``,
-            non-finite samples.
-    """
-    label = _name(source, name)
-    info = audio_info(source, name=label)
-    native = int(info.samplerate)
-    out_rate = int(sampling_rate) if sampling_rate else native
-    if info.channels > 1 and not downmix:
-        raise ValueError(
-            f"{label} has {info.channels} channels; expected mono. Pass downmix=True to average the channels."
-        )
-    if info.frames == 0:
-        raise ValueError(f"{label} has zero samples.")
-    if start < 0 or (stop is not None and stop <= start):
-        raise ValueError(f"Invalid crop [{start}, {stop}) for {label}: expected 0 <= start < stop.")
-    # The crop in native samples, starting a few samples early so the resampling filter has settled by
-    # `start`, and on a sample that lies on the output grid, so the crop's samples are exactly those of
-    # the fully resampled file (no fractional delay).
-    margin = 0 if native == out_rate else 64
-    step, out_step = native // math.gcd(native, out_rate), out_rate // math.gcd(native, out_rate)
-    block = max(0, (start * native // out_rate - margin) // step)
-    native_start, out_origin = block * step, block * out_step
-    native_stop = None if stop is None else min(info.frames, -(-stop * native // out_rate) + margin)
-    if native_start >= info.frames:
-        raise ValueError(f"Crop start {start} is past the end of {label} ({info.frames} samples at {native} Hz).")
-    try:
-        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        audio, _ = sf.read(handle, start=native_start, stop=native_stop, dtype="float32", always_2d=True)
-    except Exception as error:
-        raise ValueError(f"Could not decode audio file {label}: {error}") from error
-    audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    if audio.size == 0:
-        raise ValueError(f"{label} decoded to zero samples.")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{label} contains non-finite samples (NaN or inf).")
-    audio = resample(audio, native, out_rate)
-    offset = start - out_origin
-    audio = audio[offset:] if stop is None else audio[offset:offset + stop - start]
-    if audio.size == 0:
-        raise ValueError(f"The crop [{start}, {stop}) of {label} is empty.")
-    return np.ascontiguousarray(audio, dtype=np.float32), out_rate
-
-
-def num_samples_at(frames: int, orig_sampling_rate: int, target_sampling_rate: int) -> int:
-    """Length after resampling ``frames`` samples (``torchaudio.functional.resample`` rounds up)."""
-    if orig_sampling_rate == target_sampling_rate:
-        return int(frames)
-    return int(np.ceil(frames * target_sampling_rate / orig_sampling_rate))
-
-
 def write_audio(
     path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sampling_rate: int, *, overwrite: bool = False,
     subtype: str = "PCM_16",
 ) -> Path:
-    """Write a mono (``[T]``) or ``[T, C]`` signal atomically: to a temporary file next to ``path``, then
-    ``os.replace``, so a killed process never leaves a truncated file behind.
+    """Write a mono (``[T]``) or ``[T, C]`` signal (16-bit PCM by default) atomically through
+    ``audio_io.AudioWriter``, so a killed process never leaves a truncated file behind; the folder is created.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False (user data is never overwritten).
@@ -186,13 +83,9 @@ def write_audio(
     if subtype.startswith("PCM") and peak > 1.0:
         raise ValueError(f"Samples for {path} peak at {peak:.3f}; expected |x| <= 1 for {subtype} (it would clip).")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        sf.write(tmp, audio, int(sampling_rate), subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    frames = audio.reshape(audio.shape[0], -1)  # [T, C]
+    with AudioWriter(path, sampling_rate, frames.shape[1], subtype=subtype, overwrite=True) as writer:
+        writer.write(frames.T)
     return path
 
 
@@ -296,3 +189,9 @@ class DecodeAudioColumns:
                 ))
             out[column] = decoded
         return out
+
+
+__all__ = [
+    "AUDIO_EXTENSIONS", "DecodeAudioColumns", "audio_info", "decode_audio_value", "list_audio_files", "read_audio",
+    "resample", "write_audio",
+]

@@ -21,7 +21,8 @@ import datasets
 import numpy as np
 import torch
 
-from .audio import audio_info, decode_audio_value, num_samples_at
+from ..audio_io import audio_info, resampled_length
+from .audio import decode_audio_value
 
 
 def segment_offsets(length: int, segment: int | None, stride: int | None = None, *, pad: bool = True) -> list[int]:
@@ -101,7 +102,7 @@ def _lengths(dataset: datasets.Dataset, column: str, sampling_rate: int) -> list
     for i, value in enumerate(dataset[column]):
         source = value.get("bytes") or value.get("path") if isinstance(value, dict) else value
         info = audio_info(source, name=f"{column} of row {i}")
-        lengths.append(num_samples_at(info.frames, info.samplerate, sampling_rate))
+        lengths.append(resampled_length(info.frames, info.samplerate, sampling_rate))
     return lengths
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, audio_info, list_audio_files, num_samples_at, read_audio, resample, write_audio
+from ..audio_io import audio_info, read_audio, resample, resampled_length
+from .audio import AUDIO_EXTENSIONS, list_audio_files, write_audio
 from .collate import segment_offsets
 from .voicebank import DecodeMode, _finish, _preview
 
@@ -124,7 +125,7 @@ class NoiseBank:
             info = audio_info(path)
             if info.frames == 0:
                 raise ValueError(f"Noise file {path} has zero samples.")
-            self._lengths[path] = num_samples_at(info.frames, info.samplerate, self.sampling_rate)
+            self._lengths[path] = resampled_length(info.frames, info.samplerate, self.sampling_rate)
         return self._lengths[path]
 
     def sample(self, rng: np.random.Generator, length: int) -> tuple[np.ndarray, list[str]]:
@@ -211,7 +212,7 @@ def _stream_mixtures(
             raise ValueError(f"Clean file {path} has {info.channels} channels; expected mono.")
         if info.frames == 0:
             raise ValueError(f"Clean file {path} has zero samples.")
-        length = num_samples_at(info.frames, info.samplerate, sampling_rate)
+        length = resampled_length(info.frames, info.samplerate, sampling_rate)
         if length < min_samples:
             continue
         for segment_index, offset in enumerate(segment_offsets(length, segment, stride, pad=pad)):

@@ -39,7 +39,8 @@ from typing import Literal
 
 import datasets
 
-from .audio import DecodeAudioColumns, audio_info, list_audio_files, num_samples_at
+from ..audio_io import audio_info, resampled_length
+from .audio import DecodeAudioColumns, list_audio_files
 
 VALID_SPEAKERS = ("p226", "p287")
 """Training-set speakers held out for validation by default (one female, one male)."""
@@ -139,7 +140,7 @@ def check_pair(clean_path: Path, noisy_path: Path, *, sampling_rate: int) -> int
             f"Lengths differ within a pair: {clean_path} has {clean.frames} samples, {noisy_path} has "
             f"{noisy.frames}."
         )
-    return num_samples_at(clean.frames, clean.samplerate, sampling_rate)
+    return resampled_length(clean.frames, clean.samplerate, sampling_rate)
 
 
 def _features() -> datasets.Features:
