@@ -59,11 +59,12 @@ from .audio_io import (
     resampled_length,
     resampler_margin,
 )
-from .feature_extraction_adaslim import AdaSlimFeatureExtractor, check_dry, check_finite, pcm_to_float32
+from .feature_extraction_adaslim import AdaSlimFeatureExtractor
 from .macs import call_macs
 from .products import precision_dtype
 from .resample import SINC_ZEROS
 from .streaming import AdaSlimStreamer
+from .waveform import check_dry, check_finite, mix_dry, pcm_to_float32
 
 TASK = "speech-enhancement"
 TASK_ALIAS = "audio-to-audio"
@@ -366,7 +367,7 @@ class _Assembler:
         block_start, self.emitted = self.emitted, final
         self.seconds_done = final / plan.input_rate
         if self.dry:
-            block = (1.0 - self.dry) * block + self.dry * job.source.read(block_start, final)
+            block = mix_dry(block, job.source.read(block_start, final), self.dry)
         return [(block_start, block)]
 
     def summary(self) -> dict:
@@ -448,7 +449,7 @@ class _StreamAssembler(_Assembler):
         start, self.emitted = self.emitted, self.emitted + count
         self.seconds_done = self.emitted / plan.input_rate
         if self.dry:
-            block = (1.0 - self.dry) * block + self.dry * self.job.source.read(start, self.emitted)
+            block = mix_dry(block, self.job.source.read(start, self.emitted), self.dry)
         return [(start, block)]
 
 
@@ -550,8 +551,9 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         dry (`float` in [0, 1], defaults to 0): mix `dry * input + (1 - dry) * enhanced` (a strength knob).
         sampling_rate (`int`, *optional*): rate of bare array inputs (default: the model's rate).
         output_sampling_rate (`int`, *optional*): rate of the returned audio (default: the input's rate).
-        chunk_length_s (`float` or `None`, defaults to 4): seconds of audio per model call (memory grows with
-            it; the result does not depend on it); `None` runs each input in one call.
+        chunk_length_s (`float` or `None`): seconds of audio per model call (memory grows with it; the result
+            does not depend on it); `None` runs each input in one call. By default inputs up to 12 s
+            (`single_chunk_max_s`) run in one call and longer ones in 4 s chunks.
         context_s (`float`, defaults to 3): non-causal models only: seconds of left context computed and
             discarded per chunk. Causal models carry their state from chunk to chunk and need none.
         threads (`"auto"` or `int`, defaults to `"auto"`): torch threads per chunk; "auto": the cores no other
@@ -589,6 +591,11 @@ class SpeechEnhancementPipeline(ChunkPipeline):
     # the right to every call.
     default_chunk_length_s = 4.0
     default_context_s = 3.0
+    # With the default chunking, an input no longer than this runs as one chunk: each chunk seam costs the
+    # streamer work the bare model call does not do (10 s of speech, one thread, 2026-12-05: 1.18x the bare
+    # call in 4 s chunks, 1.09x in one; docs/results/2026-12-05-bf16-and-everyday-speed.md). Longer inputs keep
+    # 4 s chunks, whose memory bound holds for hours of audio (10 s chunks took a one-hour file to 1,042 MB).
+    single_chunk_max_s = 12.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -679,7 +686,10 @@ class SpeechEnhancementPipeline(ChunkPipeline):
         """Decode and check one input, plan its chunks and measure its per-channel scale (first pass)."""
         config = self.model.config
         source, mono = as_source(inputs, config.sampling_rate, sampling_rate)
-        chunk_length = self.default_chunk_length_s if chunk_length_s == "unset" else chunk_length_s
+        chunk_length = chunk_length_s
+        if chunk_length_s == "unset":
+            short = source.frames <= self.single_chunk_max_s * source.sampling_rate
+            chunk_length = None if short else self.default_chunk_length_s
         context = self.default_context_s if context_s is None else context_s
         plan = ChunkPlan.build(config, source.sampling_rate, source.frames, chunk_length, context)
         if config.normalize:

@@ -289,7 +289,7 @@ def test_long_stereo_input_reports_progress(served, tmp_path):
     """Without the browser: a long stereo file at another rate runs in chunks, reports progress after each, and
     the written file is the pipeline's output (the page shows this run's progress through gr.Progress)."""
     _, engine = served
-    rate, seconds = 22050, 12.0
+    rate, seconds = 22050, 20.0  # beyond the pipeline's single-chunk limit (12 s): 4 s chunks
     samples, _ = soundfile.read(str(EXAMPLE), dtype="float32")
     left = np.resize(samples, int(rate * seconds))  # the example tiled (at the wrong rate: any audio will do)
     path = tmp_path / "stereo.flac"

@@ -195,6 +195,21 @@ def test_bf16_precision_on_the_non_causal_context_path(noisy):
     assert 0 < np.linalg.norm(reduced - full) / np.linalg.norm(full) <= 0.01
 
 
+def test_default_chunking_runs_short_inputs_in_one_chunk_and_long_ones_in_4_s_chunks(pipe, noisy):
+    """Each chunk seam costs streamer work that one model call does not do, so an input up to
+    single_chunk_max_s (12 s) runs as one chunk by default; longer inputs keep 4 s chunks (their memory bound);
+    an explicit chunk_length_s is always honoured. The output is the same either way."""
+    rate = pipe.model.config.sampling_rate
+    for seconds, chunks in ((10.0, 1), (12.0, 1), (13.0, 4)):
+        job = pipe.prepare(long_noisy(noisy, seconds), sampling_rate=rate)
+        assert job.plan.num_chunks == chunks, seconds
+    signal = long_noisy(noisy, 10.0)
+    assert pipe.prepare(signal, sampling_rate=rate, chunk_length_s=4.0).plan.num_chunks == 3
+    whole = pipe(signal, utilization=0.5)["audio"]
+    chunked = pipe(signal, utilization=0.5, chunk_length_s=4.0)["audio"]
+    assert np.abs(whole - chunked).max() < 1e-4
+
+
 def test_the_pipeline_benchmark_script_runs(tmp_path):
     script = REPO_ROOT / "scripts" / "benchmark_pipeline.py"
     result = subprocess.run([sys.executable, str(script), "--seconds", "1", "--repeats", "1", "--utilizations",
