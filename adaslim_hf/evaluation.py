@@ -39,6 +39,7 @@ from .atomic import write_json
 from .metrics import ALL_SCORES, SCORES
 from .peers import (DEEPFILTERNET, PEERS, PeerUnavailableError, deepfilternet_delay, deepfilternet_enhance,
                     rnnoise_delay, rnnoise_enhance, run_peer)
+from .waveform import check_dry, mix_dry
 
 DATASETS = ("voicebank", "corpus")
 CACHE_NAME = "items.jsonl"
@@ -157,8 +158,7 @@ def run_model(model, noisy: np.ndarray, utilization, dry: float = 0.0) -> dict:
     out = model(inputs, utilization=utilization)
     seconds = time.perf_counter() - start
     enhanced = out.enhanced_values[0].reshape(-1)[: len(noisy)].float().numpy()
-    if dry:
-        enhanced = np.float32(dry) * noisy + np.float32(1.0 - dry) * enhanced
+    enhanced = mix_dry(enhanced, noisy, dry)
     return {
         "enhanced": enhanced,
         "macs_per_sample": float(out.macs[0]) / len(noisy),
@@ -251,7 +251,6 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
     mixed. A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
     from tqdm.auto import tqdm
 
-    from .pipeline_adaslim import check_dry
 
     metrics = list(dict.fromkeys(metrics))
     unknown = [name for name in metrics if name not in SCORES]

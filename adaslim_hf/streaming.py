@@ -74,10 +74,10 @@ from torch.nn import functional as F
 
 from .configuration_adaslim import AdaSlimConfig
 from .execution import LayerPlan, decoder_forward, encoder_forward, router_runs
-from .feature_extraction_adaslim import check_dry
 from .modeling_adaslim import AdaSlimModel
 from .products import precision_dtype
 from .resample import SINC_ZEROS, resample_stages, sinc_filter
+from .waveform import check_dry, mix_dry
 
 # Symbols: n samples or rows, C channels, S stride, K kernel size, Z = SINC_ZEROS (taps each side of the
 # sinc interpolator), r router frame, f frame of a layer. Every stream tensor is time-major: [rows, C].
@@ -696,7 +696,7 @@ class AdaSlimStreamer:
             raise RuntimeError(f"internal error: {len(self._pending)} final samples, {count} due (latency {self.latency}).")
         out = self._pending[:count] * self._out_scales[:count, None]
         if self.dry:
-            out = self.dry * self._dry_rows[:count] + (1 - self.dry) * out
+            out = mix_dry(out, self._dry_rows[:count], self.dry)
             self._dry_rows = self._dry_rows[count:]
         self._pending, self._out_scales = self._pending[count:], self._out_scales[count:]
         self._returned += count

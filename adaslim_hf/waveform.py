@@ -1,4 +1,5 @@
-"""Waveform values as callers hand them in: integer PCM to float32, the finiteness check, the dry mix.
+"""Waveform values as callers hand them in: integer PCM to float32, the finiteness check, the dry mix
+(``check_dry`` and ``mix_dry``).
 
 Imports only numpy: the feature extractor, ``audio_io``, the pipeline and the streamer all build on it, and it
 travels to the Hub with them.
@@ -56,4 +57,13 @@ def check_dry(dry) -> float:
     return float(dry)
 
 
-__all__ = ["check_dry", "check_finite", "pcm_to_float32"]
+def mix_dry(enhanced, original, dry: float):
+    """The strength knob: ``dry * original + (1 - dry) * enhanced`` (float32 numpy arrays or torch tensors of
+    one shape; the scalars are applied in float32), or ``enhanced`` itself when ``dry`` is 0. ``dry`` comes
+    checked (``check_dry``). The pipeline, the streamer and the evaluation all mix through it."""
+    if not dry:
+        return enhanced
+    return dry * original + (1.0 - dry) * enhanced
+
+
+__all__ = ["check_dry", "check_finite", "mix_dry", "pcm_to_float32"]
