@@ -96,20 +96,15 @@ def _load(args):
 
 def _streamer_options(args) -> dict:
     """Streamer keyword arguments from the command line; ValueError for values the model cannot take."""
+    from .configuration_adaslim import parse_utilization
     from .modeling_adaslim import SINC_ZEROS
 
-    if args.utilization.strip().lower() == "auto":
-        utilization = "auto"
-    else:
-        try:
-            utilization = float(args.utilization)
-        except ValueError:
-            raise ValueError(f"--utilization must be 'auto' or a number, got {args.utilization!r}.") from None
+    utilization = parse_utilization(args.utilization, what="--utilization")  # None: the router
     if args.block_size is not None and args.block_size < 1:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}.")
-    return {"utilization": utilization, "max_utilization": args.max_utilization, "dry": args.dry,
-                "resample_lookahead": SINC_ZEROS if args.resample_lookahead is None else args.resample_lookahead,
-                "precision": args.precision}
+    return {"utilization": "auto" if utilization is None else utilization, "max_utilization": args.max_utilization,
+            "dry": args.dry, "resample_lookahead": SINC_ZEROS if args.resample_lookahead is None else args.resample_lookahead,
+            "precision": args.precision}
 
 
 def run_stream(args: argparse.Namespace) -> int:

@@ -20,6 +20,30 @@ FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", 
                 "polarity_weight", "si_sdr_weight", "pause_weight")
 
 
+
+def parse_utilization(value, factors=None, *, what: str = "utilization", expected: str | None = None) -> float | None:
+    """A utilization as a caller writes it -> ``None`` for the router (``"auto"`` in any case, or ``None``) or a
+    float. With ``factors``, the number must be one of them (to 1e-9) and the configured value comes back.
+
+    The one parser of "auto" for the pipeline, the streamer, ``adaslim stream`` and the demo. Anything else
+    (text that is no number, a bool, a number outside ``factors``) raises
+    ``ValueError("<what> must be 'auto' or <expected>, got <value!r>.")``; ``expected`` defaults to
+    "a number", or "one of the factors [...]" with ``factors``.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if expected is None:
+        expected = "a number" if factors is None else f"one of the factors {list(factors)}"
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is not None and factors is not None:
+        number = next((float(factor) for factor in factors if abs(number - factor) < 1e-9), None)
+    if number is None:
+        raise ValueError(f"{what} must be 'auto' or {expected}, got {value!r}.")
+    return number
+
 @strict
 class AdaSlimConfig(PreTrainedConfig):
     r"""
@@ -298,4 +322,4 @@ class AdaSlimConfig(PreTrainedConfig):
         return math.ceil(length / self.router_hop)
 
 
-__all__ = ["AdaSlimConfig"]
+__all__ = ["AdaSlimConfig", "parse_utilization"]

@@ -72,9 +72,10 @@ def format_rtf(rtf: float) -> str:
 
 def parse_utilization(choice: str | float | None):
     """The compute knob's value -> the pipeline's ``utilization`` ("auto" or a float)."""
-    if choice is None or (isinstance(choice, str) and choice.strip().lower() == "auto"):
-        return "auto"
-    return float(choice)
+    from .configuration_adaslim import parse_utilization
+
+    factor = parse_utilization(choice, what="the compute knob")
+    return "auto" if factor is None else factor
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from .audio_io import (
     resampled_length,
     resampler_margin,
 )
+from .configuration_adaslim import parse_utilization
 from .feature_extraction_adaslim import AdaSlimFeatureExtractor
 from .macs import call_macs
 from .products import precision_dtype
@@ -670,15 +671,7 @@ class SpeechEnhancementPipeline(ChunkPipeline):
     def _check_utilization(self, utilization):
         """"auto" (or None) -> None; a configured factor -> that float; anything else -> ValueError."""
         factors = list(self.model.config.utilization_factors)
-        if utilization is None or (isinstance(utilization, str) and utilization.strip().lower() == "auto"):
-            return None
-        try:
-            value = float(utilization)
-        except (TypeError, ValueError):
-            value = None
-        if value is None or isinstance(utilization, bool) or not any(abs(value - f) < 1e-9 for f in factors):
-            raise ValueError(f"utilization must be 'auto' or one of this model's factors {factors}, got {utilization!r}.")
-        return next(f for f in factors if abs(value - f) < 1e-9)
+        return parse_utilization(utilization, factors, expected=f"one of this model's factors {factors}")
 
     # ---- preprocess: input -> chunks ----
 

@@ -72,7 +72,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .configuration_adaslim import AdaSlimConfig
+from .configuration_adaslim import AdaSlimConfig, parse_utilization
 from .execution import LayerPlan, decoder_forward, encoder_forward, router_runs
 from .modeling_adaslim import AdaSlimModel
 from .products import precision_dtype
@@ -402,9 +402,9 @@ class AdaSlimStreamer:
                              "or router reads the whole input.")
         factors = config.utilization_factors
         if utilization is None or isinstance(utilization, str):
-            if utilization not in (None, "auto"):
-                raise ValueError(f"utilization must be 'auto' or one of the factors {factors}, got {utilization!r}.")
-            utilization = config.default_utilization  # set when the router was never trained
+            utilization = parse_utilization(utilization, factors)
+            if utilization is None:
+                utilization = config.default_utilization  # set when the router was never trained
         if utilization is None:
             static_index = None
         else:
