@@ -290,6 +290,43 @@ def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
         load_settings(SMOKE, {"slimmable_weight": 0.5})  # the smoke config is stage 1
 
 
+def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output():
+    """distillation_weight d: the factor terms run widest first; the widest's gradient is its plain L_SE's,
+    each narrower factor's is that of (1 - d) L_SE(u, clean) + d L_SE(u, widest output detached)."""
+    from adaslim_hf.losses import speech_enhancement_loss
+
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    weight = 0.5
+    objective = TrainingObjective(model, "1", distillation_weight=weight)
+    assert objective.terms() == [1.0, 0.5, 0.25, 0.125]
+    logs = backward_terms(objective, objective.terms(), noisy, clean)
+    got = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    config = model.config
+    teacher = model(noisy, utilization=1.0).enhanced_values.detach()
+    total = model(noisy, utilization=1.0, clean_values=clean).loss
+    for factor in (0.5, 0.25, 0.125):
+        out = model(noisy, utilization=factor, clean_values=clean)
+        distill = speech_enhancement_loss(out.enhanced_values, teacher, sc_factor=config.stft_sc_factor,
+                                          mag_factor=config.stft_mag_factor)
+        total = total + (1 - weight) * out.loss + weight * distill
+    total.backward()
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, dict(model.named_parameters())[name].grad, rtol=1e-4, atol=1e-6)
+    assert logs["loss"] == pytest.approx(float(total.detach()), rel=1e-5)
+    assert {"distillation_loss/u0.5", "distillation_loss/u0.125"} <= logs.keys() and "distillation_loss/u1" not in logs
+    with pytest.raises(RuntimeError, match="widest factor's term of the same batch first"):
+        TrainingObjective(model, "1", distillation_weight=weight)(noisy, clean, term=0.5)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        TrainingObjective(model, "1", distillation_weight=1.5)
+    with pytest.raises(ValueError, match="needs the factor terms"):
+        load_settings(SMOKE, {"stage": "static", "static_utilization": 0.5, "distillation_weight": 0.5})
+    run = load_settings(SMOKE, {"distillation_weight": 0.5})  # stage 1 through the loop's settings
+    assert run.distillation_weight == 0.5
+
+
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
 
 

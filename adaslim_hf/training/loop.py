@@ -334,7 +334,8 @@ def make_objective(settings: TrainingSettings) -> TrainingObjective:
         freeze_backbone(model)
     elif settings.stage != "2":
         freeze_router(model)
-    objective = TrainingObjective(model, settings.stage, settings.static_utilization, settings.slimmable_weight)
+    objective = TrainingObjective(model, settings.stage, settings.static_utilization, settings.slimmable_weight,
+                                  settings.distillation_weight)
     config = model.config
     if settings.stage == "2":
         config.default_utilization = None

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..modeling_adaslim import AdaSlimModel
+from ..losses import speech_enhancement_loss
 from .settings import STAGES
 
 
@@ -40,6 +41,12 @@ class TrainingObjective(nn.Module):
     With ``slimmable_weight`` > 0, stage '2' has stage 1's terms too (every factor, sliced weights), each
     scaled by the weight: the router's term keeps every width learning whatever the router picks.
 
+    With ``distillation_weight`` d > 0 (in-place distillation, Yu & Huang 2019), the factor terms run from the
+    widest down; the widest learns from the clean target alone, and each narrower factor's L_SE becomes
+    (1 - d) L_SE(enhanced_u, clean) + d L_SE(enhanced_u, enhanced_widest), the widest output of the same batch
+    detached: the narrow widths, which share their weights with the widest, pull towards what it does instead
+    of against it.
+
     ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
     tensor to back-propagate) and detached scalars to log (``se_loss/u<factor>`` in stage 1; ``se_loss``,
     ``efficiency_loss``, ``balance_loss``, ``mean_utilization`` and ``fraction/u<factor>`` in stage 2).
@@ -50,15 +57,21 @@ class TrainingObjective(nn.Module):
     """
 
     def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None,
-                 slimmable_weight: float = 0.0):
+                 slimmable_weight: float = 0.0, distillation_weight: float = 0.0):
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
         if slimmable_weight and stage != "2":
             raise ValueError(f"slimmable_weight applies to stage '2', not stage {stage!r}.")
+        if not 0 <= distillation_weight <= 1:
+            raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}.")
+        if distillation_weight and stage == "static":
+            raise ValueError("distillation_weight needs the factor terms of stage '1' (or '2' with slimmable_weight).")
         self.model = model
         self.stage = stage
         self.slimmable_weight = float(slimmable_weight)
+        self.distillation_weight = float(distillation_weight)
+        self._teacher = None  # (the batch's SharedInputs, the widest factor's output [B, T] detached)
         self._shared_inputs = None  # stage 1: the last batch's SharedInputs
         self.static_utilization = None
         if stage == "static":
@@ -69,6 +82,8 @@ class TrainingObjective(nn.Module):
         """The terms of one step: every factor (stage '1'), the factor ('static') or None (the router), then
         every factor in stage '2' with a slimmable weight."""
         factors = [float(u) for u in self.model.config.utilization_factors]
+        if self.distillation_weight:
+            factors = sorted(factors, reverse=True)  # the widest first: it is the narrower ones' teacher
         if self.stage == "1":
             return factors
         if self.stage == "static":
@@ -89,10 +104,33 @@ class TrainingObjective(nn.Module):
                     shared = self._shared_inputs = self.model.share_inputs(noisy, padding_mask, clean)
             out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
                              shared_inputs=shared)
-            loss = out.loss * self.slimmable_weight if self.stage == "2" else out.loss
-            return {"loss": loss, f"se_loss/u{float(term):g}": out.se_loss.detach(),
+            logs = {f"se_loss/u{float(term):g}": out.se_loss.detach(),
                     f"polarity_loss/u{float(term):g}": out.polarity_loss.detach()}
+            loss = out.loss
+            if self.distillation_weight:
+                loss = self._distilled(loss, out.enhanced_values, float(term), shared, padding_mask, logs)
+            loss = loss * self.slimmable_weight if self.stage == "2" else loss
+            return {"loss": loss, **logs}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)
+        return {"loss": out.loss, **self._router_logs(out)}
+
+    def _distilled(self, loss, enhanced, term: float, shared, padding_mask, logs: dict):
+        """In-place distillation of a factor term: the widest factor's output becomes the teacher of this
+        batch; a narrower factor's loss is mixed with its L_SE against that teacher."""
+        config = self.model.config
+        if term == max(config.utilization_factors):
+            self._teacher = (shared, enhanced.detach())
+            return loss
+        if self._teacher is None or self._teacher[0] is not shared:
+            raise RuntimeError("in-place distillation needs the widest factor's term of the same batch first "
+                               f"(terms in the order {self.terms()}).")
+        distillation = speech_enhancement_loss(enhanced, self._teacher[1], sc_factor=config.stft_sc_factor,
+                                               mag_factor=config.stft_mag_factor, padding_mask=padding_mask)
+        logs[f"distillation_loss/u{term:g}"] = distillation.detach()
+        return (1 - self.distillation_weight) * loss + self.distillation_weight * distillation
+
+    def _router_logs(self, out) -> dict:
+        """The detached scalars a router term logs."""
         factors = self.model.config.utilization_factors
         valid = out.choice >= 0
         counts = torch.stack([((out.choice == j) & valid).sum() for j in range(len(factors))]).float()
@@ -107,7 +145,7 @@ class TrainingObjective(nn.Module):
         if out.share_loss is not None:
             logs["share_loss"] = out.share_loss.detach()
         logs.update({f"fraction/u{factor:g}": fractions[j] for j, factor in enumerate(factors)})
-        return {"loss": out.loss, **logs}
+        return logs
 
 
 def backward_terms(objective: nn.Module, terms: Sequence[float | None], noisy: torch.Tensor, clean: torch.Tensor,

@@ -71,6 +71,10 @@ class TrainingSettings:
                                        "weights) to every step, so that each width keeps learning while the router "
                                        "trains (at a low target the router rarely picks the wide widths); a step "
                                        "then costs a stage-1 step more; 0 = the paper's stage 2")
+    distillation_weight: float = _setting(0.0, "in-place distillation in the factor terms (stage 1; stage 2 with "
+                                          "slimmable_weight): each narrower factor's L_SE is mixed, with this weight, "
+                                          "with its L_SE against the widest factor's output of the same batch "
+                                          "(detached); 0 = off (the paper's L_slim)")
     gumbel_noise_decay_steps: int = _setting(0, "stage 2: the Gumbel noise on the router's scores falls linearly "
                                                 "from its full scale at step 0 to none at this step (then the "
                                                 "training choices are the arg max that inference takes, and the "
@@ -402,6 +406,10 @@ def check_settings(settings: TrainingSettings):
     require(not settings.train_router_only or settings.stage in ("2", PIPELINE),
             "`train_router_only` needs stage '2' (the router is not used in stages '1' and 'static').")
     require(settings.slimmable_weight >= 0, f"`slimmable_weight` must be >= 0, got {settings.slimmable_weight}.")
+    require(0 <= settings.distillation_weight <= 1,
+            f"`distillation_weight` must lie in [0, 1], got {settings.distillation_weight}.")
+    require(not settings.distillation_weight or settings.stage != "static",
+            "`distillation_weight` needs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
     require(not settings.slimmable_weight or settings.stage in ("2", PIPELINE),
             "`slimmable_weight` is a stage-2 setting (stage 1 trains every factor already).")
     require(not (settings.slimmable_weight and settings.train_router_only),
