@@ -41,6 +41,7 @@ def timed(function):
 
 def main(args):
     from adaslim_hf import AdaSlimModel, SpeechEnhancementPipeline
+    from adaslim_hf.configuration_adaslim import parse_utilization
     from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
 
     torch.set_num_threads(args.threads)
@@ -55,7 +56,7 @@ def main(args):
     extra = {} if args.chunk_seconds is None else {"chunk_length_s": args.chunk_seconds}
     rows = []
     for setting in args.utilizations.split(","):
-        utilization = None if setting == "auto" else float(setting)
+        utilization = parse_utilization(setting, what="--utilizations")
 
         def bare(utilization=utilization):
             with torch.inference_mode():

@@ -129,16 +129,15 @@ def main(args: argparse.Namespace) -> dict:
     import torch
 
     from adaslim_hf import AdaSlimModel
+    from adaslim_hf.configuration_adaslim import parse_utilization
     from adaslim_hf.evaluation import load_test_set, rnnoise_enhance, run_model
 
     if not args.model and not args.rnnoise:
         raise SystemExit("error: nothing to score: pass --model (one or more) and/or --rnnoise.")
-    utilization = None  # "auto": the router, or the width a static model records (config.default_utilization)
-    if args.utilization != "auto":
-        try:
-            utilization = float(args.utilization)
-        except ValueError:
-            raise SystemExit(f'error: --utilization must be "auto" or a number, got {args.utilization!r}.') from None
+    try:  # None ("auto"): the router, or the width a static model records (config.default_utilization)
+        utilization = parse_utilization(args.utilization, what="--utilization")
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     torch.set_num_threads(args.threads)
     models = {name: AdaSlimModel.from_pretrained(name).eval() for name in args.model}
     sample_rate = next(iter(models.values())).config.sampling_rate if models else 16000
