@@ -12,30 +12,28 @@ dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 log() { echo "[bootstrap] $*" >&2; }
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then
-    if command -v apt-get >/dev/null 2>&1; then
-        log "installing FFmpeg shared libraries (apt)"
-        sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-        $sudo_cmd apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
-        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null \
-            || log "WARNING: FFmpeg could not be installed: decoding through torchcodec will fail, soundfile I/O still works"
-    else
-        log "WARNING: no apt-get; install FFmpeg yourself for torchcodec decoding"
+# apt_install PACKAGE WHAT CONSEQUENCE: install a Debian package, or say what fails without it
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "WARNING: no apt-get; install $1 yourself ($2)"
+        return
     fi
+    log "installing $1 ($2, apt)"
+    local sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "$1" >/dev/null \
+        || log "WARNING: $1 could not be installed: $3"
+}
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then
+    apt_install ffmpeg "FFmpeg's shared libraries, for torchcodec decoding" \
+        "decoding through torchcodec will fail, soundfile I/O still works"
 fi
 
+# the browser tests (tests/test_demo.py) drive Debian's chromium through Playwright: Playwright's own
+# browser download is not used
 if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-    # the browser tests (tests/test_demo.py) drive Debian's chromium through Playwright: Playwright's own
-    # browser download is not used
-    if command -v apt-get >/dev/null 2>&1; then
-        log "installing chromium for the browser tests (apt)"
-        sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-        $sudo_cmd apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
-        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null \
-            || log "WARNING: chromium could not be installed: tests/test_demo.py will fail under CI, skip elsewhere"
-    else
-        log "WARNING: no apt-get; install chromium yourself for the browser tests"
-    fi
+    apt_install chromium "for the browser tests" "tests/test_demo.py will fail under CI, skip elsewhere"
 fi
 
 PY="${PYTHON:-python3}"
