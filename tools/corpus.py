@@ -449,16 +449,27 @@ def analyse_clip(path: str, kind: str) -> dict:
         audio, native = decode_file(path)
     except Exception as error:  # noqa: BLE001 (any decoder failure is a counted skip, reported by reason)
         return {"status": "unreadable", "error": str(error)[:200]}
+    result = judge_clip(audio, native, kind)
+    result.pop("bandwidth_hz", None)
+    return result
+
+
+def judge_clip(audio: np.ndarray, native: int, kind: str) -> dict:
+    """The checks on one decoded clip (mono float32 at SAMPLING_RATE, its native rate): ``{"status": "ok" |
+    reason, ...}``; an ``ok`` clip carries its 16-bit PCM and md5, a speech clip is trimmed and levelled and
+    carries its bandwidth (``bandwidth_hz``, also on a narrowband refusal)."""
     if native < SAMPLING_RATE:
         return {"status": f"rate below {SAMPLING_RATE} Hz"}
     if _dbfs(audio) < SILENCE_DBFS:
         return {"status": "silent"}
+    bandwidth = None
     if kind == "speech":
         audio = trim_silence(audio)
         if audio.size < SPEECH_MIN_SECONDS * SAMPLING_RATE:
             return {"status": "too short"}
-        if bandwidth_hz(audio) < MIN_BANDWIDTH_HZ:
-            return {"status": "narrowband"}
+        bandwidth = bandwidth_hz(audio)
+        if bandwidth < MIN_BANDWIDTH_HZ:
+            return {"status": "narrowband", "bandwidth_hz": bandwidth}
         audio = audio * np.float32(10 ** ((SPEECH_LEVEL_DBFS - _dbfs(audio)) / 20))
     elif audio.size < NOISE_MIN_SECONDS * SAMPLING_RATE:
         return {"status": "too short"}
@@ -466,7 +477,8 @@ def analyse_clip(path: str, kind: str) -> dict:
     if peak > 0.99:
         audio = audio * np.float32(0.99 / peak)
     pcm = np.round(audio * 32767).astype(np.int16)
-    return {"status": "ok", "native_rate": native, "pcm": pcm, "md5": hashlib.md5(pcm.tobytes()).hexdigest()}
+    return {"status": "ok", "native_rate": native, "pcm": pcm, "bandwidth_hz": bandwidth,
+            "md5": hashlib.md5(pcm.tobytes()).hexdigest()}
 
 
 def _analyse_batch(batch: list[tuple[str, str]]) -> list[dict]:

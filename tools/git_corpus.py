@@ -80,17 +80,15 @@ from .corpus import (
     NOISE_MIN_SECONDS,
     PAUSE_SECONDS,
     TRAIN_SNR_RANGE,
-    _dbfs,
     _fingerprint,
     _prepare_stage,
     _stage_dir,
     _write_json,
-    bandwidth_hz,
     format_hours,
     hours_table,
+    judge_clip,
     pack_clips,
     synthetic_noises,
-    trim_silence,
 )
 
 GIT_CORPUS_VERSION = 1
@@ -367,27 +365,10 @@ def check_clip(data: bytes, name: str, kind: str) -> dict:
         audio, native = decode_bytes(data, name)
     except Exception as error:  # noqa: BLE001 (a decoder failure is a counted skip)
         return {"status": "unreadable", "error": str(error)[:200]}
-    if native < SAMPLING_RATE:
-        return {"status": f"rate below {SAMPLING_RATE} Hz"}
-    if _dbfs(audio) < SILENCE_DBFS:
-        return {"status": "silent"}
-    bandwidth = None
-    if kind == "speech":
-        audio = trim_silence(audio)
-        if audio.size < SPEECH_MIN_SECONDS * SAMPLING_RATE:
-            return {"status": "too short"}
-        bandwidth = bandwidth_hz(audio)
-        if bandwidth < MIN_BANDWIDTH_HZ:
-            return {"status": f"narrowband (below {MIN_BANDWIDTH_HZ:.0f} Hz)"}
-        audio = audio * np.float32(10 ** ((SPEECH_LEVEL_DBFS - _dbfs(audio)) / 20))
-    elif audio.size < NOISE_MIN_SECONDS * SAMPLING_RATE:
-        return {"status": "too short"}
-    peak = float(np.abs(audio).max())
-    if peak > 0.99:
-        audio = audio * np.float32(0.99 / peak)
-    pcm = np.round(audio * 32767).astype(np.int16)
-    return {"status": "ok", "native_rate": native, "pcm": pcm, "bandwidth_hz": bandwidth,
-            "md5": hashlib.md5(pcm.tobytes()).hexdigest()}
+    result = judge_clip(audio, native, kind)
+    if result["status"] == "narrowband":
+        return {"status": f"narrowband (below {MIN_BANDWIDTH_HZ:.0f} Hz)"}
+    return result
 
 
 _SESSION = None
