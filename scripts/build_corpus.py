@@ -7,6 +7,8 @@ git repositories with --git-sources (see tools/git_corpus.py).
         --cache-dir data/corpus/cache
     .venv/bin/python scripts/build_corpus.py --output data/corpus-git --git-sources \
         speechocean762=PATH resemblyzer=PATH noise_dataset=PATH noises=PATH   # each PATH a clone or a bare git dir
+    .venv/bin/python scripts/build_corpus.py --output data/corpus-git-noise --cache-dir data/corpus-git/cache \
+        --git-sources ... --train-noise packages babble   # more kinds of training noise (the long-run recipe)
 
 With --git-sources, --screen-only prints the DNSMOS distributions of the packed clean utterances (and caches
 the scores) without writing the corpus; --min-sig / --min-bak set the screening thresholds.
@@ -32,6 +34,7 @@ from tools.git_corpus import (
     TEST_MIXTURES,
     VALID_MIXTURES,
     TEST_UTTERANCES_PER_SPEAKER,
+    TRAIN_NOISE_KINDS,
     VALID_SPEAKERS_PER_SOURCE,
     build_git_corpus,
     parse_source_paths,
@@ -66,12 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="training speakers of each speech source held out for validation (default %(default)s)")
     git.add_argument("--test-per-speaker", type=int, default=TEST_UTTERANCES_PER_SPEAKER,
                      help="packed utterances per test speaker in the test pool (default %(default)s)")
+    git.add_argument("--train-noise", nargs="+", choices=TRAIN_NOISE_KINDS, default=[],
+                     help="extra training-only noise: 'packages' (the package corpus' game ambiences, machinery, "
+                          "animals, crowds and effects; ~2 GB of Debian packages) and/or 'babble' (3-7 training "
+                          "speakers at once); validation and test mixtures are unchanged")
     git.add_argument("--screen-only", action="store_true",
                      help="score and print the DNSMOS distributions, write nothing but the score cache")
     args = parser.parse_args(argv)
     if args.git_sources is None and (args.screen_only or any(
-            a.startswith(("--min-", "--valid-", "--test-")) for a in (argv or sys.argv[1:]))):
-        parser.error("--screen-only, --min-sig, --min-bak, --valid-* and --test-* need --git-sources")
+            a.startswith(("--min-", "--valid-", "--test-", "--train-noise")) for a in (argv or sys.argv[1:]))):
+        parser.error("--screen-only, --min-sig, --min-bak, --valid-*, --test-* and --train-noise need --git-sources")
     if args.git_sources is not None:
         if args.extra_noise:
             parser.error("--extra-noise applies to the package corpus, not to --git-sources")
@@ -90,7 +97,7 @@ def main(args: argparse.Namespace) -> dict:
             min_sig=args.min_sig if args.min_sig >= 0 else None, min_bak=args.min_bak if args.min_bak >= 0 else None,
             valid_mixtures=args.valid_mixtures, test_mixtures=args.test_mixtures,
             valid_speakers_per_source=args.valid_speakers_per_source, test_per_speaker=args.test_per_speaker,
-            workers=args.workers or 1,
+            train_noise=args.train_noise, workers=args.workers or 1,
             screen_only=args.screen_only, rebuild=args.rebuild)
         print(f"total wall time {time.time() - started:.1f} s")
         return corpus

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,34 @@ def test_dnsmos_scores_short_and_long_signals():
     assert all(1.0 <= x <= 5.0 for x in (*short, *long))
     with pytest.raises(ValueError, match="non-empty"):
         git_corpus.dnsmos_sig_bak_ovrl(np.zeros(0, dtype=np.float32))
+
+
+def test_training_noise_babble_and_packages_join_training_only(sources, tmp_path, fake_dnsmos, monkeypatch):
+    plain = _build(tmp_path / "plain", sources, min_sig=None, min_bak=None)
+    package_clip = {"name": "engine", "pcm": (_noise(2.0, 9) * 32767).astype(np.int16), "source": "pkg-torcs",
+                    "category": "pkg-torcs", "repository": "torcs-data", "commit": "1.3.7", "licence": "GPL-2+",
+                    "synthetic": False, "members": ["usr/share/games/torcs/data/sound/engine.wav"], "blobs": [],
+                    "native_rate": 22050}
+    monkeypatch.setattr(git_corpus, "package_noise", lambda cache, workers, log: ([package_clip], Counter()))
+    extra = _build(tmp_path / "extra", sources, min_sig=None, min_bak=None, train_noise=["babble", "packages"],
+                   cache_dir=tmp_path / "plain" / "cache")
+    assert extra["fingerprint"] != plain["fingerprint"] and extra["train_noise"] == ["babble", "packages"]
+    rows = [json.loads(line) for line in (tmp_path / "extra/pool/manifest.jsonl").read_text().splitlines()]
+    babble = [r for r in rows if r["source"] == "babble"]
+    assert len(babble) == git_corpus.BABBLE_FILES and {r["split"] for r in babble} == {"train"}
+    train_speakers = {r["speaker"] for r in rows if r["kind"] == "speech" and r["split"] == "train"}
+    assert all(set(r["members"]) <= train_speakers for r in babble)  # never a validation or test voice
+    audio, rate = sf.read(tmp_path / "extra/pool" / babble[0]["path"], dtype="float32")
+    assert rate == 16000 and audio.size == int(git_corpus.BABBLE_SECONDS * rate)
+    assert abs(10 * np.log10(np.mean(audio**2)) - (-25.0)) < 0.5
+    engine = [r for r in rows if r["source"] == "pkg-torcs"]
+    assert [r["path"] for r in engine] == ["noise/train/pkg-torcs/engine.wav"] and engine[0]["licence"] == "GPL-2+"
+    # validation and test mixtures are the same files as without the extra noise
+    for folder in ("noisy_testset_wav", "clean_testset_wav"):
+        for path in sorted((tmp_path / "plain/mixtures" / folder).glob("*.wav")):
+            assert path.read_bytes() == (tmp_path / "extra/mixtures" / folder / path.name).read_bytes()
+    plain_lines = [json.loads(x) for x in (tmp_path / "plain/mixtures/mixtures.jsonl").read_text().splitlines()]
+    extra_lines = [json.loads(x) for x in (tmp_path / "extra/mixtures/mixtures.jsonl").read_text().splitlines()]
+    assert [x for x in plain_lines if x["split"] != "train"] == [x for x in extra_lines if x["split"] != "train"]
+    with pytest.raises(ValueError, match="Unknown training noise \\['music'\\]"):
+        _build(tmp_path / "bad", sources, train_noise=["music"])

