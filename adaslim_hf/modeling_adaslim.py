@@ -47,6 +47,17 @@ from .router import AdaSlimRouter, DiagonalGRU, straight_through_gumbel
 # scripts/benchmark.py); new code imports them from their homes.
 FORMER_NAMES = (router_runs, SINC_ZEROS)
 
+# The label of every stage of a forward starts with this (``stage``); scripts/benchmark.py --profile reads them.
+STAGE_PREFIX = "adaslim."
+
+
+def stage(name: str):
+    """A stage of the forward, labelled ``STAGE_PREFIX + name`` for torch.profiler: a ``record_function`` range,
+    which costs a few microseconds per stage while no profiler runs. The stages do not nest; what lies between
+    them (argument handling) is left unlabelled. ``scripts/benchmark.py --profile`` times them."""
+    return torch.profiler.record_function(STAGE_PREFIX + name)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Outputs
 # ----------------------------------------------------------------------------------------------------
@@ -263,6 +274,30 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
 
     def _share_inputs(self, input_values, padding_mask, clean_values) -> "SharedInputs":
         config = self.config
+        with stage("inputs"):
+            x, lengths, flat, std, sample_mask = self._normalized_inputs(input_values, padding_mask, clean_values)
+        upsampled = x
+        with stage("upsample"):
+            for _ in range(resample_stages(config.resample)):
+                upsampled = upsample2(upsampled)  # -> [B, chin, L * U]
+
+        target_magnitudes = None
+        if clean_values is not None and (config.stft_sc_factor or config.stft_mag_factor):
+            with stage("target_spectra"):
+                # the loss compares [B, chin * T] signals, masked only for [B, T] inputs (see forward)
+                target = clean_values.to(x.dtype)
+                target_magnitudes = stft_magnitudes(target if flat else target.reshape(x.shape[0], -1),
+                                                    mask=padding_mask if flat else None)
+        return SharedInputs(
+            input_values=input_values, padding_mask=padding_mask, clean_values=clean_values,
+            versions=_versions(input_values, padding_mask, clean_values), flat=flat, lengths=lengths, std=std,
+            sample_mask=sample_mask, normalized=x, upsampled=upsampled, target_magnitudes=target_magnitudes,
+        )
+
+    def _normalized_inputs(self, input_values, padding_mask, clean_values):
+        """Checks, normalisation and padding -> (x [B, chin, L] normalised and zero-padded, lengths [B], whether
+        the caller passed [B, T], std [B, 1, 1], sample mask [B, 1, T] or None)."""
+        config = self.config
         x, lengths, flat = self._check_inputs(input_values, padding_mask)  # x [B, chin, T]
         if clean_values is not None and tuple(clean_values.shape) != tuple(input_values.shape):
             raise ValueError(
@@ -289,21 +324,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         if sample_mask is not None:
             x = x * sample_mask
         x = F.pad(x, (0, padded_length - length))  # [B, chin, L]
-        upsampled = x
-        for _ in range(resample_stages(config.resample)):
-            upsampled = upsample2(upsampled)  # -> [B, chin, L * U]
-
-        target_magnitudes = None
-        if clean_values is not None and (config.stft_sc_factor or config.stft_mag_factor):
-            # the loss compares [B, chin * T] signals, masked only for [B, T] inputs (see forward)
-            target = clean_values.to(x.dtype)
-            target_magnitudes = stft_magnitudes(target if flat else target.reshape(batch, -1),
-                                                mask=padding_mask if flat else None)
-        return SharedInputs(
-            input_values=input_values, padding_mask=padding_mask, clean_values=clean_values,
-            versions=_versions(input_values, padding_mask, clean_values), flat=flat, lengths=lengths, std=std,
-            sample_mask=sample_mask, normalized=x, upsampled=upsampled, target_magnitudes=target_magnitudes,
-        )
+        return x, lengths, flat, std, sample_mask
 
     # ---- forward ----
 
@@ -373,39 +394,45 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         padded_lengths = lengths if padding_mask is not None else None  # None: no item is padded
 
         router_logits, one_hot, choice, static_index = self._decide(shared_inputs, utilization, gumbel_noise_scale)
-        decisions = Decisions.resolve(config, choice, lengths)
-        execution = self._execution_path(execution, static_index)
-        full_dtype = shared_inputs.upsampled.dtype
-        compute_dtype = compute_dtype or full_dtype
-        exec_one_hot = None
-        if execution == "masked":
-            hard = one_hot if one_hot is not None else F.one_hot(decisions.executed.clamp(min=0), config.num_factors)
-            exec_one_hot = decisions.executed_one_hot(hard.to(full_dtype))
-        plans = layer_plans(config, execution, padded_lengths, config.valid_length(input_values.shape[-1]),
-                            choice=decisions.executed, one_hot=exec_one_hot, static_index=static_index,
-                            dtype=compute_dtype, device=self.device)
+        with stage("plans"):
+            decisions = Decisions.resolve(config, choice, lengths)
+            execution = self._execution_path(execution, static_index)
+            full_dtype = shared_inputs.upsampled.dtype
+            compute_dtype = compute_dtype or full_dtype
+            exec_one_hot = None
+            if execution == "masked":
+                hard = one_hot if one_hot is not None else F.one_hot(decisions.executed.clamp(min=0),
+                                                                     config.num_factors)
+                exec_one_hot = decisions.executed_one_hot(hard.to(full_dtype))
+            plans = layer_plans(config, execution, padded_lengths, config.valid_length(input_values.shape[-1]),
+                                choice=decisions.executed, one_hot=exec_one_hot, static_index=static_index,
+                                dtype=compute_dtype, device=self.device)
         enhanced = self._enhance(shared_inputs, plans, padded_lengths, compute_dtype)  # [B, chout, T]
         enhanced_values = enhanced[:, 0] if shared_inputs.flat else enhanced
 
-        reported = decisions.reported
-        factors = torch.tensor(config.utilization_factors, dtype=enhanced.dtype, device=enhanced.device)
-        utilization_per_frame = torch.where(reported >= 0, factors[reported.clamp(min=0)], torch.zeros_like(factors[0]))
         losses = {}
         if clean_values is not None:
-            routed_one_hot = None
-            if utilization is None:
-                routed_one_hot = one_hot if one_hot is not None else F.one_hot(reported.clamp(min=0), config.num_factors)
-                routed_one_hot = routed_one_hot.to(enhanced)
-            losses = self._losses(enhanced_values, shared_inputs, routed_one_hot, decisions.frame_valid)
-        output = AdaSlimOutput(
-            enhanced_values=enhanced_values,
-            choice=reported,
-            utilization_per_frame=utilization_per_frame,
-            mean_utilization=utilization_per_frame.sum(dim=1) / decisions.frame_valid.sum(dim=1),
-            router_logits=router_logits,
-            macs=call_macs(config, decisions.executed, lengths, router=utilization is None),
-            **losses,
-        )
+            with stage("losses"):
+                routed_one_hot = None
+                if utilization is None:
+                    routed_one_hot = one_hot if one_hot is not None else F.one_hot(decisions.reported.clamp(min=0),
+                                                                                   config.num_factors)
+                    routed_one_hot = routed_one_hot.to(enhanced)
+                losses = self._losses(enhanced_values, shared_inputs, routed_one_hot, decisions.frame_valid)
+        with stage("output"):
+            reported = decisions.reported
+            factors = torch.tensor(config.utilization_factors, dtype=enhanced.dtype, device=enhanced.device)
+            utilization_per_frame = torch.where(reported >= 0, factors[reported.clamp(min=0)],
+                                                torch.zeros_like(factors[0]))
+            output = AdaSlimOutput(
+                enhanced_values=enhanced_values,
+                choice=reported,
+                utilization_per_frame=utilization_per_frame,
+                mean_utilization=utilization_per_frame.sum(dim=1) / decisions.frame_valid.sum(dim=1),
+                router_logits=router_logits,
+                macs=call_macs(config, decisions.executed, lengths, router=utilization is None),
+                **losses,
+            )
         return output if return_dict else output.to_tuple()
 
     def _decide(self, shared_inputs: SharedInputs, utilization, gumbel_noise_scale: float):
@@ -420,12 +447,13 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         if utilization is not None:
             static_index = config.factor_index(utilization)
             return None, None, torch.full((batch, num_frames), static_index, dtype=torch.long, device=x.device), static_index
-        valid_frames = [config.num_router_frames(int(n)) for n in lengths.tolist()]
-        router_logits = self.router(x, num_frames, valid_frames)  # [B, N, J]
-        if not self.training:
-            return router_logits, None, router_logits.argmax(dim=-1), None
-        one_hot = straight_through_gumbel(router_logits, config.gumbel_temperature, gumbel_noise_scale)
-        return router_logits, one_hot, one_hot.argmax(dim=-1), None
+        with stage("router"):
+            valid_frames = [config.num_router_frames(int(n)) for n in lengths.tolist()]
+            router_logits = self.router(x, num_frames, valid_frames)  # [B, N, J]
+            if not self.training:
+                return router_logits, None, router_logits.argmax(dim=-1), None
+            one_hot = straight_through_gumbel(router_logits, config.gumbel_temperature, gumbel_noise_scale)
+            return router_logits, one_hot, one_hot.argmax(dim=-1), None
 
     def _execution_path(self, execution: str | None, static_index: int | None) -> str:
         """The execution path asked for, or by default: sliced for a static factor, masked for training with
@@ -449,21 +477,25 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         full_dtype = shared_inputs.upsampled.dtype
         x = shared_inputs.upsampled.transpose(1, 2).to(compute_dtype)  # [B, L*U, chin], time-major from here on
         skips = []
-        for block, plan in zip(self.encoder, plans):
-            x = encoder_forward(block, x, plan)  # [B, N_l, C_l]
+        for layer, (block, plan) in enumerate(zip(self.encoder, plans), start=1):
+            with stage(f"encoder.{layer}"):
+                x = encoder_forward(block, x, plan)  # [B, N_l, C_l]
             skips.append(x)
-        frames = None if lengths is None else [config.frames_per_layer(int(n))[-1] for n in lengths.tolist()]
-        x = bottleneck_forward(self.bottleneck, x.to(full_dtype), frames).to(compute_dtype)
-        for block, plan in zip(self.decoder, reversed(plans)):
-            x = decoder_forward(block, x, skips.pop(), plan)  # [B, N_{l-1}, C_{l-1}]
-        if lengths is not None:  # what lies past each item's padded length is not part of its signal
-            ends = torch.tensor([config.valid_length(int(n)) * config.resample for n in lengths.tolist()])
-            x = x * (torch.arange(x.shape[1])[None, :] < ends[:, None]).to(x)[..., None]
-        x = x.transpose(1, 2).to(full_dtype)  # [B, chout, L*U]
-        for _ in range(resample_stages(config.resample)):
-            x = downsample2(x)
-        enhanced = x[..., : shared_inputs.input_values.shape[-1]] * shared_inputs.std
-        return enhanced if shared_inputs.sample_mask is None else enhanced * shared_inputs.sample_mask
+        with stage("bottleneck"):
+            frames = None if lengths is None else [config.frames_per_layer(int(n))[-1] for n in lengths.tolist()]
+            x = bottleneck_forward(self.bottleneck, x.to(full_dtype), frames).to(compute_dtype)
+        for layer, block, plan in zip(range(config.depth, 0, -1), self.decoder, reversed(plans)):
+            with stage(f"decoder.{layer}"):
+                x = decoder_forward(block, x, skips.pop(), plan)  # [B, N_{l-1}, C_{l-1}]
+        with stage("downsample"):
+            if lengths is not None:  # what lies past each item's padded length is not part of its signal
+                ends = torch.tensor([config.valid_length(int(n)) * config.resample for n in lengths.tolist()])
+                x = x * (torch.arange(x.shape[1])[None, :] < ends[:, None]).to(x)[..., None]
+            x = x.transpose(1, 2).to(full_dtype)  # [B, chout, L*U]
+            for _ in range(resample_stages(config.resample)):
+                x = downsample2(x)
+            enhanced = x[..., : shared_inputs.input_values.shape[-1]] * shared_inputs.std
+            return enhanced if shared_inputs.sample_mask is None else enhanced * shared_inputs.sample_mask
 
     def _losses(self, enhanced_values: torch.Tensor, shared_inputs: SharedInputs, one_hot: torch.Tensor | None,
                 frame_valid: torch.Tensor) -> dict:

@@ -23,6 +23,19 @@ times glibc's default, which faults every large tensor's pages in again).
 --model: a save_pretrained folder (default: the untrained default config, seeded). --input: a WAV file
 (default: examples/noisy_example.wav, mono-mixed, resampled to the model rate, tiled or cut to
 --seconds) or "random" (Gaussian noise, the previous default).
+
+--profile: where the time of a call goes instead, stage by stage (the input checks and normalisation, the
+up-sampling, the router, the plans, each encoder block, the bottleneck, each decoder block, the down-sampling,
+the output's assembly), at every static factor and with the router deciding (and in bfloat16 with --bf16):
+
+    python scripts/benchmark.py --profile --threads 1 --seconds 10 --repeats 5 --json profile.json
+
+The stages are the ``record_function`` labels the model places around them (modeling_adaslim.stage), read
+from torch.profiler; each profiled call is one profiler session, rows round-robin as above, medians over
+--repeats. The profiler adds a little time per operator it records, so the table also gives each row's
+median wall time without it, and the operator events per stage (the count that per-operator overhead scales
+with). "unlabelled" is what the call spent outside every stage (argument handling): the call's time minus the
+sum of the labelled stages.
 """
 
 import argparse
@@ -38,7 +51,7 @@ from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.atomic import write_json
 from adaslim_hf.audio_io import load_audio, resample
 from adaslim_hf.memory import reuse_freed_memory
-from adaslim_hf.modeling_adaslim import router_runs
+from adaslim_hf.modeling_adaslim import STAGE_PREFIX, router_runs
 
 DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "examples" / "noisy_example.wav"
 
@@ -61,9 +74,16 @@ def parse_args(argv=None):
     parser.add_argument("--bf16", action="store_true",
                         help="also time every static factor and the router's row with the blocks in bfloat16 "
                              "(torch.autocast, as the pipeline's precision='bf16')")
+    parser.add_argument("--profile", action="store_true",
+                        help="time each stage of a call (torch.profiler) at every static factor and routed, "
+                             "instead of the rows above")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
-    return parser.parse_args(argv)
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where to write the results (default benchmark.json, profile.json with --profile)")
+    args = parser.parse_args(argv)
+    if args.json is None:
+        args.json = Path("profile.json" if args.profile else "benchmark.json")
+    return args
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -139,13 +159,33 @@ def mean_run_frames(choice: torch.Tensor) -> float:
     return sum(end - first for _, first, end, _ in runs) / max(len(runs), 1)
 
 
-def run(args) -> dict:
+def set_up(args) -> tuple:
+    """Threads, allocator, model and input of a run -> (model, input [1, T], the result's description of the
+    run, to which the rows are added)."""
     torch.set_num_threads(args.threads)
     reused = False if args.system_allocator else reuse_freed_memory()  # what the adaslim commands do
     model = load_model(args)
     config = model.config
     length = int(args.seconds * config.sample_rate)
     noisy, input_description = load_input(args.input, config.sample_rate, length, args.seed)
+    description = {
+        "command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]),
+        "model": str(args.model) if args.model is not None else "untrained default config",
+        "input": input_description,
+        "seconds_of_audio": args.seconds,
+        "sample_rate": config.sample_rate,
+        "threads": args.threads,
+        "reuse_freed_memory": reused,
+        "repeats": args.repeats,
+        "config": {k: getattr(config, k) for k in ("hidden", "depth", "bottleneck", "router_stride")},
+    }
+    return model, noisy, description
+
+
+def run(args) -> dict:
+    model, noisy, description = set_up(args)
+    config = model.config
+    input_description, length = description["input"], noisy.shape[-1]
     frames = config.num_router_frames(length)
     generator = torch.Generator().manual_seed(args.seed + 1)
     every_frame = torch.randint(0, config.num_factors, (1, frames), generator=generator)
@@ -217,20 +257,7 @@ def run(args) -> dict:
             row["wall_over_mac_ratio"] = row["wall_ratio"] / row["mac_ratio"]
             row["cpu_over_mac_ratio"] = row["cpu_ratio"] / row["mac_ratio"]
             row["achieved_gmacs_per_s"] = row["macs"] / row["seconds"] / 1e9
-    result = {
-        "command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]),
-        "model": str(args.model) if args.model is not None else "untrained default config",
-        "input": input_description,
-        "seconds_of_audio": args.seconds,
-        "sample_rate": config.sample_rate,
-        "threads": args.threads,
-        "reuse_freed_memory": reused,
-        "repeats": args.repeats,
-        "config": {k: getattr(config, k) for k in ("hidden", "depth", "bottleneck", "router_stride")},
-        "dense_matmul_gflops": peak,
-        "rows": rows,
-        "checks": {},
-    }
+    result = {**description, "dense_matmul_gflops": peak, "rows": rows, "checks": {}}
     for row in rows:
         if row["name"].startswith("static") and "LSTM" not in row["name"] and "bf16" not in row["name"]:
             factor = float(row["name"].split()[1])
@@ -274,7 +301,128 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------------
+# --profile: stage by stage
+# ----------------------------------------------------------------------------------------------------
+
+
+def profiled_call(fn) -> dict:
+    """One call of ``fn`` as one torch.profiler session -> its wall seconds under the profiler, and per stage
+    (the model's ``STAGE_PREFIX`` labels; "unlabelled" for operators outside every stage) the seconds its
+    ranges took and the operator events recorded inside them (nested ones included)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as session:
+        start = time.perf_counter()
+        fn()
+        seconds = time.perf_counter() - start
+    stages = {}
+    for event in session.events():
+        if event.name.startswith(STAGE_PREFIX):
+            entry = stages.setdefault(event.name[len(STAGE_PREFIX):], {"seconds": 0.0, "operators": 0})
+            entry["seconds"] += event.time_range.elapsed_us() / 1e6
+            continue
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith(STAGE_PREFIX):
+            parent = parent.cpu_parent
+        name = "unlabelled" if parent is None else parent.name[len(STAGE_PREFIX):]
+        stages.setdefault(name, {"seconds": 0.0, "operators": 0})["operators"] += 1
+    labelled = sum(entry["seconds"] for entry in stages.values())
+    stages.setdefault("unlabelled", {"seconds": 0.0, "operators": 0})["seconds"] = seconds - labelled
+    return {"seconds": seconds, "labelled_seconds": labelled, "stages": stages}
+
+
+def stage_order(rows: list[dict]) -> list[str]:
+    """Every row's stages in the order a call runs them (the routed row's router between the up-sampling and
+    the plans), "unlabelled" last."""
+    order = []
+    for row in rows:
+        names = [name for name in row["stages"] if name != "unlabelled"]
+        for index, name in enumerate(names):
+            if name not in order:
+                order.insert(order.index(names[index - 1]) + 1 if index else 0, name)
+    return [*order, "unlabelled"]
+
+
+def run_profile(args) -> dict:
+    """--profile: per row (every static factor, the router deciding; bfloat16 too with --bf16), the median
+    over --repeats round-robin rounds of each stage's seconds under torch.profiler, its operator events, the
+    call's total under the profiler and, timed apart, without it."""
+    model, noisy, description = set_up(args)
+    config = model.config
+
+    def call(utilization, bf16=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(noisy, utilization=utilization)
+
+    settings = [(f"static {factor}", factor) for factor in config.utilization_factors] + [("routed", None)]
+    calls = [(name, lambda u=utilization: call(u)) for name, utilization in settings]
+    if args.bf16:
+        calls += [(f"{name}, bf16", lambda u=utilization: call(u, bf16=True)) for name, utilization in settings]
+    samples = [[] for _ in calls]
+    with torch.no_grad():
+        for _, fn in calls:
+            fn()  # warm-up: caches of sliced weights, the compiled recurrence, allocations
+        plain = interleaved_medians([fn for _, fn in calls], args.repeats)
+        for _ in range(args.repeats):
+            for (_, fn), row_samples in zip(calls, samples):
+                row_samples.append(profiled_call(fn))
+    rows = []
+    for (name, _), row_samples, timing in zip(calls, samples, plain):
+        names = list(row_samples[0]["stages"])
+        stages = {stage: {"seconds": statistics.median(sample["stages"][stage]["seconds"] for sample in row_samples),
+                          "operators": row_samples[-1]["stages"][stage]["operators"]} for stage in names}
+        rows.append({"name": name, "plain_seconds": timing["seconds"], "plain_cpu_seconds": timing["cpu_seconds"],
+                     "profiled_seconds": statistics.median(sample["seconds"] for sample in row_samples),
+                     "labelled_seconds": statistics.median(sample["labelled_seconds"] for sample in row_samples),
+                     "stages": stages})
+    return {**description, "stages": stage_order(rows), "rows": rows}
+
+
+def profile_markdown(result: dict) -> str:
+    """Two tables, stages down and rows across: milliseconds (with the share of the profiled call), then
+    operator events."""
+    rows, stages = result["rows"], result["stages"]
+    header = "| stage | " + " | ".join(row["name"] for row in rows) + " |"
+    rule = "|---" * (len(rows) + 1) + "|"
+
+    def cell(row, stage, key):
+        entry = row["stages"].get(stage)
+        if entry is None:
+            return "-"
+        if key == "operators":
+            return f"{entry['operators']:,}"
+        return f"{entry['seconds'] * 1000:.2f} ({entry['seconds'] / row['profiled_seconds']:.0%})"
+
+    lines = [
+        (
+            f"{result['seconds_of_audio']:g} s of {result['sample_rate'] / 1000:g} kHz audio ({result['input']}), "
+            f"model: {result['model']}, {result['threads']} thread(s), median of {result['repeats']} interleaved "
+            "rounds. Milliseconds per stage under torch.profiler (share of the profiled call):"
+        ),
+        "",
+        header,
+        rule,
+    ]
+    lines += [f"| {stage} | " + " | ".join(cell(row, stage, "seconds") for row in rows) + " |" for stage in stages]
+    lines.append("| sum of the labelled stages | " + " | ".join(
+        f"{row['labelled_seconds'] * 1000:.2f}" for row in rows) + " |")
+    lines.append("| call under the profiler | " + " | ".join(
+        f"{row['profiled_seconds'] * 1000:.2f}" for row in rows) + " |")
+    lines.append("| call without the profiler | " + " | ".join(
+        f"{row['plain_seconds'] * 1000:.2f}" for row in rows) + " |")
+    lines += ["", "Operator events recorded per stage (nested ones included):", "", header, rule]
+    lines += [f"| {stage} | " + " | ".join(cell(row, stage, "operators") for row in rows) + " |" for stage in stages]
+    return "\n".join(lines)
+
+
 def main(args) -> int:
+    if args.profile:
+        result = run_profile(args)
+        print(profile_markdown(result))
+        write_json(args.json, result)
+        print(f"\nwrote {args.json}")
+        return 0
     result = run(args)
     print(markdown(result))
     write_json(args.json, result)
