@@ -7,7 +7,9 @@
 - ``dnsmos``: DNSMOS P.808 MOS and P.835 SIG/BAK/OVRL (reference-free, 16 kHz), through speechmos' ONNX models.
 
 Each module's ``compute(predictions=..., references=..., sample_rate=...)`` returns the mean over items and a
-per-item list. ``compute_all`` runs a chosen set of them on lists of 1-D numpy arrays, for training validation
+per-item list. Their input checks (item count, equal lengths, empty, non-finite) are written once, in
+``checks.py``, which the modules import as ``adaslim_hf.metrics.checks`` (so a module loads where this package
+is importable). ``compute_all`` runs a chosen set of them on lists of 1-D numpy arrays, for training validation
 and the evaluation script::
 
     from adaslim_hf.metrics import compute_all, load_metric

@@ -10,6 +10,8 @@ import numpy as np
 import onnxruntime
 from speechmos import dnsmos as speechmos_dnsmos
 
+from adaslim_hf.metrics.checks import checked_count, checked_signal
+
 # speechmos declares no dependencies but needs these two at run time; importing them here lets evaluate's
 # dependency check name them when they are missing.
 RUNTIME_DEPENDENCIES = (librosa, onnxruntime)
@@ -72,15 +74,10 @@ KEYS = ("p808_mos", "sig_mos", "bak_mos", "ovrl_mos")
 def _checked_signals(predictions, name):
     """A list of 1-D signals -> float64 arrays; non-empty, finite and within [-1, 1], or a ValueError naming
     the item."""
-    if len(predictions) == 0:
-        raise ValueError(f"{name}: no items to score.")
+    checked_count(predictions, name)
     signals = []
     for index, prediction in enumerate(predictions):
-        prediction = np.asarray(prediction, dtype=np.float64)
-        if prediction.size == 0:
-            raise ValueError(f"{name}: item {index} is empty.")
-        if not np.isfinite(prediction).all():
-            raise ValueError(f"{name}: item {index} holds NaN or infinite samples.")
+        prediction = checked_signal(prediction, name, index)
         peak = float(np.abs(prediction).max())
         if peak > 1:
             raise ValueError(

@@ -9,6 +9,8 @@ import numpy as np
 from pesq import NoUtterancesError
 from pesq import pesq as pesq_score
 
+from adaslim_hf.metrics.checks import checked_pairs
+
 _CITATION = """\
 @inproceedings{rix2001pesq,
   title={Perceptual evaluation of speech quality (PESQ) -- a new method for speech quality assessment of
@@ -61,30 +63,6 @@ Examples:
 MODES = {"wb": (16000,), "nb": (8000, 16000)}
 
 
-def _checked_pairs(predictions, references, name):
-    """Lists of 1-D signals -> float64 arrays; the same count, equal lengths, non-empty and finite, or a
-    ValueError naming the item."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{name}: {len(predictions)} predictions but {len(references)} references.")
-    if len(predictions) == 0:
-        raise ValueError(f"{name}: no items to score.")
-    pairs = []
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        prediction = np.asarray(prediction, dtype=np.float64)
-        reference = np.asarray(reference, dtype=np.float64)
-        if prediction.shape != reference.shape:
-            raise ValueError(
-                f"{name}: item {index} has a prediction of {prediction.shape[0]} samples and a reference of "
-                f"{reference.shape[0]} samples; they must have the same length."
-            )
-        if prediction.size == 0:
-            raise ValueError(f"{name}: item {index} is empty.")
-        if not (np.isfinite(prediction).all() and np.isfinite(reference).all()):
-            raise ValueError(f"{name}: item {index} holds NaN or infinite samples.")
-        pairs.append((prediction, reference))
-    return pairs
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Pesq(evaluate.Metric):
     def _info(self):
@@ -112,7 +90,7 @@ class Pesq(evaluate.Metric):
         if on_error not in ("raise", "nan"):
             raise ValueError(f"pesq: on_error must be 'raise' or 'nan', got {on_error!r}.")
         scores = []
-        for prediction, reference in _checked_pairs(predictions, references, "pesq"):
+        for prediction, reference in checked_pairs(predictions, references, "pesq"):
             try:
                 with np.errstate(divide="ignore", invalid="ignore"):  # a silent pair: pesq divides 0 by 0, then says so
                     scores.append(float(pesq_score(sample_rate, reference, prediction, mode)))

@@ -4,6 +4,8 @@ import datasets
 import evaluate
 import numpy as np
 
+from adaslim_hf.metrics.checks import checked_pairs
+
 _CITATION = """\
 @inproceedings{leroux2019sdr,
   title={{SDR} -- Half-baked or Well Done?},
@@ -47,30 +49,6 @@ Examples:
 EPS = 1e-8
 
 
-def _checked_pairs(predictions, references, name):
-    """Lists of 1-D signals -> float64 arrays; the same count, equal lengths, non-empty and finite, or a
-    ValueError naming the item."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{name}: {len(predictions)} predictions but {len(references)} references.")
-    if len(predictions) == 0:
-        raise ValueError(f"{name}: no items to score.")
-    pairs = []
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        prediction = np.asarray(prediction, dtype=np.float64)
-        reference = np.asarray(reference, dtype=np.float64)
-        if prediction.shape != reference.shape:
-            raise ValueError(
-                f"{name}: item {index} has a prediction of {prediction.shape[0]} samples and a reference of "
-                f"{reference.shape[0]} samples; they must have the same length."
-            )
-        if prediction.size == 0:
-            raise ValueError(f"{name}: item {index} is empty.")
-        if not (np.isfinite(prediction).all() and np.isfinite(reference).all()):
-            raise ValueError(f"{name}: item {index} holds NaN or infinite samples.")
-        pairs.append((prediction, reference))
-    return pairs
-
-
 def scale_invariant_sdr(estimate, reference, zero_mean=True):
     """SI-SDR in dB of one 1-D estimate against its 1-D reference."""
     if zero_mean:
@@ -101,6 +79,6 @@ class SiSdr(evaluate.Metric):
     def _compute(self, predictions, references, sample_rate=16000, zero_mean=True):
         scores = [
             scale_invariant_sdr(prediction, reference, zero_mean=bool(zero_mean))
-            for prediction, reference in _checked_pairs(predictions, references, "si_sdr")
+            for prediction, reference in checked_pairs(predictions, references, "si_sdr")
         ]
         return {"si_sdr": sum(scores) / len(scores), "si_sdr_per_item": scores}

@@ -2,8 +2,9 @@
 
 import datasets
 import evaluate
-import numpy as np
 from pystoi import stoi as stoi_score
+
+from adaslim_hf.metrics.checks import checked_pairs
 
 _CITATION = """\
 @article{taal2011stoi,
@@ -55,30 +56,6 @@ Examples:
 """
 
 
-def _checked_pairs(predictions, references, name):
-    """Lists of 1-D signals -> float64 arrays; the same count, equal lengths, non-empty and finite, or a
-    ValueError naming the item."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{name}: {len(predictions)} predictions but {len(references)} references.")
-    if len(predictions) == 0:
-        raise ValueError(f"{name}: no items to score.")
-    pairs = []
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        prediction = np.asarray(prediction, dtype=np.float64)
-        reference = np.asarray(reference, dtype=np.float64)
-        if prediction.shape != reference.shape:
-            raise ValueError(
-                f"{name}: item {index} has a prediction of {prediction.shape[0]} samples and a reference of "
-                f"{reference.shape[0]} samples; they must have the same length."
-            )
-        if prediction.size == 0:
-            raise ValueError(f"{name}: item {index} is empty.")
-        if not (np.isfinite(prediction).all() and np.isfinite(reference).all()):
-            raise ValueError(f"{name}: item {index} holds NaN or infinite samples.")
-        pairs.append((prediction, reference))
-    return pairs
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Stoi(evaluate.Metric):
     def _info(self):
@@ -102,6 +79,6 @@ class Stoi(evaluate.Metric):
         key = "estoi" if extended else "stoi"
         scores = [
             float(stoi_score(reference, prediction, sample_rate, extended=bool(extended)))
-            for prediction, reference in _checked_pairs(predictions, references, key)
+            for prediction, reference in checked_pairs(predictions, references, key)
         ]
         return {key: sum(scores) / len(scores), f"{key}_per_item": scores}
