@@ -9,7 +9,9 @@
 - ``resample`` wraps ``torchaudio.functional.resample``; ``resampler_margin`` says how many samples beyond a
   block it reads, so resampling block by block with that margin equals resampling the whole signal.
 - ``AudioWriter`` / ``write_audio`` write atomically (a hidden temporary file next to the target, then
-  ``os.replace``), refuse to write over a protected path (an input) and, unless told, over an existing file.
+  ``os.replace``), refuse to write over a protected path (an input) and, unless told, over an existing file;
+  ``write_audio`` (the one whole-signal writer, 16-bit PCM by default) also refuses signals that are empty,
+  not finite or would clip, and creates the folder.
 
 Every failure a user can cause (missing file, a directory, not audio, truncated, empty, unwritable folder)
 raises ``AudioError``, a ``ValueError`` naming the file and what was expected.
@@ -24,6 +26,7 @@ import os
 import struct
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +45,10 @@ _LAZY_FORMATS = {"WAV", "WAVEX", "FLAC", "AIFF", "CAF", "W64", "RF64", "AU", "NI
 
 class AudioError(ValueError):
     """Audio that cannot be read or written as asked; the message names the file and the expectation."""
+
+
+class AudioExistsError(AudioError, FileExistsError):
+    """The output file exists and overwriting was not asked for: an ``AudioError`` and a ``FileExistsError``."""
 
 
 def _require_soundfile():
@@ -381,7 +388,7 @@ class AudioWriter:
         if os.path.isdir(self.path):
             raise AudioError(f"{self.path}: is a directory; expected an output file path.")
         if os.path.exists(self.path) and not overwrite:
-            raise AudioError(f"{self.path}: already exists; refusing to overwrite it.")
+            raise AudioExistsError(f"{self.path}: already exists; refusing to overwrite it.")
         extension = os.path.splitext(self.path)[1].lstrip(".").upper()
         file_format = {"OGA": "OGG", "OPUS": "OGG", "AIF": "AIFF"}.get(extension, extension)
         if file_format not in sf.available_formats():
@@ -442,13 +449,31 @@ class AudioWriter:
         return False
 
 
-def write_audio(path, samples, sampling_rate: int, subtype: str | None = "FLOAT", protect=(), overwrite: bool = False):
-    """Write ``[channels, samples]`` (or ``[samples]``) atomically; see ``AudioWriter``."""
+def write_audio(path, samples, sampling_rate: int, subtype: str | None = "PCM_16", protect=(),
+                overwrite: bool = False) -> Path:
+    """Write ``[channels, samples]`` (or ``[samples]``; float, or integer PCM) atomically through ``AudioWriter``,
+    16-bit PCM by default, creating the folder; -> the path. The package's one whole-signal writer (the corpus
+    builders' and ``data.write_mixtures``' too).
+
+    Raises ``AudioError`` (a ``ValueError``) for what ``AudioWriter`` refuses (a protected path; an existing one
+    unless ``overwrite``: ``AudioExistsError``, also a ``FileExistsError``), for an empty signal, for non-finite
+    samples, and for samples outside [-1, 1] with an integer (``PCM_*``) subtype, which would clip.
+    """
+    path = Path(path)
     samples = pcm_to_float32(samples, "audio")
     if samples.ndim == 1:
         samples = samples[None]
+    if samples.size == 0:
+        raise AudioError(f"Refusing to write an empty signal to {path}.")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"Refusing to write non-finite samples to {path}.")
+    peak = float(np.abs(samples).max())
+    if subtype is not None and subtype.startswith("PCM") and peak > 1.0:
+        raise AudioError(f"Samples for {path} peak at {peak:.3f}; expected |x| <= 1 for {subtype} (it would clip).")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with AudioWriter(path, sampling_rate, samples.shape[0], subtype, protect, overwrite) as writer:
         writer.write(samples)
+    return path
 
 
 
@@ -474,6 +499,7 @@ def spectrogram_db(source, channel: int, n_fft: int, max_columns: int) -> tuple[
 __all__ = [
     "SUPPORTED",
     "AudioError",
+    "AudioExistsError",
     "AudioSource",
     "AudioWriter",
     "array_source",

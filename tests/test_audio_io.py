@@ -96,7 +96,8 @@ def test_truncated_and_empty_files_are_refused(tmp_path):
     with pytest.raises(AudioError, match="no audio samples|truncated"):
         open_audio(header_only)
     empty = tmp_path / "empty.wav"
-    write_audio(empty, np.zeros((1, 0), np.float32), 16000)
+    with AudioWriter(empty, 16000, 1):  # a header and no samples (write_audio refuses an empty signal)
+        pass
     with pytest.raises(AudioError, match="contains no audio samples"):
         open_audio(empty)
     flac = tmp_path / "cut.flac"
@@ -150,8 +151,9 @@ def test_writer_is_atomic_and_never_replaces_inputs_or_existing_files(tmp_path):
         raise RuntimeError("boom")
     assert not target.exists() and list(tmp_path.iterdir()) == []  # temporary removed too
     write_audio(target, np.ones(10, np.float32) * 0.5, 16000)
-    with pytest.raises(AudioError, match="already exists"):
+    with pytest.raises(AudioError, match="already exists") as refused:
         write_audio(target, np.zeros(10, np.float32), 16000)
+    assert isinstance(refused.value, FileExistsError)  # what the data layer's callers catch
     assert load_audio(target)[0].max() == 0.5
     write_audio(target, np.zeros(10, np.float32), 16000, overwrite=True)
     assert load_audio(target)[0].max() == 0.0
@@ -168,7 +170,7 @@ def test_writer_is_atomic_and_never_replaces_inputs_or_existing_files(tmp_path):
 
 def test_writer_errors_name_the_problem(tmp_path):
     with pytest.raises(AudioError, match="does not exist"):
-        write_audio(tmp_path / "missing" / "x.wav", np.zeros(10, np.float32), 16000)
+        AudioWriter(tmp_path / "missing" / "x.wav", 16000, 1)
     with pytest.raises(AudioError, match="unknown audio format"):
         write_audio(tmp_path / "x.xyz", np.zeros(10, np.float32), 16000)
     with pytest.raises(AudioError, match="is a directory"):
@@ -176,6 +178,26 @@ def test_writer_errors_name_the_problem(tmp_path):
     if os.path.isdir("/sys") and not os.access("/sys/x", os.F_OK):  # a folder nobody may write, root included
         with pytest.raises(AudioError, match="cannot write into /sys"):
             write_audio("/sys/adaslim-test.wav", np.zeros(10, np.float32), 16000)
+
+
+def test_write_audio_is_the_one_whole_signal_writer(tmp_path):
+    """audio_io.write_audio serves the data layer too (data.audio re-exports it): 16-bit PCM by default, the
+    folder created, and empty, non-finite or clipping signals refused."""
+    from adaslim_hf.data import audio as data_audio
+
+    assert data_audio.write_audio is write_audio
+    path = write_audio(tmp_path / "new" / "folder" / "x.wav", np.full(10, 0.5, np.float32), 16000)
+    assert path == tmp_path / "new" / "folder" / "x.wav" and sf.info(path).subtype == "PCM_16"
+    assert sf.info(write_audio(tmp_path / "f.wav", np.zeros((2, 10)), 16000, subtype="FLOAT")).subtype == "FLOAT"
+    with pytest.raises(AudioError, match="empty signal"):
+        write_audio(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError, match="non-finite"):
+        write_audio(tmp_path / "nan.wav", np.array([0.0, np.nan], np.float32), 16000)
+    with pytest.raises(AudioError, match=r"peak at 2\.000; expected \|x\| <= 1 for PCM_16 \(it would clip\)"):
+        write_audio(tmp_path / "loud.wav", np.full(10, 2.0, np.float32), 16000)
+    write_audio(tmp_path / "loud.wav", np.full(10, 2.0, np.float32), 16000, subtype="FLOAT")  # floats keep it
+    assert load_audio(tmp_path / "loud.wav")[0].max() == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.wav", "loud.wav", "new"]  # nothing half-written
 
 
 def test_pcm_integers_are_scaled_to_full_scale_and_odd_dtypes_refused():

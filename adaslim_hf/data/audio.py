@@ -1,5 +1,5 @@
 """Audio for the data layer, on ``audio_io`` (the package's one module that decodes, resamples and writes
-audio): folder listing, the corpus writer, and the decoding of ``datasets`` audio columns.
+audio): folder listing and the decoding of ``datasets`` audio columns.
 
 Everything here works without FFmpeg (soundfile's bundled libsndfile decodes wav, flac, ogg/vorbis, opus,
 mp3; torchaudio resamples). Bad input raises a ``ValueError`` that names the file and says what was expected
@@ -9,7 +9,8 @@ and what came; nothing is silently fixed unless the caller asks for it (``downmi
 ``Audio(decode=False)`` (``{"bytes", "path"}`` values, no torchcodec needed) and decode them lazily with
 this transform, giving the same ``{"array", "sampling_rate", "path"}`` dicts a decoded ``Audio`` column has.
 
-``read_audio``, ``audio_info`` and ``resample`` are ``audio_io``'s, importable from here as before.
+``read_audio``, ``audio_info``, ``resample`` and ``write_audio`` (the atomic writer, 16-bit PCM by default) are
+``audio_io``'s, importable from here as before.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..audio_io import AudioWriter, audio_info, read_audio, resample
+from ..audio_io import audio_info, read_audio, resample, write_audio
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
@@ -55,38 +55,6 @@ def list_audio_files(
             f"{', searched recursively' if recursive else ''})."
         )
     return files
-
-
-def write_audio(
-    path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sampling_rate: int, *, overwrite: bool = False,
-    subtype: str = "PCM_16",
-) -> Path:
-    """Write a mono (``[T]``) or ``[T, C]`` signal (16-bit PCM by default) atomically through
-    ``audio_io.AudioWriter``, so a killed process never leaves a truncated file behind; the folder is created.
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False (user data is never overwritten).
-        ValueError: non-finite samples, or samples outside [-1, 1] for an integer ``subtype`` (they
-            would clip).
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; refusing to overwrite it.")
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.size == 0:
-        raise ValueError(f"Refusing to write an empty signal to {path}.")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"Refusing to write non-finite samples to {path}.")
-    peak = float(np.abs(audio).max())
-    if subtype.startswith("PCM") and peak > 1.0:
-        raise ValueError(f"Samples for {path} peak at {peak:.3f}; expected |x| <= 1 for {subtype} (it would clip).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = audio.reshape(audio.shape[0], -1)  # [T, C]
-    with AudioWriter(path, sampling_rate, frames.shape[1], subtype=subtype, overwrite=True) as writer:
-        writer.write(frames.T)
-    return path
 
 
 def decode_audio_value(
