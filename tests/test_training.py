@@ -327,6 +327,47 @@ def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output
     assert run.distillation_weight == 0.5
 
 
+# ---- validation: the evaluator's names and scoring -------------------------------------------------------
+
+
+def test_validation_names_settings_as_the_evaluator_and_scores_items_with_its_helper():
+    """training.validation keys its results with adaslim_hf.evaluation.setting_name ("static 0.25",
+    "dynamic", "noisy"), scores each item with evaluation.score_items (the batched, padded forward gives each
+    item what it gets alone), and parses 'auto' with configuration_adaslim.parse_utilization."""
+    from adaslim_hf.evaluation import score_item, setting_name
+    from adaslim_hf.training import evaluate, parse_utilizations, score
+
+    speech, _ = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    noise, _ = sf.read(FIXTURES / "noise.wav", dtype="float32")
+    dataset = [{"noisy": speech[start : start + n] + 0.3 * noise[:n], "clean": speech[start : start + n]}
+               for start, n in ((0, 16000), (20000, 12000))]  # two lengths: one batch with padding
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).eval()
+    results = evaluate(model, dataset, [0.25, None], batch_size=2, include_noisy=True)
+    assert list(results) == ["noisy", setting_name(0.25), setting_name(None)] == ["noisy", "static 0.25", "dynamic"]
+    assert results["static 0.25"]["items"] == 2 and results["static 0.25"]["mean_utilization"] == pytest.approx(0.25)
+    alone = []
+    for item in dataset:
+        with torch.no_grad():
+            enhanced = model(torch.from_numpy(item["noisy"])[None], utilization=0.25).enhanced_values[0].numpy()
+        alone.append(score_item(enhanced, item["clean"], SAMPLE_RATE, ("pesq", "stoi", "si_sdr")))
+    for key in ("pesq", "stoi", "si_sdr"):
+        assert results["static 0.25"][key] == pytest.approx(np.mean([s[key] for s in alone]), rel=1e-3, abs=1e-3)
+    # best-model selection: the mean over the model's settings, the noisy input left out
+    assert score(results, "si_sdr") == pytest.approx((results["static 0.25"]["si_sdr"]
+                                                      + results["dynamic"]["si_sdr"]) / 2)
+
+    config = model.config
+    assert parse_utilizations(["AUTO", " auto ", "0.25", 1], "1", config) == [None, None, 0.25, 1.0]
+    assert parse_utilizations(None, "2", config) == [None] and parse_utilizations(None, "1", config) == [
+        0.125, 0.25, 0.5, 1.0]
+    with pytest.raises(ValueError, match=r"validation_utilizations entries must be 'auto' or factors "
+                                         r"\[0\.125, 0\.25, 0\.5, 1\.0\], got 'half'\."):
+        parse_utilizations(["half"], "1", config)
+    with pytest.raises(ValueError, match="0.3 is not one of the configured factors"):
+        parse_utilizations(["0.3"], "1", config)
+
+
 # ---- stage 1, stage 2, static: few steps, loadable folders -------------------------------------------------
 
 
@@ -341,10 +382,11 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
         auto, full = model(noisy), model(noisy, utilization=1.0)
     assert auto.router_logits is None and torch.equal(auto.enhanced_values, full.enhanced_values)
     report = json.loads((stage1 / "evaluation.json").read_text())
-    assert {"noisy", "u0.125", "u0.25", "u0.5", "u1"} <= set(report["results"])
-    for name in ("u0.125", "u1"):
+    # the settings carry scripts/evaluate.py's names (adaslim_hf.evaluation.setting_name)
+    assert {"noisy", "static 0.125", "static 0.25", "static 0.5", "static 1"} <= set(report["results"])
+    for name in ("static 0.125", "static 1"):
         assert {"pesq", "stoi", "si_sdr", "mean_utilization"} <= set(report["results"][name])
-    assert report["results"]["u0.25"]["mean_utilization"] == pytest.approx(0.25)
+    assert report["results"]["static 0.25"]["mean_utilization"] == pytest.approx(0.25)
     assert len(list_checkpoints(tmp_path / "stage1")) == 2  # steps 2 and 4 of checkpointing_steps=2
     logs = list((tmp_path / "stage1" / "logs").rglob("events.out.tfevents.*"))
     assert logs, "accelerator.log wrote no tensorboard events"
@@ -358,7 +400,7 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     with torch.no_grad():
         assert tuned(noisy).router_logits is not None
     report = json.loads((stage2 / "evaluation.json").read_text())
-    assert 0.125 <= report["results"]["auto"]["mean_utilization"] <= 1.0
+    assert 0.125 <= report["results"]["dynamic"]["mean_utilization"] <= 1.0
     calibration = report["router_calibration"]
     assert calibration["target"] == 0.5 and calibration["min_share"] == 0.05
     assert min(calibration["shares_after"]) >= 0.05 and 0.125 <= calibration["validation_utilization"] <= 1.0
@@ -418,7 +460,7 @@ def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_
     first = train(smoke(voicebank, tmp_path / "static", stage="static", static_utilization=0.25,
                         max_train_steps=2, validation_steps=0))
     report = json.loads((first / "evaluation.json").read_text())
-    assert set(report["results"]) == {"noisy", "u0.25"}
+    assert set(report["results"]) == {"noisy", "static 0.25"}
     assert AdaSlimModel.from_pretrained(first).config.default_utilization == 0.25  # its one trained width
     checkpoint = list_checkpoints(tmp_path / "static")[-1]
     again = train(smoke(voicebank, tmp_path / "from_checkpoint", init_from=str(checkpoint), max_train_steps=1,
@@ -450,7 +492,7 @@ def test_dns_stream_mixes_on_the_fly_with_new_orders_per_epoch(voicebank, tmp_pa
     assert [steps[s]["epoch"] for s in (1, 2, 3, 4)] == [0, 0, 1, 1]
     assert [steps[1]["ids"], steps[2]["ids"]] != [steps[3]["ids"], steps[4]["ids"]]
     report = json.loads((model_dir / "evaluation.json").read_text())
-    assert report["evaluated_on"] == "test" and report["results"]["u1"]["items"] == 2
+    assert report["evaluated_on"] == "test" and report["results"]["static 1"]["items"] == 2
 
 
 # ---- learning ---------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Validation during training: PESQ / STOI / SI-SDR, loss, mean utilization and MACs per validated setting,
-batched with a padding mask and split across processes."""
+batched with a padding mask and split across processes. Settings are named as in every report
+(``adaslim_hf.evaluation.setting_name``: "static 0.25", "dynamic", "noisy") and items are scored by the
+evaluation's ``score_items``; only the forward pass is training's own (batched, padded)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from ..configuration_adaslim import AdaSlimConfig
+from ..configuration_adaslim import AdaSlimConfig, parse_utilization
+from ..evaluation import NOISY, is_inverted, score_items, setting_name
 from ..modeling_adaslim import AdaSlimModel
-
-
-def setting_name(utilization: float | None) -> str:
-    """'auto' for the router, 'u0.25' for a static factor: the keys of validation results."""
-    return "auto" if utilization is None else f"u{utilization:g}"
 
 
 def parse_utilizations(values: Iterable | None, stage: str, config: AdaSlimConfig,
@@ -26,15 +24,10 @@ def parse_utilizations(values: Iterable | None, stage: str, config: AdaSlimConfi
         return [None] if stage == "2" else [float(static_utilization)]
     parsed = []
     for value in values:
-        if isinstance(value, str) and value.strip().lower() in ("auto", "router", "none"):
-            parsed.append(None)
-            continue
-        try:
-            factor = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"validation_utilizations entries must be 'auto' or factors "
-                             f"{config.utilization_factors}, got {value!r}.") from None
-        config.factor_index(factor)
+        factor = parse_utilization(value, what="validation_utilizations entries",
+                                   expected=f"factors {config.utilization_factors}")
+        if factor is not None:
+            config.factor_index(factor)
         parsed.append(factor)
     return parsed
 
@@ -56,15 +49,11 @@ QUALITY_METRICS = ("pesq", "stoi", "si_sdr")
 
 def quality_metrics(enhanced: Sequence[torch.Tensor], clean: Sequence[torch.Tensor],
                     sample_rate: int) -> list[dict[str, float]]:
-    """PESQ (wide-band), STOI and SI-SDR of each item, through ``adaslim_hf.metrics.compute_all`` (the evaluate
-    modules). An item where a metric cannot be computed (PESQ finds no utterance) scores NaN there; PESQ is
-    left out at rates other than 16 kHz."""
-    from ..metrics import compute_all
-
+    """PESQ (wide-band), STOI and SI-SDR of each item, through the evaluation's ``score_items`` (the evaluate
+    modules of ``adaslim_hf.metrics``). An item where a metric cannot be computed (PESQ finds no utterance)
+    scores NaN there; PESQ is left out at rates other than 16 kHz."""
     names = QUALITY_METRICS if sample_rate == 16000 else tuple(m for m in QUALITY_METRICS if m != "pesq")
-    scores = compute_all([e.numpy() for e in enhanced], [c.numpy() for c in clean], sample_rate,
-                         metrics=names, per_item=True)
-    return [{name: scores[f"{name}_per_item"][i] for name in names} for i in range(len(enhanced))]
+    return score_items([e.numpy() for e in enhanced], [c.numpy() for c in clean], sample_rate, names)
 
 
 @torch.no_grad()
@@ -77,9 +66,10 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
 
     Items are batched with a padding mask (each item gets exactly what it gets alone) and, with an
     ``accelerator`` of several processes, split across processes and gathered. Returns
-    ``{setting_name: {"pesq", "stoi", "si_sdr", "loss", "inverted", "mean_utilization", "macs_per_sample",
-    "items"}}`` (``inverted``: the share of items whose output correlates negatively with the clean speech)
-    (plus ``"noisy"``: the metrics of the unprocessed input, with ``include_noisy``).
+    ``{setting_name(u): {"pesq", "stoi", "si_sdr", "loss", "inverted", "mean_utilization", "macs_per_sample",
+    "items"}}``, keyed "static 0.25", ..., "dynamic" as in ``scripts/evaluate.py``'s report (``inverted``: the
+    share of items whose output correlates negatively with the clean speech) (plus ``"noisy"``: the metrics of
+    the unprocessed input, with ``include_noisy``).
     """
     was_training = model.training
     model.eval()
@@ -109,7 +99,7 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
         noisy_batch, clean_batch, mask = noisy_batch.to(device), clean_batch.to(device), mask.to(device)
         if include_noisy:
             for scores in metric_fn(noisy, clean, sample_rate):
-                records.append({"setting": "noisy", **scores})
+                records.append({"setting": NOISY, **scores})
         for utilization in utilizations:
             out = model(noisy_batch, padding_mask=mask, utilization=utilization, clean_values=clean_batch)
             enhanced = [out.enhanced_values[row, :n].float().cpu() for row, n in enumerate(lengths)]
@@ -118,9 +108,7 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
                     "setting": setting_name(utilization),
                     **scores,
                     "loss": float(out.se_loss),
-                    # 1 when the output is anti-correlated with the clean speech: PESQ, STOI and SI-SDR cannot
-                    # see it, mixing with other widths or with the input cancels it (losses.polarity_loss)
-                    "inverted": float(torch.dot(enhanced[row], clean[row]) < 0),
+                    "inverted": is_inverted(enhanced[row], clean[row]),  # the share of anti-correlated outputs
                     "mean_utilization": float(out.mean_utilization[row]),
                     "macs_per_sample": float(out.macs[row]) / lengths[row],
                 })
@@ -146,7 +134,7 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
 def score(results: dict[str, dict[str, float]], metric: str) -> float:
     """Mean of ``metric`` over the validated settings (the noisy baseline excluded); higher is better
     (the loss is negated)."""
-    values = [r[metric] for name, r in results.items() if name != "noisy" and metric in r]
+    values = [r[metric] for name, r in results.items() if name != NOISY and metric in r]
     if not values:
         return -math.inf
     mean = sum(values) / len(values)
