@@ -5,10 +5,14 @@ handles some of those shapes badly, and autograd's operand order for weight grad
 the other order on some of them (measured on this CPU, one thread: [512672, 64]^T @ [512672, 4] 270 ms, as
 ([512672, 4]^T @ [512672, 64])^T 18 ms; a product [128168, 8] @ [8, 128] 20 ms in one call, 9 ms in tiles of
 2048 rows). ``linear`` and ``linear_glu`` give F.linear's (and F.glu's) values in the faster forms; the blocks
-(blocks.py) compute with them.
+(blocks.py) compute with them. Beside them: the few torch helpers the model's files share (whether a call is
+traced or records gradients, the autocast dtype, ``compiled`` for the recurrences' per-step loops).
 
 Imports only torch: this file travels to the Hub next to the model as remote code.
 """
+
+import functools
+import warnings
 
 import torch
 from torch.nn import functional as F
@@ -19,6 +23,19 @@ LINEAR_TILE_ROWS = 2048
 def tracing() -> bool:
     """Whether torch.compile, torch.export or torch.jit is tracing this call (shapes may be symbolic)."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+@functools.cache
+def compiled(function):
+    """``function`` compiled by TorchScript: a recurrence's per-step loop (bottleneck.py, router.py) without
+    Python between its operations. ``function`` itself where TorchScript cannot compile it (it is deprecated in
+    torch 2.x, not removed); the two compute the same."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.script(function)
+    except Exception:  # noqa: BLE001 - whatever TorchScript fails with, the identical Python function runs
+        return function
 
 
 def _plain_product(x: torch.Tensor) -> bool:
@@ -168,4 +185,14 @@ def linear_glu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     return _LinearGLU.apply(x, weight, bias)
 
 
-__all__ = ["LINEAR_TILE_ROWS", "PRECISIONS", "autocast_dtype", "precision_dtype", "linear", "linear_glu", "records_gradient", "tracing"]
+__all__ = [
+    "LINEAR_TILE_ROWS",
+    "PRECISIONS",
+    "autocast_dtype",
+    "compiled",
+    "linear",
+    "linear_glu",
+    "precision_dtype",
+    "records_gradient",
+    "tracing",
+]
