@@ -9,7 +9,7 @@ import torch
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel, bottleneck, execution, products, resample
 from adaslim_hf.bottleneck import GroupedGRU
-from adaslim_hf.router import DiagonalGRU
+from adaslim_hf.router import DiagonalGRU, diagonal_gru_steps
 
 if "OMP_NUM_THREADS" not in os.environ:  # a shared machine sets it (one thread beside a training job)
     torch.set_num_threads(2)
@@ -136,11 +136,15 @@ def test_grouped_gru_inference_recurrence_equals_the_six_operation_one(scale):
             assert (gru(x, initial)[0] - _six_operation_gru(gru, x, initial)).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("frames, scale", [(23, 1.0), (625, 3.0)])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_router_gru_inference_recurrence_equals_the_autograd_one(reverse):
+def test_router_gru_inference_recurrence_equals_the_autograd_one(reverse, frames, scale):
+    """The five-operation inference step (compiled) against the plain equations of the autograd path, also over
+    625 frames (10 s) of large inputs. (Measured against the six-operation step it replaced: at most 3e-7 apart
+    over 625 frames, random and packaged weights.)"""
     torch.manual_seed(0)
     gru = DiagonalGRU(input_size=5, hidden_size=8, reverse=reverse)
-    x, state = torch.randn(2, 23, 5), torch.randn(2, 8)
+    x, state = torch.randn(2, frames, 5) * scale, torch.randn(2, 8)
     for initial in (None, state):
         reference = gru(x, initial)
         with torch.no_grad():
@@ -148,6 +152,9 @@ def test_router_gru_inference_recurrence_equals_the_autograd_one(reverse):
         assert fast.shape == reference.shape and (reference - fast).abs().max() <= 1e-5
     with torch.no_grad():
         assert gru(x[:, :0], state).shape == (2, 0, 8)
+        # the TorchScript-compiled recurrence computes exactly what the Python function does
+        args = torch.randn(frames, 2, 3, 8), torch.randn(frames, 2, 1, 8), torch.randn(2, 1, 8), torch.randn(3, 8)
+        assert torch.equal(products.compiled(diagonal_gru_steps)(*args, reverse), diagonal_gru_steps(*args, reverse))
 
 
 @pytest.mark.parametrize("name", ["causal", "non_causal"])
