@@ -313,7 +313,6 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
     mixed. A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
     from tqdm.auto import tqdm
 
-
     metrics = list(dict.fromkeys(metrics))
     unknown = [name for name in metrics if name not in SCORES]
     if unknown or not metrics:

