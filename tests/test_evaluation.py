@@ -398,6 +398,24 @@ def test_residual_breakdown_scores_pauses_and_speech_apart(setup, tmp_path):
     assert identity["pause_attenuation_db"] == pytest.approx(0.0) and identity["speech_gain"] == pytest.approx(1.0, abs=0.01)
     with pytest.raises(ValueError, match="silent"):
         breakdown.frame_classes(np.zeros(4 * frame), frame, 40.0, 20.0)
+    # band_kept: the clean speech itself keeps every band whole, added noise does not change that, a 3 kHz
+    # low-pass keeps the bands below and removes 4-8 kHz, half the amplitude keeps half
+    from scipy.signal import butter, sosfiltfilt
+
+    speech = rng.standard_normal(16000)
+    kept = breakdown.band_kept(speech + 0.3 * rng.standard_normal(16000), speech, 16000)
+    assert list(kept) == list(breakdown.BAND_NAMES)
+    assert all(value == pytest.approx(1.0, abs=0.05) for value in kept.values())
+    lowpassed = sosfiltfilt(butter(8, 3000, fs=16000, output="sos"), speech)
+    kept = breakdown.band_kept(lowpassed, speech, 16000)
+    assert kept["kept_0-1k"] == pytest.approx(1.0, abs=0.02) and kept["kept_4-8k"] < 0.02
+    assert breakdown.band_kept(0.5 * speech, speech, 16000)["kept_2-4k"] == pytest.approx(0.5)
+    assert "kept_4-8k" not in breakdown.band_kept(speech[:8000], speech[:8000], 8000)  # above Nyquist at 8 kHz
+    # loss_terms: zero for the clean clip itself; the noisy one is further off on every term
+    speech = speech.astype(np.float32)
+    assert all(value == pytest.approx(0.0, abs=1e-6) for value in breakdown.loss_terms(speech, speech).values())
+    noisy_terms = breakdown.loss_terms(speech + 0.3 * rng.standard_normal(16000).astype(np.float32), speech)
+    assert list(noisy_terms) == list(breakdown.LOSS_TERMS) and all(value > 0.01 for value in noisy_terms.values())
 
     output = tmp_path / "residual.json"
     report = breakdown.main(breakdown.parse_args([
@@ -405,6 +423,8 @@ def test_residual_breakdown_scores_pauses_and_speech_apart(setup, tmp_path):
         "--max_items", "2", "--utilization", "0.25", "--rnnoise", "--output", str(output)]))
     assert set(report) == {"noisy", str(setup["model"]), "rnnoise"}
     assert report["noisy"]["speech_gain"] == pytest.approx(1.0, abs=0.05) and report["noisy"]["clips"] == 2
+    assert report["noisy"]["kept_4-8k"] == pytest.approx(1.0, abs=0.05)  # the input keeps its speech whole
+    assert all(report["noisy"][term] > 0 for term in breakdown.LOSS_TERMS)
     assert all(math.isfinite(m["speech_si_sdr_db"]) for m in report.values())
     assert json.loads(output.read_text())["rnnoise"]["clips"] == 2
     with pytest.raises(SystemExit, match="utilization"):
