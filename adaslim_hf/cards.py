@@ -45,9 +45,9 @@ One object; ``evaluations`` holds one entry per dataset and split::
 ``load_evaluation`` also reads the reports this package writes and converts them to this schema, with one
 reader: the ``evaluation.json`` of ``scripts/evaluate.py`` (``adaslim_hf.evaluation``: ``settings`` keyed
 "static 0.25", "dynamic", "noisy", "rnnoise", "deepfilternet3"), and the ``evaluation.json`` that training writes
-next to the model and the ``validation.json`` beside its best weights (``adaslim_hf.training``: ``results`` keyed
-by the same names). Training reports written before the names were shared ("u0.25", "auto") are read too
-(``evaluation.current_setting_name``). None of them names a Hub dataset, so the dataset id, name and split can
+next to the model and the ``validation.json`` beside its best weights (``adaslim_hf.training``: ``settings`` keyed
+by the same names, with the same row keys). Training reports written before the schema was shared (``results``
+for ``settings``; "u0.25", "auto" for the names) are read too (``evaluation.current_setting_name``). None of them names a Hub dataset, so the dataset id, name and split can
 be given (defaults come from the report's dataset name; validation.json records none, so it needs them).
 
 The model-index holds one result per dataset (task ``audio-to-audio``) with, for every static and dynamic
@@ -368,17 +368,18 @@ def load_evaluation(source, *, dataset_id: str | None = None, dataset_name: str 
             dataset.id, dataset.name = dataset_id or dataset.id, dataset_name or dataset.name
             dataset.split = split or dataset.split
         return evaluation
-    if isinstance(data, dict) and isinstance(data.get("settings"), dict):  # scripts/evaluate.py's
-        rows = data["settings"]
-    elif isinstance(data, dict) and "results" in data and ("stage" in data or "step" in data):
-        rows = data["results"]  # training's evaluation.json or best/validation.json
-        if not rows:
-            raise CardError([("the training report holds no evaluation results (training ended without a test or "
-                              "validation set)")])
+    training = isinstance(data, dict) and ("stage" in data or "step" in data)
+    if isinstance(data, dict) and (isinstance(data.get("settings"), dict) or training and "settings" in data):
+        rows = data["settings"]  # scripts/evaluate.py's report or training's
+    elif training and "results" in data:
+        rows = data["results"]  # training's report before 2026-12-05 (evening)
     else:
         raise CardError([(f"unrecognised evaluation JSON: expected schema {SCHEMA!r} (an 'evaluations' list), "
-                          "the report of scripts/evaluate.py ('settings') or of training ('results', with "
-                          "'stage' or 'step')")])
+                          "the report of scripts/evaluate.py ('settings') or of training ('settings', or "
+                          "'results' before 2026-12-05, with 'stage' or 'step')")])
+    if not rows:
+        raise CardError([("the report holds no evaluation results (a training run that ended without a test or "
+                          "validation set, or an evaluation of nothing)")])
     converted = _from_report(data, rows, dataset_id, dataset_name, split, target_utilization)
     return parse_evaluation(converted.to_dict() | ({"notes": converted.notes} if converted.notes else {}))
 

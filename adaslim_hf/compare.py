@@ -25,14 +25,13 @@ Numbers are means over the same items, as ``adaslim_hf.evaluation.summarize`` wr
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_json, write_text
-from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, static_factor, static_name
+from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, plot_quality_vs_macs, static_factor, static_name
 from .peers import PEERS
 
 BASELINES = (NOISY, RNNOISE, DEEPFILTERNET)  # the report rows that are not the model, in table order
@@ -215,43 +214,17 @@ def markdown(comparison: dict) -> str:
 
 
 def plot(comparison: dict, path: str | os.PathLike) -> None:
-    """Quality vs MACs per sample: the static curve, one star per dynamic model, the baselines as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = comparison["metric"]
-    static = comparison["static"]
-    figure, axis = plt.subplots(figsize=(7, 4.8), dpi=120)
-    xs = [p["macs_per_sample"] for p in static["points"]]
-    ys = [p[metric] for p in static["points"]]
-    axis.plot(xs, ys, "o-", color="tab:blue", label=f"{static['label']}, static factors", zorder=3)
-    for p in static["points"]:
-        axis.annotate(f"{p['utilization']:g}", (p["macs_per_sample"], p[metric]), textcoords="offset points",
-                      xytext=(6, -12), fontsize=9, color="tab:blue")
-    colours = ["tab:red", "tab:orange", "tab:purple", "tab:brown"]
-    for index, point in enumerate(comparison["dynamic"]):
-        if point[metric] is None:
-            continue
-        axis.plot([point["macs_per_sample"]], [point[metric]], "*", markersize=15, zorder=4,
-                  color=colours[index % len(colours)],
-                  label=f"{point['label']}, dynamic (mean u {_fmt(point['mean_utilization'], 2)})")
-    for name, colour in ((NOISY, "gray"), (RNNOISE, "tab:green"), (DEEPFILTERNET, "tab:purple")):
-        value = comparison["baselines"].get(name, {}).get(metric)
-        if value is not None and math.isfinite(value):
-            axis.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.2f})")
-    axis.set_xlabel("MACs per input sample")
-    axis.set_ylabel({"pesq": "PESQ (wide-band)"}.get(metric, metric))
+    """Quality vs MACs per sample (``evaluation.plot_quality_vs_macs``): the static curve, one star per dynamic
+    model, the baselines as lines."""
+    metric, static = comparison["metric"], comparison["static"]
+    statics = [(p["macs_per_sample"], p[metric], p["utilization"]) for p in static["points"]]
+    dynamics = [(f"{p['label']}, dynamic", p["macs_per_sample"], p[metric], p["mean_utilization"])
+                for p in comparison["dynamic"]]
+    baselines = {name: row.get(metric) for name, row in comparison["baselines"].items()}
     dataset = str(comparison.get("dataset") or "").split(" (")[0]
-    axis.set_title(f"Quality vs compute — {dataset}, {comparison['items']} items", fontsize=11)
-    axis.grid(True, alpha=0.3)
-    axis.legend(loc="best", fontsize=8)
-    figure.tight_layout()
-    temporary = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    figure.savefig(temporary)
-    plt.close(figure)
-    os.replace(temporary, path)
+    plot_quality_vs_macs(path, metric=metric, statics=statics, dynamics=dynamics, baselines=baselines,
+                         title=f"Quality vs compute — {dataset}, {comparison['items']} items",
+                         static_label=f"{static['label']}, static factors")
 
 
 def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:

@@ -562,46 +562,68 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pareto(report: dict, path: str | os.PathLike) -> None:
-    """Quality vs MACs per sample: the static factors as a line, dynamic routing as a point, the noisy input
-    and the peers (RNNoise, DeepFilterNet3) as horizontal reference lines."""
+def plot_quality_vs_macs(path: str | os.PathLike, *, metric: str, statics: Sequence[tuple], dynamics: Sequence[tuple],
+                         baselines: dict, title: str, static_label: str = "static factors",
+                         sample_rate: int | None = None) -> None:
+    """The Pareto picture of every report (this module's and ``compare``'s), written atomically to ``path``:
+    quality against MACs per sample, the static factors as a line (``statics``: (macs, value, factor) tuples),
+    each routed model as a star (``dynamics``: (label, macs, value, mean utilization)), the noisy input and the
+    peers as horizontal lines (``baselines``: name -> value; missing or non-finite ones are left out). With a
+    ``sample_rate``, a second axis on top gives MMACs per second of audio."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def finite(value):
+        return np.nan if value is None else value
+
+    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
+    statics = sorted(statics, key=lambda item: item[0])
+    ax.plot([item[0] for item in statics], [finite(item[1]) for item in statics], "o-", color="tab:blue",
+            label=static_label, zorder=3)
+    for macs, value, factor in statics:
+        ax.annotate(f"{factor:g}", (macs, finite(value)), textcoords="offset points", xytext=(6, -12), fontsize=9,
+                    color="tab:blue")
+    colours = ["tab:red", "tab:orange", "tab:brown", "tab:pink"]
+    for index, (label, macs, value, utilization) in enumerate(dynamics):
+        if value is not None:
+            ax.plot([macs], [value], "*", markersize=15, zorder=4, color=colours[index % len(colours)],
+                    label=f"{label} (mean u {_fmt(utilization, 2)})")
+    for name, colour in ((NOISY, "gray"), (RNNOISE, "tab:green"), (DEEPFILTERNET, "tab:purple")):
+        value = baselines.get(name)
+        if value is not None and math.isfinite(value):
+            ax.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.2f})")
+    ax.set_xlabel("MACs per input sample")
+    if sample_rate:
+        seconds_axis = ax.secondary_xaxis("top", functions=(lambda x: x * sample_rate / 1e6,
+                                                            lambda m: m * 1e6 / sample_rate))
+        seconds_axis.set_xlabel(f"MMACs per second of audio ({sample_rate} Hz)", fontsize=9)
+    ax.set_ylabel({"pesq": "PESQ (wide-band)"}.get(metric, metric))
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    temporary = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(temporary)
+    plt.close(fig)
+    os.replace(temporary, path)
+
+
+def plot_pareto(report: dict, path: str | os.PathLike) -> None:
+    """This report's Pareto picture (``plot_quality_vs_macs``): its static factors, its dynamic setting, the
+    noisy input and the peers."""
     key = quality_key(report)
     settings = report["settings"]
-    statics = sorted(((row["macs_per_sample"], row.get(key), static_factor(name)) for name, row in settings.items()
-                      if static_factor(name) is not None), key=lambda item: item[0])
-    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
-    xs = [item[0] for item in statics]
-    ys = [np.nan if item[1] is None else item[1] for item in statics]
-    ax.plot(xs, ys, "o-", color="tab:blue", label="static factors", zorder=3)
-    for x, y, factor in statics:
-        ax.annotate(f"{factor:g}", (x, y if y is not None else np.nan), textcoords="offset points",
-                    xytext=(6, -12), fontsize=9, color="tab:blue")
-    if DYNAMIC in settings:
-        row = settings[DYNAMIC]
-        ax.plot([row["macs_per_sample"]], [row.get(key) if row.get(key) is not None else np.nan], "*",
-                markersize=16, color="tab:red", label=f"dynamic (mean u={_fmt(row['mean_utilization'], 2)})",
-                zorder=4)
-    for name, color in ((NOISY, "gray"), (RNNOISE, "tab:green"), (DEEPFILTERNET, "tab:purple")):
-        if name in settings and settings[name].get(key) is not None:
-            ax.axhline(settings[name][key], linestyle="--", color=color,
-                       label=f"{name} ({_fmt(settings[name][key], 2)})")
-    rate = report.get("sample_rate") or 16000
-    ax.set_xlabel("MACs per input sample")
-    seconds_axis = ax.secondary_xaxis("top", functions=(lambda x: x * rate / 1e6, lambda m: m * 1e6 / rate))
-    seconds_axis.set_xlabel(f"MMACs per second of audio ({rate} Hz)", fontsize=9)
-    ax.set_ylabel({"pesq": "PESQ (wide-band)"}.get(key, key))
+    statics = [(row["macs_per_sample"], row.get(key), static_factor(name)) for name, row in settings.items()
+               if static_factor(name) is not None]
+    dynamics = ([("dynamic", settings[DYNAMIC]["macs_per_sample"], settings[DYNAMIC].get(key),
+                  settings[DYNAMIC]["mean_utilization"])] if DYNAMIC in settings else [])
+    baselines = {name: row.get(key) for name, row in settings.items() if name in (NOISY, *PEER_SETTINGS)}
     dataset = str(report.get("dataset") or "").split(" (")[0]
-    ax.set_title(f"Quality vs compute — {dataset}, {report['items']} items", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    plot_quality_vs_macs(path, metric=key, statics=statics, dynamics=dynamics, baselines=baselines,
+                         title=f"Quality vs compute — {dataset}, {report['items']} items",
+                         sample_rate=report.get("sample_rate") or 16000)
 
 
 def plot_utilization_vs_snr(report: dict, path: str | os.PathLike) -> None:

@@ -207,7 +207,7 @@ def build_card_for(args, model, model_dir: Path):
                 "target_utilization": args.target_utilization}
     if args.evaluation:
         evaluation = load_evaluation(args.evaluation, **identity)
-    elif training_report and training_report.get("results"):
+    elif training_report and (training_report.get("settings") or training_report.get("results")):  # (older runs)
         evaluation = load_evaluation(training_report, **identity)
     return build_card(model, repo_id=args.repo_id, evaluation=evaluation, training=training_report,
                       train_datasets=args.train_dataset or None, dataset_ids=args.hub_dataset or None,

@@ -197,7 +197,7 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
                 "router_calibration": {"lambda": 0.5, "utilization_before": 0.4, "utilization_after": 0.25,
                                        "target": 0.25}, "evaluated_on": "validation", "dataset": "voicebank", "data_dir": "d",
                 "sample_rate": 16000,
-                "results": training_results()}
+                "settings": training_results()}
     evaluation = load_evaluation(training)
     (dataset,) = evaluation.datasets
     assert (dataset.id, dataset.name, dataset.split, dataset.items) == (
@@ -231,9 +231,9 @@ def test_training_reports_with_the_old_setting_names_still_load(tmp_path):
         assert current_setting_name(name) == name
 
     report = {"stage": "2", "steps": 500, "target_utilization": 0.25, "evaluated_on": "test", "dataset": "voicebank"}
-    today = load_evaluation({**report, "results": training_results()})
+    today = load_evaluation({**report, "settings": training_results()})
     old = load_evaluation({**report, "results": training_results(("auto", "u0.25", "noisy"))})
-    assert old.to_dict() == today.to_dict()
+    assert old.to_dict() == today.to_dict() == load_evaluation({**report, "results": training_results()}).to_dict()
     assert [(s.kind, s.utilization, s.target_utilization) for s in old.datasets[0].settings] == [
         ("dynamic", None, 0.25), ("static", 0.25, None), ("baseline", None, None)]
 
@@ -254,8 +254,9 @@ def test_training_reports_with_the_old_setting_names_still_load(tmp_path):
     assert [(s.kind, s.utilization, s.name) for s in dataset.settings] == [
         ("baseline", None, "noisy input"), *(("static", u, None) for u in (0.125, 0.25, 0.5, 1.0))]
     assert (dataset.id, dataset.split, dataset.items) == ("voicebank-demand", "test", 2)
-    with pytest.raises(CardError, match="holds no evaluation results"):
-        load_evaluation({**report, "results": None})
+    for empty in ({"results": None}, {"settings": None}, {"settings": {}}):
+        with pytest.raises(CardError, match="holds no evaluation results"):
+            load_evaluation({**report, **empty})
 
 
 def test_malformed_evaluation_json_lists_every_problem(tmp_path):

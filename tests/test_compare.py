@@ -81,13 +81,13 @@ def test_script_writes_the_three_outputs(tmp_path):
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_models.py"), "--static",
                           f"stage1={tmp_path / 's.json'}", "--dynamic", f"target 0.1={tmp_path / 'd.json'}",
-                          "--output_dir", str(out)], capture_output=True, text=True, timeout=120)
+                          "--output_dir", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     saved = json.loads((out / "comparison.json").read_text())
     assert saved["dynamic"][0]["label"] == "target 0.1" and saved["command"].startswith("python scripts/compare_models.py")
     assert (out / "pareto_models.png").stat().st_size > 1000
     bad = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_models.py"), "--static", "nolabel",
-                          "--dynamic", "x=y", "--output_dir", str(out)], capture_output=True, text=True, timeout=120)
+                          "--dynamic", "x=y", "--output_dir", str(out)], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "LABEL=path" in bad.stderr
 
 

@@ -148,7 +148,7 @@ def test_stage1_shared_work_gradients_equal_the_per_factor_reference(monkeypatch
         for factor in model.config.utilization_factors:  # reference: every factor on its own
             out = model(noisy, padding_mask=padding_mask, utilization=factor, clean_values=clean)
             out.loss.backward()
-            reference_losses[f"se_loss/u{factor:g}"] = float(out.se_loss.detach())
+            reference_losses[f"se_loss/static {factor:g}"] = float(out.se_loss.detach())
         reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         model.zero_grad(set_to_none=True)
         calls.clear()
@@ -253,7 +253,7 @@ def test_gumbel_noise_decays_to_the_inference_choice():
     assert all(torch.equal(choice, inference) for choice in noiseless)
     assert not torch.equal(model(noisy, clean_values=clean).choice, inference)  # full noise: other choices
     logs = backward_terms(objective, objective.terms(), noisy, clean, gumbel_noise_scale=0.0)
-    assert {"efficiency_loss", "balance_loss", "fraction/u1"} <= logs.keys() and "share_loss" not in logs
+    assert {"efficiency_loss", "balance_loss", "fraction/1"} <= logs.keys() and "share_loss" not in logs
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.router.parameters())
     model.config.min_factor_share = 0.05
     assert "share_loss" in backward_terms(objective, objective.terms(), noisy, clean, gumbel_noise_scale=0.0)
@@ -283,7 +283,7 @@ def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
     for name, grad in combined.items():
         expected = router_term.get(name, 0) + slim.get(name, 0)
         torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
-    assert {f"se_loss/u{u:g}" for u in factors} <= logs.keys() and "efficiency_loss" in logs
+    assert {f"se_loss/static {u:g}" for u in factors} <= logs.keys() and "efficiency_loss" in logs
     with pytest.raises(ValueError, match="stage '2'"):
         TrainingObjective(model, "1", slimmable_weight=0.5)
     with pytest.raises(ValueError, match="stage-2 setting"):
@@ -316,7 +316,8 @@ def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output
     for name, grad in got.items():
         torch.testing.assert_close(grad, dict(model.named_parameters())[name].grad, rtol=1e-4, atol=1e-6)
     assert logs["loss"] == pytest.approx(float(total.detach()), rel=1e-5)
-    assert {"distillation_loss/u0.5", "distillation_loss/u0.125"} <= logs.keys() and "distillation_loss/u1" not in logs
+    assert {"distillation_loss/static 0.5", "distillation_loss/static 0.125"} <= logs.keys()
+    assert "distillation_loss/static 1" not in logs
     with pytest.raises(RuntimeError, match="widest factor's term of the same batch first"):
         TrainingObjective(model, "1", distillation_weight=weight)(noisy, clean, term=0.5)
     with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
@@ -383,10 +384,14 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     assert auto.router_logits is None and torch.equal(auto.enhanced_values, full.enhanced_values)
     report = json.loads((stage1 / "evaluation.json").read_text())
     # the settings carry scripts/evaluate.py's names (adaslim_hf.evaluation.setting_name)
-    assert {"noisy", "static 0.125", "static 0.25", "static 0.5", "static 1"} <= set(report["results"])
+    assert {"noisy", "static 0.125", "static 0.25", "static 0.5", "static 1"} <= set(report["settings"])
     for name in ("static 0.125", "static 1"):
-        assert {"pesq", "stoi", "si_sdr", "mean_utilization"} <= set(report["results"][name])
-    assert report["results"]["static 0.25"]["mean_utilization"] == pytest.approx(0.25)
+        assert {"pesq", "stoi", "si_sdr", "mean_utilization"} <= set(report["settings"][name])
+    assert report["settings"]["static 0.25"]["mean_utilization"] == pytest.approx(0.25)
+    # ... and its row keys: the counts of scored and inverted items as scripts/evaluate.py writes them
+    row = report["settings"]["static 1"]
+    assert row["items_inverted"] in range(row["items"] + 1) and row["pesq_items_scored"] <= row["items"]
+    assert "inverted" not in row and "loss_items_scored" not in row
     assert len(list_checkpoints(tmp_path / "stage1")) == 2  # steps 2 and 4 of checkpointing_steps=2
     logs = list((tmp_path / "stage1" / "logs").rglob("events.out.tfevents.*"))
     assert logs, "accelerator.log wrote no tensorboard events"
@@ -400,7 +405,7 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     with torch.no_grad():
         assert tuned(noisy).router_logits is not None
     report = json.loads((stage2 / "evaluation.json").read_text())
-    assert 0.125 <= report["results"]["dynamic"]["mean_utilization"] <= 1.0
+    assert 0.125 <= report["settings"]["dynamic"]["mean_utilization"] <= 1.0
     calibration = report["router_calibration"]
     assert calibration["target"] == 0.5 and calibration["min_share"] == 0.05
     assert min(calibration["shares_after"]) >= 0.05 and 0.125 <= calibration["validation_utilization"] <= 1.0
@@ -460,7 +465,7 @@ def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_
     first = train(smoke(voicebank, tmp_path / "static", stage="static", static_utilization=0.25,
                         max_train_steps=2, validation_steps=0))
     report = json.loads((first / "evaluation.json").read_text())
-    assert set(report["results"]) == {"noisy", "static 0.25"}
+    assert set(report["settings"]) == {"noisy", "static 0.25"}
     assert AdaSlimModel.from_pretrained(first).config.default_utilization == 0.25  # its one trained width
     checkpoint = list_checkpoints(tmp_path / "static")[-1]
     again = train(smoke(voicebank, tmp_path / "from_checkpoint", init_from=str(checkpoint), max_train_steps=1,
@@ -492,7 +497,7 @@ def test_dns_stream_mixes_on_the_fly_with_new_orders_per_epoch(voicebank, tmp_pa
     assert [steps[s]["epoch"] for s in (1, 2, 3, 4)] == [0, 0, 1, 1]
     assert [steps[1]["ids"], steps[2]["ids"]] != [steps[3]["ids"], steps[4]["ids"]]
     report = json.loads((model_dir / "evaluation.json").read_text())
-    assert report["evaluated_on"] == "test" and report["results"]["static 1"]["items"] == 2
+    assert report["evaluated_on"] == "test" and report["settings"]["static 1"]["items"] == 2
 
 
 # ---- learning ---------------------------------------------------------------------------------------------

@@ -571,7 +571,7 @@ def validate(run: Run) -> dict | None:
         state_dict = run.model_state_dict()
         if run.main:
             atomic.save_pretrained(run.model, run.output_dir / "best", state_dict=state_dict,
-                                   extra_json={"validation.json": {"step": progress.global_step, "results": results}})
+                                   extra_json={"validation.json": {"step": progress.global_step, "settings": results}})
         accelerator.wait_for_everyone()
     summary = ", ".join(f"{name} {settings.best_metric}={r.get(settings.best_metric, float('nan')):.3f} "
                         f"u={r['mean_utilization']:.3f}" for name, r in results.items())
@@ -618,7 +618,7 @@ def finish(run: Run) -> Path:
             "dataset": settings.dataset,
             "data_dir": settings.data_dir,
             "sample_rate": config.sample_rate,
-            "results": evaluation,
+            "settings": evaluation,
         }
         atomic.save_pretrained(final, model_dir, state_dict=state_dict, extra_json={"evaluation.json": report})
         atomic.write_json(run.output_dir / "evaluation.json", report)

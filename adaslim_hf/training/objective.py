@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..modeling_adaslim import AdaSlimModel
+from ..evaluation import setting_name
 from ..losses import speech_enhancement_loss
+from ..modeling_adaslim import AdaSlimModel
 from .settings import STAGES
 
 
@@ -48,8 +49,9 @@ class TrainingObjective(nn.Module):
     of against it.
 
     ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
-    tensor to back-propagate) and detached scalars to log (``se_loss/u<factor>`` in stage 1; ``se_loss``,
-    ``efficiency_loss``, ``balance_loss``, ``mean_utilization`` and ``fraction/u<factor>`` in stage 2).
+    tensor to back-propagate) and detached scalars to log (``se_loss/static <factor>``, named as the
+    reports name a static call, in stage 1; ``se_loss``, ``efficiency_loss``, ``balance_loss``,
+    ``mean_utilization`` and ``fraction/<factor>``, the share of frames routed to it, in stage 2).
 
     Stage 1 computes the width-independent part of the batch (``AdaSlimModel.share_inputs``: normalised,
     up-sampled input and the target's spectra) at its first term and reuses it for the other factors, as long
@@ -104,8 +106,8 @@ class TrainingObjective(nn.Module):
                     shared = self._shared_inputs = self.model.share_inputs(noisy, padding_mask, clean)
             out = self.model(noisy, padding_mask=padding_mask, utilization=float(term), clean_values=clean,
                              shared_inputs=shared)
-            logs = {f"se_loss/u{float(term):g}": out.se_loss.detach(),
-                    f"polarity_loss/u{float(term):g}": out.polarity_loss.detach()}
+            name = setting_name(float(term))  # "static 0.25"
+            logs = {f"se_loss/{name}": out.se_loss.detach(), f"polarity_loss/{name}": out.polarity_loss.detach()}
             loss = out.loss
             if self.distillation_weight:
                 loss = self._distilled(loss, out.enhanced_values, float(term), shared, padding_mask, logs)
@@ -126,7 +128,7 @@ class TrainingObjective(nn.Module):
                                f"(terms in the order {self.terms()}).")
         distillation = speech_enhancement_loss(enhanced, self._teacher[1], sc_factor=config.stft_sc_factor,
                                                mag_factor=config.stft_mag_factor, padding_mask=padding_mask)
-        logs[f"distillation_loss/u{term:g}"] = distillation.detach()
+        logs[f"distillation_loss/{setting_name(term)}"] = distillation.detach()
         return (1 - self.distillation_weight) * loss + self.distillation_weight * distillation
 
     def _router_logs(self, out) -> dict:
@@ -144,7 +146,7 @@ class TrainingObjective(nn.Module):
         }
         if out.share_loss is not None:
             logs["share_loss"] = out.share_loss.detach()
-        logs.update({f"fraction/u{factor:g}": fractions[j] for j, factor in enumerate(factors)})
+        logs.update({f"fraction/{factor:g}": fractions[j] for j, factor in enumerate(factors)})
         return logs
 
 

@@ -56,6 +56,9 @@ def quality_metrics(enhanced: Sequence[torch.Tensor], clean: Sequence[torch.Tens
     return score_items([e.numpy() for e in enhanced], [c.numpy() for c in clean], sample_rate, names)
 
 
+MODEL_KEYS = ("loss", "mean_utilization", "macs_per_sample")  # what a row reports of the model call itself
+
+
 @torch.no_grad()
 def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None], *, batch_size: int = 4,
              max_items: int | None = None, include_noisy: bool = False, accelerator=None,
@@ -66,10 +69,11 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
 
     Items are batched with a padding mask (each item gets exactly what it gets alone) and, with an
     ``accelerator`` of several processes, split across processes and gathered. Returns
-    ``{setting_name(u): {"pesq", "stoi", "si_sdr", "loss", "inverted", "mean_utilization", "macs_per_sample",
-    "items"}}``, keyed "static 0.25", ..., "dynamic" as in ``scripts/evaluate.py``'s report (``inverted``: the
-    share of items whose output correlates negatively with the clean speech) (plus ``"noisy"``: the metrics of
-    the unprocessed input, with ``include_noisy``).
+    ``{setting_name(u): {"pesq", "stoi", "si_sdr", "loss", "mean_utilization", "macs_per_sample", "items",
+    "items_inverted", "<metric>_items_scored"}}``, keyed "static 0.25", ..., "dynamic" (plus ``"noisy"``: the
+    metrics of the unprocessed input, with ``include_noisy``): the rows of ``scripts/evaluate.py``'s report
+    under the same names and keys (``items_inverted``: the items whose output correlates negatively with the
+    clean speech; ``<metric>_items_scored``: the items a metric could be computed on, the mean is over those).
     """
     was_training = model.training
     model.eval()
@@ -108,7 +112,7 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
                     "setting": setting_name(utilization),
                     **scores,
                     "loss": float(out.se_loss),
-                    "inverted": is_inverted(enhanced[row], clean[row]),  # the share of anti-correlated outputs
+                    "inverted": is_inverted(enhanced[row], clean[row]),  # 1.0 for an anti-correlated output
                     "mean_utilization": float(out.mean_utilization[row]),
                     "macs_per_sample": float(out.macs[row]) / lengths[row],
                 })
@@ -119,14 +123,15 @@ def evaluate(model: AdaSlimModel, dataset, utilizations: Sequence[float | None],
     results: dict[str, dict[str, float]] = {}
     for name in dict.fromkeys(r["setting"] for r in records):
         group = [r for r in records if r["setting"] == name]
-        results[name] = {}
-        for key in (k for k in group[0] if k != "setting"):
+        row = results[name] = {}
+        for key in (k for k in group[0] if k not in ("setting", "inverted")):
             finite = [r[key] for r in group if r[key] is not None and math.isfinite(r[key])]
             # a metric that cannot be computed on an item (PESQ finds no speech) is left out, and counted
-            results[name][key] = sum(finite) / len(finite) if finite else math.nan
-            if len(finite) < len(group):
-                results[name][f"{key}_failed_items"] = len(group) - len(finite)
-        results[name]["items"] = len(group)
+            row[key] = sum(finite) / len(finite) if finite else math.nan
+            if key not in MODEL_KEYS:  # a metric of metric_fn
+                row[f"{key}_items_scored"] = len(finite)
+        row["items"] = len(group)
+        row["items_inverted"] = int(sum(r.get("inverted", 0.0) for r in group))
     model.train(was_training)
     return results
 
