@@ -1,4 +1,5 @@
-"""The input checks of the metric modules (``pesq``, ``stoi``, ``si_sdr``, ``dnsmos``), written once.
+"""The input checks and the ``MetricInfo`` of the metric modules (``pesq``, ``stoi``, ``si_sdr``, ``dnsmos``),
+written once.
 
 The modules import this file as ``adaslim_hf.metrics.checks`` (``evaluate.load`` copies a module's script into
 its cache, so a relative import would have to sit in every metric folder). Every error is a ``ValueError``
@@ -6,6 +7,23 @@ that starts with the metric's name and names the item.
 """
 
 import numpy as np
+
+
+def audio_metric_info(module: str, *, references: bool = True, codebase_urls=(), reference_urls=()):
+    """The ``evaluate.MetricInfo`` of an audio metric module: its docstrings (the module's ``_DESCRIPTION``,
+    ``_CITATION`` and ``_KWARGS_DESCRIPTION``), float32 waveforms as ``predictions`` (and ``references`` for an
+    intrusive metric), and its links. ``module`` is the metric module's ``__name__``."""
+    import sys
+
+    import datasets
+    import evaluate
+
+    texts = sys.modules[module]
+    waveform = datasets.Sequence(datasets.Value("float32"))
+    columns = {"predictions": waveform, **({"references": waveform} if references else {})}
+    return evaluate.MetricInfo(description=texts._DESCRIPTION, citation=texts._CITATION,
+                               inputs_description=texts._KWARGS_DESCRIPTION, features=datasets.Features(columns),
+                               codebase_urls=list(codebase_urls), reference_urls=list(reference_urls))
 
 
 def checked_count(predictions, name: str, references=None) -> None:

@@ -3,14 +3,13 @@ package ships inside its wheel (no download; 16 kHz only)."""
 
 import os
 
-import datasets
 import evaluate
 import librosa
 import numpy as np
 import onnxruntime
 from speechmos import dnsmos as speechmos_dnsmos
 
-from adaslim_hf.metrics.checks import checked_count, checked_signal
+from adaslim_hf.metrics.checks import audio_metric_info, checked_count, checked_signal
 
 # speechmos declares no dependencies but needs these two at run time; importing them here lets evaluate's
 # dependency check name them when they are missing.
@@ -91,17 +90,11 @@ def _checked_signals(predictions, name):
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Dnsmos(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float32"))}),
-            codebase_urls=[
-                "https://github.com/microsoft/DNS-Challenge/tree/master/DNSMOS",
-                "https://github.com/lcn-kul/speechmos",
-            ],
-            reference_urls=["https://arxiv.org/abs/2010.15258", "https://arxiv.org/abs/2110.01763"],
-        )
+        return audio_metric_info(
+            __name__, references=False,
+            codebase_urls=["https://github.com/microsoft/DNS-Challenge/tree/master/DNSMOS",
+                           "https://github.com/lcn-kul/speechmos"],
+            reference_urls=["https://arxiv.org/abs/2010.15258", "https://arxiv.org/abs/2110.01763"])
 
     def _compute(self, predictions, references=None, sample_rate=SAMPLE_RATE, personalized=False, num_threads=None):
         if sample_rate != SAMPLE_RATE:

@@ -3,13 +3,12 @@ MOS-LQO through the ``pesq`` package (Miao Wang's wrapper of the ITU reference C
 
 import math
 
-import datasets
 import evaluate
 import numpy as np
 from pesq import NoUtterancesError
 from pesq import pesq as pesq_score
 
-from adaslim_hf.metrics.checks import checked_pairs
+from adaslim_hf.metrics.checks import audio_metric_info, checked_pairs
 
 _CITATION = """\
 @inproceedings{rix2001pesq,
@@ -66,19 +65,9 @@ MODES = {"wb": (16000,), "nb": (8000, 16000)}
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Pesq(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float32")),
-                    "references": datasets.Sequence(datasets.Value("float32")),
-                }
-            ),
-            codebase_urls=["https://github.com/ludlows/PESQ"],
-            reference_urls=["https://www.itu.int/rec/T-REC-P.862", "https://www.itu.int/rec/T-REC-P.862.2"],
-        )
+        return audio_metric_info(__name__,
+                                 codebase_urls=["https://github.com/ludlows/PESQ"],
+                                 reference_urls=["https://www.itu.int/rec/T-REC-P.862", "https://www.itu.int/rec/T-REC-P.862.2"])
 
     def _compute(self, predictions, references, sample_rate=16000, mode="wb", on_error="raise"):
         if mode not in MODES:

@@ -1,10 +1,9 @@
 """Scale-invariant signal-to-distortion ratio (SI-SDR) as an evaluate metric (numpy, float64)."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from adaslim_hf.metrics.checks import checked_pairs
+from adaslim_hf.metrics.checks import audio_metric_info, checked_pairs
 
 _CITATION = """\
 @inproceedings{leroux2019sdr,
@@ -63,18 +62,7 @@ def scale_invariant_sdr(estimate, reference, zero_mean=True):
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class SiSdr(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float32")),
-                    "references": datasets.Sequence(datasets.Value("float32")),
-                }
-            ),
-            reference_urls=["https://arxiv.org/abs/1811.02508"],
-        )
+        return audio_metric_info(__name__, reference_urls=["https://arxiv.org/abs/1811.02508"])
 
     def _compute(self, predictions, references, sample_rate=16000, zero_mean=True):
         scores = [

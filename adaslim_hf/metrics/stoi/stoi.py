@@ -1,10 +1,9 @@
 """STOI and extended STOI (ESTOI) as an evaluate metric, through the ``pystoi`` package."""
 
-import datasets
 import evaluate
 from pystoi import stoi as stoi_score
 
-from adaslim_hf.metrics.checks import checked_pairs
+from adaslim_hf.metrics.checks import audio_metric_info, checked_pairs
 
 _CITATION = """\
 @article{taal2011stoi,
@@ -59,19 +58,9 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Stoi(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float32")),
-                    "references": datasets.Sequence(datasets.Value("float32")),
-                }
-            ),
-            codebase_urls=["https://github.com/mpariente/pystoi"],
-            reference_urls=["https://doi.org/10.1109/TASL.2011.2114881", "https://doi.org/10.1109/TASLP.2016.2585878"],
-        )
+        return audio_metric_info(__name__,
+                                 codebase_urls=["https://github.com/mpariente/pystoi"],
+                                 reference_urls=["https://doi.org/10.1109/TASL.2011.2114881", "https://doi.org/10.1109/TASLP.2016.2585878"])
 
     def _compute(self, predictions, references, sample_rate=16000, extended=False):
         if not isinstance(sample_rate, int) or sample_rate <= 0:
