@@ -17,7 +17,7 @@ from transformers import PreTrainedConfig
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
                 "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight", "pause_weight")
+                "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight")
 
 
 
@@ -118,6 +118,11 @@ class AdaSlimConfig(PreTrainedConfig):
             E / (E + N) with E the output's and N the noisy input's energy over the 20 ms frames where the clean
             target lies 40 dB below its loudest frame) to L_SE; 0 keeps DEMUCS' loss alone. L_Pause is 0.5 for
             the identity and 0.091 for 10 dB of suppression in the pauses.
+        compressed_weight (`float`, defaults to 0.0): adds compressed_weight * L_Cmp (`losses.compressed_spectral_loss`:
+            mean squared error between power-law compressed spectra, 0.3 of it on the complex values and 0.7 on
+            the magnitudes, exponent 0.3, as GTCRN and DeepFilterNet train) to L_SE; 0 keeps DEMUCS' loss alone.
+            Unlike the log-magnitude term it weighs a bin by its compressed level, and unlike the magnitudes it
+            sees the sign of the output.
     """
 
     model_type = "adaslim"
@@ -162,6 +167,7 @@ class AdaSlimConfig(PreTrainedConfig):
     polarity_weight: float | int = 1.0
     si_sdr_weight: float | int = 0.0
     pause_weight: float | int = 0.0
+    compressed_weight: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
@@ -236,7 +242,7 @@ class AdaSlimConfig(PreTrainedConfig):
                     f"but `target_utilization` is {self.target_utilization}; lower the share or move the target.")
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
         for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight", "pause_weight"):
+                "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight"):
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----

@@ -244,6 +244,39 @@ def pause_residual_loss(estimate: torch.Tensor, target: torch.Tensor, noisy: tor
     return (left / (left + noisy_pause)).mean()
 
 
+def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                             n_fft: int = 512, hop: int = 128, power: float = 0.3, complex_share: float = 0.3
+                             ) -> torch.Tensor:
+    """L_Cmp: mean squared error between power-law compressed spectra (Hann window, one resolution),
+    ``complex_share`` of it on the compressed complex values |X|^p e^{i angle X} and the rest on the compressed
+    magnitudes |X|^p, with p = ``power``: the loss GTCRN and DeepFilterNet train with. Magnitudes are taken as
+    sqrt(|X|^2 + 1e-12), so silence has a finite gradient.
+
+    Args:
+        estimate, target: [B, T] or [T].
+        padding_mask: optional [B, T] (or [T]), 1 = real sample; both signals are zeroed past each item's end.
+
+    Returns:
+        a scalar tensor (0 when the estimate equals the target).
+    """
+    _check_pair(estimate, target)
+    mask = _check_mask(padding_mask, estimate, "padding_mask")
+    if mask is not None:
+        estimate, target = estimate * mask, target * mask
+    window = torch.hann_window(n_fft, device=estimate.device, dtype=torch.float32)
+
+    def compressed(signal):  # -> (complex values [B, F, N] as [..., 2], magnitudes [B, F, N]), compressed
+        spectrum = torch.view_as_real(torch.stft(signal.float().reshape(-1, signal.shape[-1]), n_fft, hop,
+                                                 window=window, return_complex=True))
+        magnitude = torch.sqrt(spectrum.pow(2).sum(-1) + 1e-12)
+        return spectrum * magnitude.pow(power - 1)[..., None], magnitude.pow(power)
+
+    values, magnitudes = compressed(estimate)
+    target_values, target_magnitudes = compressed(target)
+    return (complex_share * F.mse_loss(values, target_values)
+            + (1 - complex_share) * F.mse_loss(magnitudes, target_magnitudes))
+
+
 def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8,
            padding_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scale-invariant signal-to-distortion ratio in dB, per item: [B, T] -> [B], or [T] -> [].
@@ -373,8 +406,8 @@ def share_floor_loss(frame_fractions: torch.Tensor, min_share: float) -> torch.T
 
 def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
                        padding_mask: torch.Tensor | None = None, target_magnitudes=None):
-    """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR and pause terms added to L_SE at the
-    config's weights (``si_sdr_weight``, ``pause_weight``). estimate, target, noisy [B, T]; ``padding_mask``
+    """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR, pause and compressed-spectrum terms added to
+    L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``). estimate, target, noisy [B, T]; ``padding_mask``
     [B, T] (1 = real sample) applies to every term; ``target_magnitudes``: ``stft_magnitudes(target)``
     computed before (``AdaSlimModel.share_inputs``)."""
     se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
@@ -385,6 +418,8 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
     if config.pause_weight:
         se_loss = se_loss + config.pause_weight * pause_residual_loss(
             estimate, target, noisy, frame=config.sample_rate // 50, padding_mask=padding_mask)
+    if config.compressed_weight:
+        se_loss = se_loss + config.compressed_weight * compressed_spectral_loss(estimate, target, padding_mask)
     return se_loss, polarity_loss(estimate, target, padding_mask)
 
 

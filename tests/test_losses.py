@@ -1,6 +1,7 @@
 """Losses: DEMUCS' MR-STFT against denoiser's own code and an independent numpy STFT, masks, gradients, the
 router losses at known points, SI-SDR."""
 
+import functools
 import math
 import types
 
@@ -13,6 +14,7 @@ from adaslim_hf.losses import (
     balance_loss,
     share_floor_loss,
     choice_fractions,
+    compressed_spectral_loss,
     efficiency_loss,
     multi_resolution_stft_loss,
     pause_residual_loss,
@@ -391,3 +393,38 @@ def test_pause_residual_loss_is_the_share_of_noise_left_in_the_pauses():
     assert estimate.grad[:, 6 * frame:].abs().sum() > 0 and estimate.grad[:, : 5 * frame].abs().sum() == 0
     with pytest.raises(ValueError, match="frame"):
         pause_residual_loss(noisy[:, :100], clean[:, :100], noisy[:, :100], frame=frame)
+
+
+def test_compressed_spectral_loss_sees_level_and_sign_and_ignores_padding():
+    """L_Cmp is 0 for the target itself and grows with the error; it tells an inverted estimate from the right
+    one (the magnitudes alone cannot) and a halved one by (1 - 0.5^0.3)^2 on every compressed value; what lies
+    past an item's end changes nothing; silence gives a finite gradient; the config weight adds it to L_SE."""
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.losses import enhancement_losses
+
+    speech = harmonic_speech(1.0).float()[None].repeat(2, 1) * 0.1  # [2, T]
+    noise = 0.02 * torch.randn(2, speech.shape[-1], generator=torch.Generator().manual_seed(0))
+    assert float(compressed_spectral_loss(speech, speech)) == 0.0
+    small, large = (float(compressed_spectral_loss(speech + k * noise, speech)) for k in (0.5, 2.0))
+    assert 0 < small < large
+    # on the complex part alone (complex_share=1): silence costs C = mean of the compressed speech's squared
+    # parts, the inverted speech 4 C (the sign seen), half the speech (1 - 0.5^0.3)^2 C
+    complex_only = functools.partial(compressed_spectral_loss, complex_share=1.0)
+    silence = float(complex_only(torch.zeros_like(speech), speech))
+    assert float(complex_only(-speech, speech)) == pytest.approx(4 * silence, rel=1e-4)
+    assert float(complex_only(0.5 * speech, speech)) == pytest.approx((1 - 0.5 ** 0.3) ** 2 * silence, rel=1e-2)
+    mask = torch.ones_like(speech)
+    mask[1, 8000:] = 0
+    garbage = speech.clone()
+    garbage[1, 8000:] = 3.0
+    torch.testing.assert_close(compressed_spectral_loss(garbage, speech, padding_mask=mask),
+                               compressed_spectral_loss(speech * mask, speech * mask))
+    silent = torch.zeros_like(speech, requires_grad=True)
+    compressed_spectral_loss(silent, speech).backward()
+    assert torch.isfinite(silent.grad).all() and silent.grad.abs().sum() > 0
+    estimate, noisy = speech + noise, speech + 2 * noise
+    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, noisy)[0]
+    weighted = enhancement_losses(AdaSlimConfig(compressed_weight=2.0), estimate, speech, noisy)[0]
+    torch.testing.assert_close(weighted - plain, 2.0 * compressed_spectral_loss(estimate, speech))
+    with pytest.raises(ValueError, match="compressed_weight"):
+        AdaSlimConfig(compressed_weight=-1.0)

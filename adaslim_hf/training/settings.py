@@ -28,7 +28,7 @@ BEST_METRICS = ("pesq", "stoi", "si_sdr", "loss")
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
 TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "min_factor_share",
                         "share_weight", "gumbel_temperature", "stft_sc_factor", "stft_mag_factor", "polarity_weight",
-                        "si_sdr_weight", "pause_weight")
+                        "si_sdr_weight", "pause_weight", "compressed_weight")
 
 
 def _setting(default, help: str, **kwargs):
