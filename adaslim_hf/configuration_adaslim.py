@@ -241,8 +241,8 @@ class AdaSlimConfig(PreTrainedConfig):
                     f"`min_factor_share`={share} allows mean utilizations in [{lowest:.4g}, {highest:.4g}] only, "
                     f"but `target_utilization` is {self.target_utilization}; lower the share or move the target.")
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
-        for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight"):
+        for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
+                     "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight"):
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----
