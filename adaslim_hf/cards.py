@@ -47,8 +47,9 @@ reader: the ``evaluation.json`` of ``scripts/evaluate.py`` (``adaslim_hf.evaluat
 "static 0.25", "dynamic", "noisy", "rnnoise", "deepfilternet3"), and the ``evaluation.json`` that training writes
 next to the model and the ``validation.json`` beside its best weights (``adaslim_hf.training``: ``settings`` keyed
 by the same names, with the same row keys). Training reports written before the schema was shared (``results``
-for ``settings``; "u0.25", "auto" for the names) are read too (``evaluation.current_setting_name``). None of them names a Hub dataset, so the dataset id, name and split can
-be given (defaults come from the report's dataset name; validation.json records none, so it needs them).
+for ``settings``; "u0.25", "auto" for the names) are read too (``evaluation.current_setting_name``). None of
+them names a Hub dataset, so the dataset id, name and split can be given (defaults come from the report's
+dataset name; validation.json records none, so it needs them).
 
 The model-index holds one result per dataset (task ``audio-to-audio``) with, for every static and dynamic
 setting, each metric plus ``macs_per_sample`` (and ``mean_utilization`` for dynamic settings); the setting is
@@ -369,10 +370,10 @@ def load_evaluation(source, *, dataset_id: str | None = None, dataset_name: str 
             dataset.split = split or dataset.split
         return evaluation
     training = isinstance(data, dict) and ("stage" in data or "step" in data)
-    if isinstance(data, dict) and (isinstance(data.get("settings"), dict) or training and "settings" in data):
-        rows = data["settings"]  # scripts/evaluate.py's report or training's
-    elif training and "results" in data:
-        rows = data["results"]  # training's report before 2026-12-05 (evening)
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict):  # scripts/evaluate.py's or training's
+        rows = data["settings"]
+    elif training and ("settings" in data or "results" in data):  # an empty one; "results" before 2026-12-05
+        rows = data.get("settings", data.get("results"))
     else:
         raise CardError([(f"unrecognised evaluation JSON: expected schema {SCHEMA!r} (an 'evaluations' list), "
                           "the report of scripts/evaluate.py ('settings') or of training ('settings', or "

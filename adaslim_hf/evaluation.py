@@ -575,15 +575,15 @@ def plot_quality_vs_macs(path: str | os.PathLike, *, metric: str, statics: Seque
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def finite(value):
+    def or_nan(value):  # a metric no item could be scored on is drawn as a gap
         return np.nan if value is None else value
 
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
     statics = sorted(statics, key=lambda item: item[0])
-    ax.plot([item[0] for item in statics], [finite(item[1]) for item in statics], "o-", color="tab:blue",
+    ax.plot([item[0] for item in statics], [or_nan(item[1]) for item in statics], "o-", color="tab:blue",
             label=static_label, zorder=3)
     for macs, value, factor in statics:
-        ax.annotate(f"{factor:g}", (macs, finite(value)), textcoords="offset points", xytext=(6, -12), fontsize=9,
+        ax.annotate(f"{factor:g}", (macs, or_nan(value)), textcoords="offset points", xytext=(6, -12), fontsize=9,
                     color="tab:blue")
     colours = ["tab:red", "tab:orange", "tab:brown", "tab:pink"]
     for index, (label, macs, value, utilization) in enumerate(dynamics):

@@ -25,7 +25,8 @@ COLUMNS = ("pesq", "si_sdr", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="a save_pretrained folder or Hub id (default: the packaged model)")
+    parser.add_argument("--model", default=None,
+                        help="a save_pretrained folder or Hub id (default: the packaged model)")
     parser.add_argument("--factors", default="", help="comma-separated static factors to score beside the routed call")
     parser.add_argument("--noisy", type=Path, default=EXAMPLES / "noisy_example.wav")
     parser.add_argument("--clean", type=Path, default=EXAMPLES / "clean_example.wav")

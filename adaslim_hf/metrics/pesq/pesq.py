@@ -67,7 +67,8 @@ class Pesq(evaluate.Metric):
     def _info(self):
         return audio_metric_info(__name__,
                                  codebase_urls=["https://github.com/ludlows/PESQ"],
-                                 reference_urls=["https://www.itu.int/rec/T-REC-P.862", "https://www.itu.int/rec/T-REC-P.862.2"])
+                                 reference_urls=["https://www.itu.int/rec/T-REC-P.862",
+                                                 "https://www.itu.int/rec/T-REC-P.862.2"])
 
     def _compute(self, predictions, references, sample_rate=16000, mode="wb", on_error="raise"):
         if mode not in MODES:
