@@ -247,26 +247,40 @@ def _filter_rows(window: torch.Tensor) -> torch.Tensor:
     return sinc_filter(window.t()[:, None], padding=0)[:, 0].t()
 
 
-class _SincUpsampler:
+class _GrowingSignal:
+    """A signal that arrives in pieces of rows [n, C], kept from ``history_rows`` rows before the next output's
+    first input (zeros before the start); the resamplers below filter it once enough has arrived."""
+
+    def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int, history_rows: int):
+        self.lookahead = lookahead
+        self.history = torch.zeros(history_rows, channels, dtype=dtype, device=device)
+        self.received = self.next = 0
+
+    def _append(self, rows: torch.Tensor) -> None:
+        self.history = torch.cat([self.history, rows]) if len(rows) else self.history
+        self.received += len(rows)
+
+    def _nothing(self) -> torch.Tensor:
+        return self.history.new_zeros(0, self.history.shape[1])
+
+
+class _SincUpsampler(_GrowingSignal):
     """x2 windowed-sinc up-sampling of a growing signal, as ``resample.upsample2``: output 2i is input
-    i, output 2i + 1 interpolates inputs i - Z + 1 .. i + Z, so the pair i is final once input i + Z is in."""
+    i, output 2i + 1 interpolates inputs i - Z + 1 .. i + Z, so the pair i is final once input i + Z is in.
+    ``lookahead``: the inputs past i a pair waits for; fewer than Z treats the rest as zeros."""
 
     def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
-        self.lookahead = lookahead  # inputs past i a pair waits for; fewer than Z treats the rest as zeros
-        # input rows from next - Z + 1 (zeros before 0)
-        self.history = torch.zeros(SINC_ZEROS - 1, channels, dtype=dtype, device=device)
-        self.received = self.next = 0
+        super().__init__(channels, dtype, device, lookahead, SINC_ZEROS - 1)  # inputs from next - Z + 1
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
         """rows [n, C] -> the newly final output rows [2m, C]."""
         if not len(rows) and not final:
             return rows
-        self.history = torch.cat([self.history, rows]) if len(rows) else self.history
-        self.received += len(rows)
+        self._append(rows)
         end = self.received if final else self.received - self.lookahead
         count = end - self.next
         if count <= 0:
-            return self.history.new_zeros(0, self.history.shape[1])
+            return self._nothing()
         window = self.history[: count + 2 * SINC_ZEROS - 1]  # inputs next - Z + 1 .. end + Z - 1
         window = F.pad(window, (0, 0, 0, count + 2 * SINC_ZEROS - 1 - len(window)))  # zeros past the end
         halfway = _filter_rows(window)  # [count, C]
@@ -276,29 +290,26 @@ class _SincUpsampler:
         return torch.stack([kept, halfway], dim=1).reshape(2 * count, -1)
 
 
-class _SincDownsampler:
+class _SincDownsampler(_GrowingSignal):
     """x2 windowed-sinc down-sampling of a growing signal, as ``resample.downsample2``: output i averages
-    input 2i with odd inputs i - Z .. i + Z - 1 filtered, so it is final once odd input i + Z - 1 is in."""
+    input 2i with odd inputs i - Z .. i + Z - 1 filtered, so it is final once odd input i + Z - 1 is in.
+    ``lookahead``: output i waits for odd input i + lookahead - 1 (Z: exact)."""
 
     def __init__(self, channels: int, dtype: torch.dtype, device, lookahead: int = SINC_ZEROS):
-        self.lookahead = lookahead  # output i waits for odd input i + lookahead - 1 (Z: exact)
-        # input rows from 2 (next - Z) (zeros before 0)
-        self.history = torch.zeros(2 * SINC_ZEROS, channels, dtype=dtype, device=device)
-        self.received = self.next = 0
+        super().__init__(channels, dtype, device, lookahead, 2 * SINC_ZEROS)  # inputs from 2 (next - Z)
 
     def push(self, rows: torch.Tensor, final: bool = False) -> torch.Tensor:
         """rows [n, C] -> the newly final output rows [m, C]. At the end an odd length is padded by one zero."""
         if not len(rows) and not final:
             return rows
-        self.history = torch.cat([self.history, rows]) if len(rows) else self.history
-        self.received += len(rows)
+        self._append(rows)
         if final and self.received % 2:
             self.history = F.pad(self.history, (0, 0, 0, 1))
             self.received += 1
         end = self.received // 2 if final else self.received // 2 - (self.lookahead - 1)
         count = end - self.next
         if count <= 0:
-            return self.history.new_zeros(0, self.history.shape[1])
+            return self._nothing()
         needed = 2 * (count + 2 * SINC_ZEROS - 1)  # inputs 2 (next - Z) .. 2 (end + Z - 1)
         window = self.history[:needed]
         window = F.pad(window, (0, 0, 0, needed - len(window))).reshape(count + 2 * SINC_ZEROS - 1, 2, -1)
