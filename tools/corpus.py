@@ -687,23 +687,30 @@ def check_disjoint(rows: Sequence[dict]) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
+def split_speech_and_noise(rows: Sequence[dict], pool: Path, split: str):
+    """(the split's speech rows, a ``NoiseBank`` over its noise files); ValueError when either is empty."""
+    from adaslim_hf.data.dns import NoiseBank
+
+    speech = [r for r in rows if r["kind"] == "speech" and r["split"] == split]
+    noise = [str(pool / r["path"]) for r in rows if r["kind"] == "noise" and r["split"] == split]
+    if not speech or not noise:
+        raise ValueError(f"The {split} split has {len(speech)} utterances and {len(noise)} noise files; "
+                         f"expected both to be non-empty.")
+    return speech, NoiseBank(noise, sampling_rate=SAMPLING_RATE)
+
+
 def build_mixtures(pool: Path, rows: Sequence[dict], destination: Path, *, seed: int, fingerprint: str) -> dict:
     """One mixture per speech utterance in the VoiceBank-DEMAND layout (see the module docstring).
 
     Returns ``{split: count}``.
     """
-    from adaslim_hf.data.dns import NoiseBank, mix_example
+    from adaslim_hf.data.dns import mix_example
 
     tmp = _stage_dir(destination)
     folders = {"train": "trainset_corpus", "valid": "trainset_corpus", "test": "testset"}
     counts = {}
     for split in SPLITS:
-        speech = [r for r in rows if r["kind"] == "speech" and r["split"] == split]
-        noise = [str(pool / r["path"]) for r in rows if r["kind"] == "noise" and r["split"] == split]
-        if not speech or not noise:
-            raise ValueError(f"The {split} split has {len(speech)} utterances and {len(noise)} noise files; "
-                             f"expected both to be non-empty.")
-        bank = NoiseBank(noise, sampling_rate=SAMPLING_RATE)
+        speech, bank = split_speech_and_noise(rows, pool, split)
         order = np.random.default_rng([seed, SPLITS.index(split), 1]).permutation(len(speech))
         for position, index in enumerate(order):
             row = speech[index]

@@ -94,6 +94,7 @@ from .corpus import (
     judge_clip,
     pack_clips,
     package_version,
+    split_speech_and_noise,
     synthetic_noises,
     unique_stem,
 )
@@ -746,18 +747,13 @@ def write_mixtures(pool: Path, rows: Sequence[dict], destination: Path, *, seed:
     """The fixed mixtures in the VoiceBank layout: one per training utterance, ``valid_mixtures`` and
     ``test_mixtures`` round-robin over speakers with SNRs cycling through ``EVAL_SNRS``. Returns counts."""
     from adaslim_hf.data.audio import read_audio
-    from adaslim_hf.data.dns import NoiseBank, mix_example
+    from adaslim_hf.data.dns import mix_example
 
     tmp = _stage_dir(destination)
     folders = {"train": "trainset_corpus", "valid": "trainset_corpus", "test": "testset"}
     counts = {}
     for split_index, split in enumerate(SPLITS):
-        speech = [r for r in rows if r["kind"] == "speech" and r["split"] == split]
-        noise = [str(pool / r["path"]) for r in rows if r["kind"] == "noise" and r["split"] == split]
-        if not speech or not noise:
-            raise ValueError(f"The {split} split has {len(speech)} utterances and {len(noise)} noise files; "
-                             f"expected both to be non-empty.")
-        bank = NoiseBank(noise, sampling_rate=SAMPLING_RATE)
+        speech, bank = split_speech_and_noise(rows, pool, split)
         rng = np.random.default_rng([seed, split_index, 1])
         if split == "train":
             picks = [(speech[i], 0) for i in rng.permutation(len(speech))]
