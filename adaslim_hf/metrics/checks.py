@@ -9,20 +9,17 @@ that starts with the metric's name and names the item.
 import numpy as np
 
 
-def audio_metric_info(module: str, *, references: bool = True, codebase_urls=(), reference_urls=()):
-    """The ``evaluate.MetricInfo`` of an audio metric module: its docstrings (the module's ``_DESCRIPTION``,
-    ``_CITATION`` and ``_KWARGS_DESCRIPTION``), float32 waveforms as ``predictions`` (and ``references`` for an
-    intrusive metric), and its links. ``module`` is the metric module's ``__name__``."""
-    import sys
-
+def audio_metric_info(description: str, citation: str, inputs_description: str, *, references: bool = True,
+                      codebase_urls=(), reference_urls=()):
+    """The ``evaluate.MetricInfo`` of an audio metric: its texts, float32 waveforms as ``predictions`` (and
+    ``references`` for an intrusive metric), and its links."""
     import datasets
     import evaluate
 
-    texts = sys.modules[module]
     waveform = datasets.Sequence(datasets.Value("float32"))
     columns = {"predictions": waveform, **({"references": waveform} if references else {})}
-    return evaluate.MetricInfo(description=texts._DESCRIPTION, citation=texts._CITATION,
-                               inputs_description=texts._KWARGS_DESCRIPTION, features=datasets.Features(columns),
+    return evaluate.MetricInfo(description=description, citation=citation,
+                               inputs_description=inputs_description, features=datasets.Features(columns),
                                codebase_urls=list(codebase_urls), reference_urls=list(reference_urls))
 
 

@@ -91,7 +91,8 @@ def _checked_signals(predictions, name):
 class Dnsmos(evaluate.Metric):
     def _info(self):
         return audio_metric_info(
-            __name__, references=False,
+            _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+            references=False,
             codebase_urls=["https://github.com/microsoft/DNS-Challenge/tree/master/DNSMOS",
                            "https://github.com/lcn-kul/speechmos"],
             reference_urls=["https://arxiv.org/abs/2010.15258", "https://arxiv.org/abs/2110.01763"])

@@ -65,10 +65,11 @@ MODES = {"wb": (16000,), "nb": (8000, 16000)}
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Pesq(evaluate.Metric):
     def _info(self):
-        return audio_metric_info(__name__,
-                                 codebase_urls=["https://github.com/ludlows/PESQ"],
-                                 reference_urls=["https://www.itu.int/rec/T-REC-P.862",
-                                                 "https://www.itu.int/rec/T-REC-P.862.2"])
+        return audio_metric_info(
+            _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+            codebase_urls=["https://github.com/ludlows/PESQ"],
+            reference_urls=["https://www.itu.int/rec/T-REC-P.862",
+                            "https://www.itu.int/rec/T-REC-P.862.2"])
 
     def _compute(self, predictions, references, sample_rate=16000, mode="wb", on_error="raise"):
         if mode not in MODES:

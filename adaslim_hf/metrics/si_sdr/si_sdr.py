@@ -62,7 +62,9 @@ def scale_invariant_sdr(estimate, reference, zero_mean=True):
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class SiSdr(evaluate.Metric):
     def _info(self):
-        return audio_metric_info(__name__, reference_urls=["https://arxiv.org/abs/1811.02508"])
+        return audio_metric_info(
+            _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+            reference_urls=["https://arxiv.org/abs/1811.02508"])
 
     def _compute(self, predictions, references, sample_rate=16000, zero_mean=True):
         scores = [

@@ -58,10 +58,11 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Stoi(evaluate.Metric):
     def _info(self):
-        return audio_metric_info(__name__,
-                                 codebase_urls=["https://github.com/mpariente/pystoi"],
-                                 reference_urls=["https://doi.org/10.1109/TASL.2011.2114881",
-                                                 "https://doi.org/10.1109/TASLP.2016.2585878"])
+        return audio_metric_info(
+            _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+            codebase_urls=["https://github.com/mpariente/pystoi"],
+            reference_urls=["https://doi.org/10.1109/TASL.2011.2114881",
+                            "https://doi.org/10.1109/TASLP.2016.2585878"])
 
     def _compute(self, predictions, references, sample_rate=16000, extended=False):
         if not isinstance(sample_rate, int) or sample_rate <= 0:
