@@ -38,12 +38,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: the module imports neither at load time (adaslim --help stays fast)
-    import numpy as np
 
     from .modeling_adaslim import AdaSlimModel
 
 # what the subcommand modules share lives in cli_common (they import it, not this module)
-from .cli_common import DEFAULT_MODEL, PRECISION_CHOICES, PRECISION_HELP, THREADS_HELP, UNTRAINED_SEED, UsageError, load_model, parse_threads  # noqa: F401
+from .cli_common import (  # noqa: F401
+    DEFAULT_MODEL,
+    PRECISION_CHOICES,
+    PRECISION_HELP,
+    THREADS_HELP,
+    UNTRAINED_SEED,
+    UsageError,
+    load_model,
+    parse_threads,
+)
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".caf", ".w64", ".rf64", ".au"}
 OUTPUT_SUFFIX = "_enhanced"

@@ -12,7 +12,6 @@ import math
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-
 # fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",

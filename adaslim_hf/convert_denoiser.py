@@ -19,10 +19,10 @@ from .modeling_adaslim import AdaSlimModel
 
 # Hyper-parameters of denoiser's published models (denoiser/pretrained.py).
 DENOISER_PRESETS = {
-    "dns48": dict(hidden=48, causal=True),
-    "dns64": dict(hidden=64, causal=True),
-    "master64": dict(hidden=64, causal=True),
-    "valentini_nc": dict(hidden=64, causal=False, stride=2, resample=2),
+    "dns48": {"hidden": 48, "causal": True},
+    "dns64": {"hidden": 64, "causal": True},
+    "master64": {"hidden": 64, "causal": True},
+    "valentini_nc": {"hidden": 64, "causal": False, "stride": 2, "resample": 2},
 }
 
 _ENCODER_NAMES = {"0": "conv_in", "2": "conv_out"}
@@ -37,7 +37,7 @@ def config_from_denoiser(**demucs_kwargs) -> AdaSlimConfig:
     unknown = sorted(set(demucs_kwargs) - known)
     if unknown:
         raise ValueError(f"unknown Demucs argument(s) {unknown}; expected some of {sorted(known)}.")
-    settings = dict(hidden=48, bottleneck="lstm")
+    settings = {"hidden": 48, "bottleneck": "lstm"}
     settings.update(demucs_kwargs)
     return AdaSlimConfig(**settings)
 

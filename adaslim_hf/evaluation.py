@@ -38,8 +38,16 @@ import torch
 from . import peers
 from .atomic import write_json
 from .metrics import ALL_SCORES, SCORES
-from .peers import (DEEPFILTERNET, PEERS, PeerUnavailableError, deepfilternet_delay, deepfilternet_enhance,
-                    rnnoise_delay, rnnoise_enhance, run_peer)
+from .peers import (
+    DEEPFILTERNET,
+    PEERS,
+    PeerUnavailableError,
+    deepfilternet_delay,
+    deepfilternet_enhance,
+    rnnoise_delay,
+    rnnoise_enhance,
+    run_peer,
+)
 from .waveform import check_dry, mix_dry
 
 DATASETS = ("voicebank", "corpus")

@@ -18,13 +18,12 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from adaslim_hf import AdaSlimConfig, AdaSlimModel  # noqa: E402
-from adaslim_hf import blocks, products  # noqa: E402
-from adaslim_hf.memory import reuse_freed_memory  # noqa: E402
-from adaslim_hf.training import TrainingObjective, backward_terms, freeze_router  # noqa: E402
+from adaslim_hf import AdaSlimConfig, AdaSlimModel, blocks, products
+from adaslim_hf.memory import reuse_freed_memory
+from adaslim_hf.training import TrainingObjective, backward_terms, freeze_router
 
 
 def plain_linear_glu(x, weight, bias=None):

@@ -26,8 +26,8 @@ Measured figures and their commands are in docs/training.md ("Training throughpu
 
 import argparse
 import contextlib
-import multiprocessing
 import json
+import multiprocessing
 import resource
 import statistics
 import sys

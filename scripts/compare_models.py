@@ -23,7 +23,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from adaslim_hf.compare import ComparisonError, compare, load_report, write  # noqa: E402
+from adaslim_hf.compare import ComparisonError, compare, load_report, write
 
 
 def labelled(text: str) -> tuple[str, str]:

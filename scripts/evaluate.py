@@ -24,8 +24,8 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _H
 sys.modules.pop("evaluate", None) if getattr(sys.modules.get("evaluate"), "__file__", "") == __file__ else None
 sys.path.insert(0, str(_HERE.parent))
 
-from adaslim_hf.cli import UsageError  # noqa: E402
-from adaslim_hf.cli_evaluate import DESCRIPTION, add_evaluate_arguments, evaluate_from_args  # noqa: E402
+from adaslim_hf.cli import UsageError
+from adaslim_hf.cli_evaluate import DESCRIPTION, add_evaluate_arguments, evaluate_from_args
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -24,13 +24,13 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from adaslim_hf import AdaSlimConfig, AdaSlimModel  # noqa: E402
-from adaslim_hf.atomic import write_json  # noqa: E402
-from adaslim_hf.evaluation import load_test_set  # noqa: E402
-from adaslim_hf.losses import si_sdr, speech_enhancement_loss  # noqa: E402
+from adaslim_hf import AdaSlimConfig, AdaSlimModel
+from adaslim_hf.atomic import write_json
+from adaslim_hf.evaluation import load_test_set
+from adaslim_hf.losses import si_sdr, speech_enhancement_loss
 
 MODELS = ("adaslim", "denoiser")
 

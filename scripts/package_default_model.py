@@ -25,12 +25,12 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import torch  # noqa: E402
+import torch
 
-from adaslim_hf import AdaSlimFeatureExtractor, AdaSlimModel  # noqa: E402
-from adaslim_hf.atomic import replace_folder  # noqa: E402
-from adaslim_hf.cards import build_card, check_card, parse_evaluation, training_lines_from_card  # noqa: E402
-from adaslim_hf.compare import card_evaluation  # noqa: E402
+from adaslim_hf import AdaSlimFeatureExtractor, AdaSlimModel
+from adaslim_hf.atomic import replace_folder
+from adaslim_hf.cards import build_card, check_card, parse_evaluation, training_lines_from_card
+from adaslim_hf.compare import card_evaluation
 
 PRETRAINED = _HERE.parent / "adaslim_hf" / "pretrained"
 DEFAULT_NAME = "adaslim-demucs"

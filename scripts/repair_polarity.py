@@ -21,11 +21,11 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import torch  # noqa: E402
+import torch
 
-from adaslim_hf import AdaSlimModel  # noqa: E402
-from adaslim_hf.evaluation import load_test_set  # noqa: E402
-from adaslim_hf.atomic import save_pretrained  # noqa: E402
+from adaslim_hf import AdaSlimModel
+from adaslim_hf.atomic import save_pretrained
+from adaslim_hf.evaluation import load_test_set
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -33,7 +33,6 @@ markdown table and, with ``--output``, writes the numbers as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 BAND_NAMES = tuple(f"kept_{low // 1000}-{high // 1000}k" for low, high in BANDS_HZ)

@@ -21,7 +21,7 @@ for root in (HERE, HERE.parent):  # a Space (package next to this file) or a sou
             sys.path.insert(0, str(root))
         break
 
-from adaslim_hf.demo import DEFAULT_MAX_SECONDS, DemoEngine, find_examples, launch_demo  # noqa: E402
+from adaslim_hf.demo import DEFAULT_MAX_SECONDS, DemoEngine, find_examples, launch_demo
 
 if __name__ == "__main__":
     examples = find_examples(HERE / "examples") or find_examples(HERE.parent / "examples")
@@ -29,4 +29,4 @@ if __name__ == "__main__":
                         max_seconds=float(os.environ.get("ADASLIM_MAX_SECONDS", DEFAULT_MAX_SECONDS)) or None)
     # Spaces set GRADIO_SERVER_NAME (0.0.0.0) for their proxy; anywhere else this machine only
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1") if os.environ.get("SPACE_ID") else "127.0.0.1"
-    launch_demo(engine, host=host, port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), examples=examples)
+    launch_demo(engine, host=host, port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), examples=examples)

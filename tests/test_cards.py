@@ -13,8 +13,16 @@ import torch
 from huggingface_hub import ModelCard
 
 from adaslim_hf import AdaSlimConfig, AdaSlimFeatureExtractor, AdaSlimModel
-from adaslim_hf.cards import (SCHEMA, CardError, build_card, check_card, eval_results, load_evaluation,
-                              training_lines_from_card, training_summary)
+from adaslim_hf.cards import (
+    SCHEMA,
+    CardError,
+    build_card,
+    check_card,
+    eval_results,
+    load_evaluation,
+    training_lines_from_card,
+    training_summary,
+)
 from adaslim_hf.evaluation import summarize
 from adaslim_hf.macs import macs_per_sample
 

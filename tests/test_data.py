@@ -39,8 +39,8 @@ from adaslim_hf.data import (
     write_audio,
     write_mixtures,
 )
-from adaslim_hf.data.dns import change_speed
 from adaslim_hf.data import corpus as corpus_reader
+from adaslim_hf.data.dns import change_speed
 from tools import corpus as corpus_lib
 
 FIXTURES = Path(__file__).parent / "fixtures"

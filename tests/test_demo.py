@@ -51,9 +51,9 @@ if _missing():
         raise RuntimeError(f"the browser tests cannot run in CI: {_missing()}")
     pytest.skip(_missing(), allow_module_level=True)
 
-import soundfile  # noqa: E402
+import soundfile
 
-from adaslim_hf.demo import (  # noqa: E402
+from adaslim_hf.demo import (
     DEFAULT_MAX_SECONDS,
     DemoEngine,
     format_macs,
@@ -62,7 +62,6 @@ from adaslim_hf.demo import (  # noqa: E402
     format_utilization,
     launch_demo,
 )
-
 
 # ----------------------------------------------------------------------------------------------------
 # The server and the browser

@@ -4,15 +4,20 @@ Demucs computes, through the converter that reads denoiser state dicts (the publ
 import pytest
 import torch
 
-from adaslim_hf.convert_denoiser import config_from_denoiser, convert_denoiser, convert_state_dict, load_denoiser_state_dict
+from adaslim_hf.convert_denoiser import (
+    config_from_denoiser,
+    convert_denoiser,
+    convert_state_dict,
+    load_denoiser_state_dict,
+)
 
 demucs = pytest.importorskip("denoiser.demucs", reason="pip install --no-deps denoiser==0.1.5")
 
 CASES = [
-    dict(hidden=8, depth=4, causal=True),
-    dict(hidden=16, depth=5, causal=True),
-    dict(hidden=8, depth=4, causal=False, stride=2, resample=2),
-    dict(hidden=12, depth=3, causal=False, resample=4),
+    {"hidden": 8, "depth": 4, "causal": True},
+    {"hidden": 16, "depth": 5, "causal": True},
+    {"hidden": 8, "depth": 4, "causal": False, "stride": 2, "resample": 2},
+    {"hidden": 12, "depth": 3, "causal": False, "resample": 4},
 ]
 
 

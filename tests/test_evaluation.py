@@ -15,11 +15,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from adaslim_hf import AdaSlimConfig, AdaSlimModel
-from adaslim_hf import evaluation
-from adaslim_hf import peers
-from adaslim_hf.evaluation import (deepfilternet_delay, deepfilternet_enhance, input_snr, load_test_set, pearson,
-                                   rnnoise_delay, rnnoise_enhance)
+from adaslim_hf import AdaSlimConfig, AdaSlimModel, evaluation, peers
+from adaslim_hf.evaluation import (
+    deepfilternet_delay,
+    deepfilternet_enhance,
+    input_snr,
+    load_test_set,
+    pearson,
+    rnnoise_delay,
+    rnnoise_enhance,
+)
 from adaslim_hf.losses import si_sdr
 from adaslim_hf.metrics import compute_all
 

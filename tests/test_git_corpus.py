@@ -119,8 +119,8 @@ def fake_dnsmos(monkeypatch):
 
 
 def _build(output: Path, sources: dict[str, Path], **kwargs) -> dict:
-    settings = dict(seed=0, valid_mixtures=5, test_mixtures=7, valid_speakers_per_source=1, workers=1,
-                    log=lambda _: None)
+    settings = {"seed": 0, "valid_mixtures": 5, "test_mixtures": 7, "valid_speakers_per_source": 1, "workers": 1,
+                    "log": lambda _: None}
     settings.update(kwargs)
     return build_git_corpus(output, sources, **settings)
 

@@ -63,7 +63,7 @@ def flops_of(fn, *args):
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("kwargs", [dict(hidden=8, depth=4), dict(hidden=8, depth=3, glu=False, stride=2, resample=2)])
+@pytest.mark.parametrize("kwargs", [{"hidden": 8, "depth": 4}, {"hidden": 8, "depth": 3, "glu": False, "stride": 2, "resample": 2}])
 def test_flop_counter_matches_analytic_block_macs_for_every_factor(kwargs):
     config = AdaSlimConfig(**kwargs)
     model = AdaSlimModel(config).eval()

@@ -15,10 +15,10 @@ if "OMP_NUM_THREADS" not in os.environ:  # a shared machine sets it (one thread 
     torch.set_num_threads(2)
 
 TINY_CONFIGS = {
-    "causal": dict(hidden=8, depth=4),
-    "router_stride_3": dict(hidden=8, depth=4, router_stride=3),
-    "non_causal": dict(hidden=8, depth=3, causal=False, stride=2, resample=2),
-    "no_glu_lstm": dict(hidden=8, depth=3, glu=False, bottleneck="lstm"),
+    "causal": {"hidden": 8, "depth": 4},
+    "router_stride_3": {"hidden": 8, "depth": 4, "router_stride": 3},
+    "non_causal": {"hidden": 8, "depth": 3, "causal": False, "stride": 2, "resample": 2},
+    "no_glu_lstm": {"hidden": 8, "depth": 3, "glu": False, "bottleneck": "lstm"},
 }
 
 
@@ -234,16 +234,16 @@ def test_bad_input_is_refused_with_a_clear_message(call, message):
 
 def test_invalid_config_values_are_refused():
     for kwargs, message in [
-        (dict(resample=3), "resample"),
-        (dict(kernel_size=6, stride=4), "multiple of `stride`"),
-        (dict(utilization_factors=(0.5, 0.25)), "strictly increasing"),
-        (dict(utilization_factors=(0.0, 1.0)), r"\(0, 1\]"),
-        (dict(hidden=4), "leaves no channel"),
-        (dict(bottleneck="transformer"), "'gru' or 'lstm'"),
-        (dict(bottleneck_groups=3), "must divide"),
-        (dict(target_utilization=0.0), "target_utilization"),
-        (dict(target_utilization=0.4, utilization_factors=(0.125, 0.25)), "target_utilization"),
-        (dict(default_utilization=0.3), r"default_utilization.*one of the factors"),
+        ({"resample": 3}, "resample"),
+        ({"kernel_size": 6, "stride": 4}, "multiple of `stride`"),
+        ({"utilization_factors": (0.5, 0.25)}, "strictly increasing"),
+        ({"utilization_factors": (0.0, 1.0)}, r"\(0, 1\]"),
+        ({"hidden": 4}, "leaves no channel"),
+        ({"bottleneck": "transformer"}, "'gru' or 'lstm'"),
+        ({"bottleneck_groups": 3}, "must divide"),
+        ({"target_utilization": 0.0}, "target_utilization"),
+        ({"target_utilization": 0.4, "utilization_factors": (0.125, 0.25)}, "target_utilization"),
+        ({"default_utilization": 0.3}, r"default_utilization.*one of the factors"),
     ]:
         with pytest.raises(ValueError, match=message):
             AdaSlimConfig(**kwargs)
@@ -561,8 +561,8 @@ def test_bf16_autocast_runs_every_path_close_to_float32(name, grad):
     choice = torch.randint(0, config.num_factors, (2, config.num_router_frames(4099)),
                            generator=torch.Generator().manual_seed(1))
     calls = [(None, None), (0.125, None), (1.0, None), (choice, "masked"), (choice, "grouped")]
-    for utilization, execution in calls:
-        kwargs = {"padding_mask": mask, "utilization": utilization, "execution": execution}
+    for utilization, path in calls:
+        kwargs = {"padding_mask": mask, "utilization": utilization, "execution": path}
         with torch.set_grad_enabled(grad):
             reference = model(noisy, **kwargs)
             with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -570,7 +570,7 @@ def test_bf16_autocast_runs_every_path_close_to_float32(name, grad):
         assert reduced.enhanced_values.dtype == torch.float32  # the output leaves in the parameters' dtype
         assert torch.equal(reduced.choice, reference.choice)  # the router runs in float32
         error = _relative_error(reduced.enhanced_values, reference.enhanced_values)
-        assert 0 < error <= BF16_RELATIVE_ERROR, (utilization, execution, error)  # > 0: bf16 really ran
+        assert 0 < error <= BF16_RELATIVE_ERROR, (utilization, path, error)  # > 0: bf16 really ran
 
 
 def test_bf16_weights_are_cached_apart_from_float32_ones():

@@ -30,7 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_ID = "org/adaslim-demucs"
 SNAPSHOT = "89abcdef0123456789abcdef0123456789abcdef"
-TINY = dict(hidden=8, depth=5)  # the paper's geometry (router hop 256 samples = 16 ms) at 1/16 of its convolutions
+TINY = {"hidden": 8, "depth": 5}  # the paper's geometry (router hop 256 samples = 16 ms) at 1/16 of its convolutions
 
 
 def make_model(seed=0, **overrides):

@@ -225,7 +225,7 @@ def list_files(git_dir: Path) -> list[TreeFile]:
         if not record:
             continue
         meta, _, name = record.partition(b"\t")
-        mode, kind, blob = meta.decode().split()
+        _mode, kind, blob = meta.decode().split()
         if kind == "blob":
             entries.append((name.decode("utf-8", errors="surrogateescape"), blob))
     if not entries:
