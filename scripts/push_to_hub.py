@@ -119,29 +119,40 @@ def _relative_imports(source: str) -> set[str]:
 
 
 def code_files(folder: Path, config: dict) -> list[Path]:
-    """The model's code files in ``folder``, checked complete: every module ``auto_map`` and
-    ``custom_pipelines`` name and every sibling module those files import is there."""
-    files = sorted(folder.glob("*.py"))
-    present = {p.stem for p in files}
-    needed = set()
+    """The model's code files, checked complete: every module ``auto_map`` and ``custom_pipelines`` name and
+    every sibling module those files import. They come from ``folder``, or, when it holds no code at all (the
+    packaged models keep only weights and config: the package is their code), from the installed
+    ``adaslim_hf``; never a mix of the two, which could join code of two versions."""
+    import adaslim_hf
+
+    code_dir = folder if any(folder.glob("*.py")) else Path(adaslim_hf.__file__).resolve().parent
+    wanted = set()
     for reference in (config.get("auto_map") or {}).values():
         for item in reference if isinstance(reference, list) else [reference]:
             if item:
-                needed.add(item.split("--")[-1].split(".")[0])
+                wanted.add(item.split("--")[-1].split(".")[0])
     for task in (config.get("custom_pipelines") or {}).values():
         impl = task.get("impl") if isinstance(task, dict) else None
         if impl:
-            needed.add(impl.split(".")[0])
-    if not needed:
+            wanted.add(impl.split(".")[0])
+    if not wanted:
         raise PushError(f"{folder}/config.json has no auto_map: save the model with adaslim_hf imported "
                         "(AdaSlimModel.from_pretrained(folder).save_pretrained(folder)) so its code travels with it.")
-    for path in files:
-        needed |= _relative_imports(path.read_text(encoding="utf-8"))
-    missing = sorted(needed - present)
+    if code_dir == folder:
+        wanted |= {path.stem for path in folder.glob("*.py")}
+    found, missing = {}, set()
+    while wanted - found.keys() - missing:
+        name = min(wanted - found.keys() - missing)
+        path = code_dir / f"{name}.py"
+        if not path.is_file():
+            missing.add(name)
+            continue
+        found[name] = path
+        wanted |= _relative_imports(path.read_text(encoding="utf-8"))
     if missing:
-        raise PushError(f"{folder} lacks the code file(s) {[m + '.py' for m in missing]} that its config or "
+        raise PushError(f"{code_dir} lacks the code file(s) {sorted(m + '.py' for m in missing)} that its config or "
                         "code names; re-save it with adaslim_hf (save_pretrained copies them).")
-    return files
+    return [found[name] for name in sorted(found)]
 
 
 def stage_folder(model_dir: Path, output_dir: Path, card, *, overwrite: bool = False) -> list[Path]:

@@ -380,3 +380,17 @@ def test_push_uses_the_training_report_and_refuses_incomplete_folders(model, tmp
         push.main(push.parse_args(["--model", str(source), "--repo_id", "no-org", "--dry-run"]))
     with pytest.raises(push.PushError, match="not a folder, and not in the local Hub cache"):
         push.main(push.parse_args(["--model", "org/not-cached", "--repo_id", REPO_ID, "--dry-run"]))
+
+
+def test_dry_run_push_of_the_packaged_model_takes_its_code_from_the_package(tmp_path):
+    """The packaged models keep weights and config only; their upload folder gets the package's code files,
+    so the pushed repository loads with trust_remote_code."""
+    import adaslim_hf
+
+    packaged = Path(adaslim_hf.__file__).parent / "pretrained" / "adaslim-demucs"
+    assert not list(packaged.glob("*.py"))
+    out = push.main(push.parse_args(["--model", str(packaged), "--repo_id", REPO_ID, "--output_dir",
+                                     str(tmp_path / "up"), "--dry-run"]))
+    for name in ("configuration_adaslim.py", "modeling_adaslim.py", "blocks.py", "execution.py", "products.py"):
+        assert (out / name).read_bytes() == (Path(adaslim_hf.__file__).parent / name).read_bytes(), name
+    assert (out / "model.safetensors").read_bytes() == (packaged / "model.safetensors").read_bytes()
