@@ -185,7 +185,7 @@ def format_table(report: dict) -> str:
 def main(args: argparse.Namespace) -> dict:
     import torch
 
-    from adaslim_hf import AdaSlimModel
+    from adaslim_hf.cli_common import UsageError, load_model
     from adaslim_hf.configuration_adaslim import parse_utilization
     from adaslim_hf.evaluation import load_test_set, run_model
     from adaslim_hf.peers import DEEPFILTERNET, RNNOISE, PeerUnavailableError, require, run_peer
@@ -203,7 +203,10 @@ def main(args: argparse.Namespace) -> dict:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     torch.set_num_threads(args.threads)
-    models = {name: AdaSlimModel.from_pretrained(name).eval() for name in args.model}
+    try:
+        models = {name: load_model(name)[0] for name in args.model}
+    except UsageError as error:
+        raise SystemExit(f"error: {error}") from None
     sample_rate = next(iter(models.values())).config.sampling_rate if models else 16000
     data = load_test_set(args.data_dir, args.dataset, split=args.split, max_items=args.max_items,
                          sample_rate=sample_rate)

@@ -38,8 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     import torch
 
-    from adaslim_hf import AdaSlimModel
     from adaslim_hf.audio_io import load_audio
+    from adaslim_hf.cli_common import UsageError, load_model
     from adaslim_hf.configuration_adaslim import parse_utilization
     from adaslim_hf.evaluation import DYNAMIC, NOISY, run_model, setting_name
     from adaslim_hf.metrics import compute_all
@@ -57,7 +57,10 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         raise SystemExit(f"error: expected two 16 kHz files of one shape, got {args.noisy} ({rate} Hz, "
                          f"{list(noisy.shape)}) and {args.clean} ({clean_rate} Hz, {list(clean.shape)}).")
     noisy, clean = noisy[0], clean[0]  # the first channel: [samples]
-    model = AdaSlimModel.from_pretrained(args.model or PACKAGED_MODEL).eval()
+    try:
+        model = load_model(args.model or str(PACKAGED_MODEL))[0]
+    except UsageError as error:
+        raise SystemExit(f"error: {error}") from None
     outputs = {NOISY: noisy}
     with torch.inference_mode():
         outputs[DYNAMIC] = run_model(model, noisy, None)["enhanced"]
