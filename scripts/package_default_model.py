@@ -29,9 +29,10 @@ import torch
 
 from adaslim_hf import AdaSlimFeatureExtractor, AdaSlimModel
 from adaslim_hf.atomic import replace_folder
-from adaslim_hf.cards import build_card, check_card, parse_evaluation, training_lines_from_card
+from adaslim_hf.cards import build_card, check_card, parse_evaluation, training_lines_from_card, training_summary
 from adaslim_hf.compare import card_evaluation
 
+COMPUTE_LABEL = "Training compute"
 PRETRAINED = _HERE.parent / "adaslim_hf" / "pretrained"
 DEFAULT_NAME = "adaslim-demucs"
 TRAIN_DATA = ("the real-audio corpus of scripts/build_corpus.py: 4.95 h of recorded speech (41 speaker ids, "
@@ -54,6 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--destination", type=Path, default=PRETRAINED)
     parser.add_argument("--allow_inverted", action="store_true",
                         help="package even when the comparison counts clips whose output is polarity-inverted")
+    parser.add_argument("--compute", default=None,
+                        help="the default model's training compute for its card, e.g. 'about 5 CPU hours (2-core "
+                             "x86-64 CPU), all stages' (replaces a 'Training compute' line the report has)")
+    parser.add_argument("--extra_compute", action="append", default=[],
+                        help="the same for each --extra model, in the order of --extra")
     parser.add_argument("--note", default=None,
                         help="the card's banner text (default: the card's standard 'preliminary results' note)")
     return parser.parse_args(argv)
@@ -85,6 +91,14 @@ def inverted_settings(comparison: dict) -> list[str]:
     return [f"{name} ({row['items_inverted']} clips)" for name, row in rows if row.get("items_inverted")]
 
 
+def with_compute(training: dict | list[tuple[str, str]] | None, compute: str | None):
+    """The card's training lines with a "Training compute" line set to ``compute`` (unchanged without one)."""
+    if compute is None:
+        return training
+    lines = training_summary(training) if isinstance(training, dict) else list(training or [])
+    return [*(line for line in lines if line[0] != COMPUTE_LABEL), (COMPUTE_LABEL, compute)]
+
+
 def read_training(path: str | None) -> dict | list[tuple[str, str]] | None:
     """A training report for a card: training's evaluation.json (a dict), or the "Training procedure" lines of
     an already rendered card (a packaged folder or its README.md)."""
@@ -105,9 +119,10 @@ def read_training(path: str | None) -> dict | list[tuple[str, str]] | None:
 
 
 def main(args: argparse.Namespace) -> list[Path]:
-    if len(args.extra_training) > len(args.extra):
-        raise SystemExit(f"error: {len(args.extra_training)} --extra_training reports for {len(args.extra)} --extra "
-                         "models: give at most one per --extra, in the same order.")
+    for option in ("extra_training", "extra_compute"):
+        if len(getattr(args, option)) > len(args.extra):
+            raise SystemExit(f"error: {len(getattr(args, option))} --{option} values for {len(args.extra)} --extra "
+                             "models: give at most one per --extra, in the same order.")
     comparison = json.loads(Path(args.comparison).read_text(encoding="utf-8"))
     inverted = inverted_settings(comparison)
     if inverted and not args.allow_inverted:
@@ -120,9 +135,11 @@ def main(args: argparse.Namespace) -> list[Path]:
     evaluation = parse_evaluation(card_evaluation(comparison, dataset_id=args.dataset_id,
                                                   dataset_name=args.dataset_name, notes=notes))
     # read every report before anything is written: a packaged folder may be both a report and a destination
-    training = read_training(args.training)
+    training = with_compute(read_training(args.training), args.compute)
     extra_training = [read_training(path) for path in args.extra_training]
     extra_training += [None] * (len(args.extra) - len(extra_training))
+    extra_compute = args.extra_compute + [None] * (len(args.extra) - len(args.extra_compute))
+    extra_training = [with_compute(report, compute) for report, compute in zip(extra_training, extra_compute)]
     written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id,
                        args.note)]
     for extra, report in zip(args.extra, extra_training):

@@ -131,6 +131,15 @@ def test_packaging_keeps_the_training_lines_of_a_packaged_card(tmp_path):
         package.read_training(str(tmp_path / "missing.json"))
     with pytest.raises(SystemExit, match="at most one per --extra"):
         package.main(package.parse_args(["--model", "m", "--comparison", str(report), "--extra_training", "x"]))
+    with pytest.raises(SystemExit, match="at most one per --extra"):
+        package.main(package.parse_args(["--model", "m", "--comparison", str(report), "--extra_compute", "1 h"]))
+    # --compute adds (or replaces) the card's "Training compute" line, from a report or from a card's lines
+    with_compute = package.with_compute(lines, "about 5 CPU hours")
+    assert with_compute[:-1] == [line for line in lines if line[0] != "Training compute"]
+    assert with_compute[-1] == ("Training compute", "about 5 CPU hours")
+    assert package.with_compute(with_compute, "2 h").count(("Training compute", "2 h")) == 1
+    assert ("Training compute", "3 h") in package.with_compute({"stage": "2", "steps": 5}, "3 h")
+    assert package.with_compute(lines, None) is lines
 
 
 def test_deepfilternet_row_and_time_per_10s_reach_the_comparison_and_the_card():
