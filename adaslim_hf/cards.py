@@ -517,7 +517,8 @@ def training_lines_from_card(card_text: str) -> list[tuple[str, str]]:
     """The (label, value) lines of a rendered card's "Training procedure" section (``training_summary``'s
     output as ``build_card`` wrote it): how a card is rendered again once the training report is gone."""
     section = card_text.partition("\n## Training procedure\n")[2].partition("\n## ")[0]
-    return [(match.group(1), match.group(2)) for match in re.finditer(r"^- \*\*(.+?):\*\* (.*)$", section, re.MULTILINE)]
+    lines = re.finditer(r"^- \*\*(.+?):\*\* (.*)$", section, re.MULTILINE)
+    return [(match.group(1), match.group(2)) for match in lines]
 
 
 def build_card(model_or_config, *, repo_id: str, evaluation: Evaluation | None = None,

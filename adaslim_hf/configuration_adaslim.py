@@ -19,7 +19,6 @@ FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", 
                 "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight")
 
 
-
 def parse_utilization(value, factors=None, *, what: str = "utilization", expected: str | None = None) -> float | None:
     """A utilization as a caller writes it -> ``None`` for the router (``"auto"`` in any case, or ``None``) or a
     float. With ``factors``, the number must be one of them (to 1e-9) and the configured value comes back.

@@ -136,10 +136,11 @@ def main(args: argparse.Namespace) -> list[Path]:
                                                   dataset_name=args.dataset_name, notes=notes))
     # read every report before anything is written: a packaged folder may be both a report and a destination
     training = with_compute(read_training(args.training), args.compute)
-    extra_training = [read_training(path) for path in args.extra_training]
-    extra_training += [None] * (len(args.extra) - len(extra_training))
-    extra_compute = args.extra_compute + [None] * (len(args.extra) - len(args.extra_compute))
-    extra_training = [with_compute(report, compute) for report, compute in zip(extra_training, extra_compute)]
+    def per_extra(values: list) -> list:  # one value per --extra model, None for those not given one
+        return values + [None] * (len(args.extra) - len(values))
+
+    extra_training = [with_compute(read_training(path), compute)
+                      for path, compute in zip(per_extra(args.extra_training), per_extra(args.extra_compute))]
     written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id,
                        args.note)]
     for extra, report in zip(args.extra, extra_training):

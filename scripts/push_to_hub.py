@@ -140,15 +140,17 @@ def code_files(folder: Path, config: dict) -> list[Path]:
                         "(AdaSlimModel.from_pretrained(folder).save_pretrained(folder)) so its code travels with it.")
     if code_dir == folder:
         wanted |= {path.stem for path in folder.glob("*.py")}
-    found, missing = {}, set()
-    while wanted - found.keys() - missing:
-        name = min(wanted - found.keys() - missing)
+    found, missing, pending = {}, set(), sorted(wanted)
+    while pending:  # the named modules, then the sibling modules each one imports
+        name = pending.pop()
+        if name in found or name in missing:
+            continue
         path = code_dir / f"{name}.py"
         if not path.is_file():
             missing.add(name)
             continue
         found[name] = path
-        wanted |= _relative_imports(path.read_text(encoding="utf-8"))
+        pending.extend(_relative_imports(path.read_text(encoding="utf-8")))
     if missing:
         raise PushError(f"{code_dir} lacks the code file(s) {sorted(m + '.py' for m in missing)} that its config or "
                         "code names; re-save it with adaslim_hf (save_pretrained copies them).")
