@@ -123,6 +123,19 @@ def multi_resolution_stft_loss(
     Returns:
         a scalar tensor.
     """
+    convergence, log_magnitude = stft_loss_terms(estimate, target, resolutions, mask, target_magnitudes)
+    return sc_factor * convergence + mag_factor * log_magnitude
+
+
+def stft_loss_terms(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    resolutions=STFT_RESOLUTIONS,
+    mask: torch.Tensor | None = None,
+    target_magnitudes: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of :func:`multi_resolution_stft_loss`, unweighted and each averaged over the resolutions:
+    (spectral convergence, log-magnitude L1), as scalar tensors. Arguments as there."""
     _check_pair(estimate, target)
     if target_magnitudes is None:
         target_magnitudes = stft_magnitudes(target, resolutions, mask)
@@ -133,7 +146,7 @@ def multi_resolution_stft_loss(
     for est, ref in zip(estimate_magnitudes, target_magnitudes):  # [B, F, n_fft // 2 + 1] each
         convergence = convergence + torch.linalg.norm(ref - est) / torch.linalg.norm(ref)
         magnitude = magnitude + F.l1_loss(torch.log(est), torch.log(ref))
-    return (sc_factor * convergence + mag_factor * magnitude) / len(resolutions)
+    return convergence / len(resolutions), magnitude / len(resolutions)
 
 
 def speech_enhancement_loss(
@@ -468,5 +481,6 @@ __all__ = [
     "si_sdr",
     "si_sdr_loss",
     "speech_enhancement_loss",
+    "stft_loss_terms",
     "stft_magnitudes",
 ]

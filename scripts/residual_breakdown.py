@@ -119,18 +119,13 @@ def loss_terms(enhanced: np.ndarray, clean: np.ndarray) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from adaslim_hf.losses import multi_resolution_stft_loss, stft_magnitudes
+    from adaslim_hf.losses import stft_loss_terms
 
     estimate = torch.as_tensor(enhanced, dtype=torch.float32)[None]  # [1, T]
     target = torch.as_tensor(clean, dtype=torch.float32)[None]
-    spectra = stft_magnitudes(target)  # shared by the two STFT terms
-
-    def stft_term(sc_factor: float, mag_factor: float) -> float:
-        return float(multi_resolution_stft_loss(estimate, target, sc_factor=sc_factor, mag_factor=mag_factor,
-                                                target_magnitudes=spectra))
-
-    return {"l1": float(F.l1_loss(estimate, target)), "stft_sc": stft_term(1.0, 0.0),
-            "stft_logmag": stft_term(0.0, 1.0)}
+    convergence, log_magnitude = stft_loss_terms(estimate, target)
+    return {"l1": float(F.l1_loss(estimate, target)), "stft_sc": float(convergence),
+            "stft_logmag": float(log_magnitude)}
 
 
 def residual_measures(enhanced: np.ndarray, noisy: np.ndarray, clean: np.ndarray, frame: int,

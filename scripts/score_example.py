@@ -48,9 +48,10 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
     torch.set_num_threads(1)
     try:
-        factors = [parse_utilization(text, what="--factors") for text in args.factors.split(",") if text.strip()]
+        parsed = [parse_utilization(text, what="--factors") for text in args.factors.split(",") if text.strip()]
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    factors = list(dict.fromkeys(factor for factor in parsed if factor is not None))  # "auto" is the routed row
     noisy, rate = load_audio(args.noisy)
     clean, clean_rate = load_audio(args.clean)
     if rate != 16000 or clean_rate != 16000 or noisy.shape != clean.shape:

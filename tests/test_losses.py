@@ -22,6 +22,7 @@ from adaslim_hf.losses import (
     si_sdr,
     si_sdr_loss,
     speech_enhancement_loss,
+    stft_loss_terms,
     stft_magnitudes,
 )
 
@@ -74,6 +75,9 @@ def test_mr_stft_matches_denoiser(monkeypatch, pair):
     torch.testing.assert_close(ours, sc + mag, rtol=1e-5, atol=1e-7)
     sc_only = multi_resolution_stft_loss(estimate, clean, sc_factor=1.0, mag_factor=0.0)
     torch.testing.assert_close(sc_only, sc / 0.1, rtol=1e-5, atol=1e-7)
+    convergence, log_magnitude = stft_loss_terms(estimate, clean)  # the two terms apart, unweighted
+    torch.testing.assert_close(convergence, sc / 0.1, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(log_magnitude, mag / 0.3, rtol=1e-5, atol=1e-7)
 
 
 def _numpy_magnitude(signal: np.ndarray, n_fft: int, hop: int, window_length: int) -> np.ndarray:

@@ -156,3 +156,8 @@ def test_the_readme_example_comes_out_with_less_noise():
     assert scores["dynamic"]["si_sdr"] > scores["noisy"]["si_sdr"] + 0.5
     with pytest.raises(SystemExit, match="factors"):
         script.main(script.parse_args(["--factors", "half", "--no_rnnoise", "--no_deepfilternet"]))
+    from adaslim_hf.evaluation import setting_name
+
+    repeated = script.main(script.parse_args(["--factors", "auto,0.25,0.25", "--no_rnnoise", "--no_deepfilternet"]))
+    assert list(repeated) == ["noisy", "dynamic", setting_name(0.25)]  # each setting scored once
+    assert repeated["dynamic"] == scores["dynamic"]
