@@ -17,10 +17,10 @@ reports, per setting, mean over the clips:
   Re<Y, S> / <S, S> of the output's STFT Y on the clean speech's S over that band's bins (1 for speech kept as
   it is, 0 for speech removed; noise left in the output does not raise it). Bands 0-1, 1-2, 2-4 and 4-8 kHz
   (up to Nyquist): a model that low-passes the speech shows it here first.
-- the training objective's three terms, unweighted, against the clean clip (``adaslim_hf.losses``): ``l1``
+- the training objective's terms, unweighted, against the clean clip (``adaslim_hf.losses``): ``l1``
   (waveform), ``stft_sc`` (spectral convergence) and ``stft_logmag`` (log-magnitude L1), each the mean of the
-  three STFT resolutions. Beside RNNoise and DeepFilterNet3 they show which term tells a real enhancer from
-  the noisy input.
+  three STFT resolutions, and ``compressed`` (L_Cmp, power-law compressed spectra). Beside RNNoise and
+  DeepFilterNet3 they show which term tells a real enhancer from the noisy input.
 - the shares of pause and speech frames.
 
     python scripts/residual_breakdown.py --model adaslim_hf/pretrained/adaslim-demucs --data_dir data/corpus \\
@@ -44,7 +44,7 @@ import numpy as np
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 BAND_NAMES = tuple(f"kept_{low // 1000}-{high // 1000}k" for low, high in BANDS_HZ)
-LOSS_TERMS = ("l1", "stft_sc", "stft_logmag")
+LOSS_TERMS = ("l1", "stft_sc", "stft_logmag", "compressed")
 MEASURES = ("pause_attenuation_db", "speech_si_sdr_db", "speech_gain", *BAND_NAMES, *LOSS_TERMS, "pause_share",
             "speech_share")
 
@@ -114,18 +114,18 @@ def band_kept(enhanced: np.ndarray, clean: np.ndarray, sample_rate: int, n_fft: 
 
 
 def loss_terms(enhanced: np.ndarray, clean: np.ndarray) -> dict:
-    """The objective's terms for one clip, unweighted (module docstring): l1, stft_sc, stft_logmag, each from
-    ``adaslim_hf.losses`` with the other terms' weights at 0."""
+    """The objective's terms for one clip, unweighted (module docstring): l1, stft_sc, stft_logmag and
+    compressed, each from ``adaslim_hf.losses``."""
     import torch
     import torch.nn.functional as F
 
-    from adaslim_hf.losses import stft_loss_terms
+    from adaslim_hf.losses import compressed_spectral_loss, stft_loss_terms
 
     estimate = torch.as_tensor(enhanced, dtype=torch.float32)[None]  # [1, T]
     target = torch.as_tensor(clean, dtype=torch.float32)[None]
     convergence, log_magnitude = stft_loss_terms(estimate, target)
     return {"l1": float(F.l1_loss(estimate, target)), "stft_sc": float(convergence),
-            "stft_logmag": float(log_magnitude)}
+            "stft_logmag": float(log_magnitude), "compressed": float(compressed_spectral_loss(estimate, target))}
 
 
 def residual_measures(enhanced: np.ndarray, noisy: np.ndarray, clean: np.ndarray, frame: int,
