@@ -30,6 +30,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ PEER_SETTINGS = (RNNOISE, DEEPFILTERNET)  # "rnnoise", "deepfilternet3": the pee
 DNSMOS_INPUTS = ("clip", "scale")
 # what the JSON reports for each setting, beside the metric means
 COST_KEYS = ("macs_per_sample", "mean_utilization", "rtf", "ms_per_10s")
+# input-SNR bands of the report's per-band table (dB; each band includes its lower edge)
+SNR_BAND_EDGES = (0.0, 5.0, 10.0, 15.0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -392,6 +395,22 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def by_input_snr(records: Sequence[dict], keys: Sequence[str], settings: Sequence[str],
+                 edges: Sequence[float] = SNR_BAND_EDGES) -> dict:
+    """Metric means per input-SNR band: ``{"bands": [label], "items": [count], "settings": {setting: {key:
+    [mean or None per band]}}}`` for the bands below ``edges[0]``, between consecutive edges and from
+    ``edges[-1]`` on (where an enhancer gains and where it costs the speech: at high SNR there is little noise
+    to take away)."""
+    bounds = [-math.inf, *edges, math.inf]
+    labels = [f"< {edges[0]:g} dB", *(f"{low:g} to {high:g} dB" for low, high in pairwise(edges)),
+              f">= {edges[-1]:g} dB"]
+    members = [[record for record in records if low <= record["input_snr"] < high]
+               for low, high in pairwise(bounds)]
+    return {"bands": labels, "items": [len(band) for band in members],
+            "settings": {name: {key: [_mean(record["settings"][name].get(key) for record in band) for band in members]
+                                for key in keys} for name in settings}}
+
+
 def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequence[str],
               dnsmos_input: str = "clip") -> dict:
     """Per setting: metric means over items (NaN items left out), MACs per sample (total MACs over total
@@ -429,6 +448,7 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
         "metrics": list(keys),
         "input_snr": {"mean": _mean(snrs), "min": float(np.min(snrs)) if snrs else None,
                       "max": float(np.max(snrs)) if snrs else None},
+        "by_input_snr": by_input_snr(records, keys, settings),
         "per_item": [
             {"id": record["id"], "input_snr": record["input_snr"],
              **({"dynamic_utilization": record["settings"][DYNAMIC]["mean_utilization"]}
@@ -490,7 +510,7 @@ def knob_monotonicity(report: dict, metric: str | None = None, tolerance: float 
                   if static_factor(name) is not None and row.get(metric) is not None)
     if len(rows) < 2:
         return None
-    drops = [(low_score - high_score, low, high) for (low, low_score), (high, high_score) in zip(rows, rows[1:])]
+    drops = [(low_score - high_score, low, high) for (low, low_score), (high, high_score) in pairwise(rows)]
     drop, low, high = max(drops)
     return {"metric": metric, "largest_drop": drop, "from_factor": low, "to_factor": high,
             "tolerance": tolerance, "monotone": drop <= tolerance}
@@ -554,6 +574,7 @@ def markdown_table(report: dict) -> str:
     if report.get("dry"):
         lines.append(f"The model's rows mix {_fmt(report['dry'], 2)} of the input into its output (dry); "
                      "noisy and the peers are unmixed.")
+    lines += snr_band_table(report)
     knob = knob_monotonicity(report)
     if knob is not None:
         verdict = "holds" if knob["monotone"] else "is broken"
@@ -568,6 +589,22 @@ def markdown_table(report: dict) -> str:
     if report.get("command"):
         lines += ["", "Reproduce with:", "", "```", report["command"], "```"]
     return "\n".join(lines) + "\n"
+
+
+def snr_band_table(report: dict, keys: Sequence[str] = ("pesq", "si_sdr")) -> list[str]:
+    """The report's per-input-SNR means of ``keys`` (those it has) as markdown lines; none for reports
+    written before it had them."""
+    bands = report.get("by_input_snr")
+    keys = [key for key in keys if key in report["metrics"]] if bands else []
+    if not keys:
+        return []
+    lines = ["", f"By input SNR ({' / '.join(keys)}; items per band in the header):", "",
+             "| setting | " + " | ".join(f"{label} ({count})" for label, count in zip(bands["bands"], bands["items"]))
+             + " |", "|---|" + "---:|" * len(bands["bands"])]
+    for name, values in bands["settings"].items():
+        cells = [" / ".join(_fmt(values[key][band], 2) for key in keys) for band in range(len(bands["bands"]))]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def plot_quality_vs_macs(path: str | os.PathLike, *, metric: str, statics: Sequence[tuple], dynamics: Sequence[tuple],
@@ -685,7 +722,7 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
 
 
 __all__ = [
-    "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "current_setting_name",
+    "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "by_input_snr", "current_setting_name",
     "deepfilternet_delay", "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "is_inverted",
     "knob_monotonicity", "load_test_set", "markdown_table", "pearson", "plot_pareto", "plot_utilization_vs_snr",
     "rnnoise_delay", "rnnoise_enhance", "score_item", "score_items", "setting_name", "static_factor", "static_name",

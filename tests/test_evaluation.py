@@ -576,3 +576,30 @@ def test_knob_monotonicity_finds_the_largest_drop_between_neighbouring_factors()
     assert not verdict["monotone"] and verdict["largest_drop"] == pytest.approx(0.04)
     assert "Compute knob: pesq is broken" in markdown_table(inverted)
     assert knob_monotonicity(report({0.25: 1.5})) is None
+
+
+def test_reports_break_the_scores_down_by_input_snr():
+    """summarize() groups items into input-SNR bands (below 0, 0-5, 5-10, 10-15, from 15 dB; a band includes its
+    lower edge) and markdown_table() shows PESQ / SI-SDR per band; reports written before have no such table."""
+    from adaslim_hf.evaluation import markdown_table, summarize
+
+    def record(snr, pesq, si_sdr):
+        scores = {"pesq": pesq, "si_sdr": si_sdr, "macs_per_sample": 1.0, "mean_utilization": 1.0, "rtf": 0.1}
+        return {"id": f"item{snr}", "num_samples": 16000, "input_snr": snr,
+                "settings": {"static 1": scores, "noisy": {**scores, "pesq": 1.0, "macs_per_sample": 0.0}}}
+
+    records = [record(-3.0, 1.2, -1.0), record(-1.0, 1.4, 1.0), record(0.0, 1.5, 4.0), record(15.0, 2.5, 14.0),
+               record(19.0, 2.9, 16.0)]
+    report = summarize(records, metrics=["pesq", "si_sdr"], settings=["static 1", "noisy"])
+    bands = report["by_input_snr"]
+    assert bands["bands"] == ["< 0 dB", "0 to 5 dB", "5 to 10 dB", "10 to 15 dB", ">= 15 dB"]
+    assert bands["items"] == [2, 1, 0, 0, 2]
+    assert bands["settings"]["static 1"]["pesq"] == pytest.approx([1.3, 1.5, None, None, 2.7])
+    assert bands["settings"]["static 1"]["si_sdr"][4] == pytest.approx(15.0)
+    assert bands["settings"]["noisy"]["pesq"][0] == pytest.approx(1.0)
+    report.update(model="m", dataset="d")
+    table = markdown_table(report)
+    assert "| setting | < 0 dB (2) | 0 to 5 dB (1) | 5 to 10 dB (0) | 10 to 15 dB (0) | >= 15 dB (2) |" in table
+    assert "| static 1 | 1.30 / 0.00 | 1.50 / 4.00 | – / – | – / – | 2.70 / 15.00 |" in table
+    del report["by_input_snr"]  # a report from before 2026-12-05
+    assert "By input SNR" not in markdown_table(report)
