@@ -45,6 +45,8 @@ import numpy as np
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 BAND_NAMES = tuple(f"kept_{low // 1000}-{high // 1000}k" for low, high in BANDS_HZ)
 LOSS_TERMS = ("l1", "stft_sc", "stft_logmag", "compressed")
+LOSS_COLUMNS = {"l1": ("L1", 4), "stft_sc": ("STFT SC", 3), "stft_logmag": ("STFT log-mag", 3),
+                "compressed": ("L_Cmp", 4)}  # table header and decimals of each loss term
 MEASURES = ("pause_attenuation_db", "speech_si_sdr_db", "speech_gain", *BAND_NAMES, *LOSS_TERMS, "pause_share",
             "speech_share")
 
@@ -165,13 +167,13 @@ def mean_measures(per_clip: list[dict]) -> dict:
 def format_table(report: dict) -> str:
     bands = [name for name in BAND_NAMES if any(m.get(name) is not None for m in report.values())]
     header = ("| setting | pause attenuation (dB) | speech-frame SI-SDR (dB) | speech gain | "
-              + "".join(f"{name.replace('_', ' ')} | " for name in bands) + "L1 | STFT SC | STFT log-mag | "
-              "pause / speech frames |")
+              + "".join(f"{name.replace('_', ' ')} | " for name in bands)
+              + "".join(f"{LOSS_COLUMNS[term][0]} | " for term in LOSS_TERMS) + "pause / speech frames |")
     lines = [header, "|---|---:|---:|---:|" + "---:|" * (len(bands) + len(LOSS_TERMS)) + "---:|"]
     for name, m in report.items():
         pause = "-" if m["pause_attenuation_db"] is None else f"{m['pause_attenuation_db']:.2f}"
         kept = "".join("- | " if m.get(band) is None else f"{m[band]:.2f} | " for band in bands)
-        losses = f"{m['l1']:.4f} | {m['stft_sc']:.3f} | {m['stft_logmag']:.3f} | "
+        losses = "".join(f"{m[term]:.{LOSS_COLUMNS[term][1]}f} | " for term in LOSS_TERMS)
         lines.append(f"| {name} | {pause} | {m['speech_si_sdr_db']:.2f} | {m['speech_gain']:.3f} | {kept}{losses}"
                      f"{100 * m['pause_share']:.0f}% / {100 * m['speech_share']:.0f}% |")
     return "\n".join(lines)
