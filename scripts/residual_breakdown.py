@@ -44,9 +44,10 @@ import numpy as np
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 BAND_NAMES = tuple(f"kept_{low // 1000}-{high // 1000}k" for low, high in BANDS_HZ)
-LOSS_TERMS = ("l1", "stft_sc", "stft_logmag", "compressed")
+# each loss term of loss_terms(): its table header and decimals
 LOSS_COLUMNS = {"l1": ("L1", 4), "stft_sc": ("STFT SC", 3), "stft_logmag": ("STFT log-mag", 3),
-                "compressed": ("L_Cmp", 4)}  # table header and decimals of each loss term
+                "compressed": ("L_Cmp", 4)}
+LOSS_TERMS = tuple(LOSS_COLUMNS)
 MEASURES = ("pause_attenuation_db", "speech_si_sdr_db", "speech_gain", *BAND_NAMES, *LOSS_TERMS, "pause_share",
             "speech_share")
 
