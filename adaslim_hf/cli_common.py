@@ -19,6 +19,20 @@ class UsageError(Exception):
     """Arguments the command cannot run with (exit code 2)."""
 
 
+def parse_factor_list(text: str, what: str = "--factors") -> list[float]:
+    """Comma-separated static factors as a caller writes them (``"0.25, 1"``) -> the floats, in order, each once.
+    "auto" names the routed call, which every scoring command reports anyway, so it adds no factor. The one
+    parser of factor lists for ``adaslim evaluate`` and ``scripts/score_example.py``; raises ``UsageError``
+    ("<what> must be 'auto' or a number, got ...") for anything else."""
+    from .configuration_adaslim import parse_utilization
+
+    try:
+        parsed = [parse_utilization(part, what=what) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return list(dict.fromkeys(factor for factor in parsed if factor is not None))
+
+
 # ----------------------------------------------------------------------------------------------------
 # Model loading
 # ----------------------------------------------------------------------------------------------------

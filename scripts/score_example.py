@@ -39,8 +39,7 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     import torch
 
     from adaslim_hf.audio_io import load_audio
-    from adaslim_hf.cli_common import UsageError, load_model
-    from adaslim_hf.configuration_adaslim import parse_utilization
+    from adaslim_hf.cli_common import UsageError, load_model, parse_factor_list
     from adaslim_hf.evaluation import DYNAMIC, NOISY, run_model, setting_name
     from adaslim_hf.metrics import compute_all
     from adaslim_hf.peers import DEEPFILTERNET, RNNOISE, PeerUnavailableError, require, run_peer
@@ -48,10 +47,9 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
     torch.set_num_threads(1)
     try:
-        parsed = [parse_utilization(text, what="--factors") for text in args.factors.split(",") if text.strip()]
-    except ValueError as error:
+        factors = parse_factor_list(args.factors)  # "auto" is the routed row, scored anyway
+    except UsageError as error:
         raise SystemExit(f"error: {error}") from None
-    factors = list(dict.fromkeys(factor for factor in parsed if factor is not None))  # "auto" is the routed row
     noisy, rate = load_audio(args.noisy)
     clean, clean_rate = load_audio(args.clean)
     if rate != 16000 or clean_rate != 16000 or noisy.shape != clean.shape:

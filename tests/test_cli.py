@@ -268,6 +268,18 @@ def test_evaluate_subcommand_has_the_options_of_the_script_and_runs(tiny, exampl
     assert list(report["settings"]) == ["static 1", "dynamic", "noisy"]
 
 
+def test_factor_lists_are_read_one_way_by_every_scoring_command(tiny, tmp_path, capsys):
+    assert cli_common.parse_factor_list("0.25, 1,auto,0.25,AUTO,") == [0.25, 1.0]
+    assert cli_common.parse_factor_list("auto") == []
+    with pytest.raises(cli_common.UsageError, match=r"--factors must be 'auto' or a number, got 'half'"):
+        cli_common.parse_factor_list("0.5,half")
+    # adaslim evaluate refuses a bad list before it reads any data (exit 2, one line naming what came)
+    assert main(["evaluate", "--model", str(tiny), "--data_dir", str(tmp_path), "--factors", "1.0,x",
+                 "--output_dir", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == "adaslim evaluate: error: --factors must be 'auto' or a number, got 'x'.\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_console_script_lists_the_subcommands():
     script = Path(sys.executable).parent / "adaslim"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True,
