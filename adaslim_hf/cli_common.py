@@ -19,6 +19,11 @@ class UsageError(Exception):
     """Arguments the command cannot run with (exit code 2)."""
 
 
+def split_list(text: str) -> list[str]:
+    """A comma-separated option's entries, stripped, empty ones dropped: "a, b,," -> ["a", "b"]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def parse_factor_list(text: str, what: str = "--factors") -> list[float]:
     """Comma-separated static factors as a caller writes them (``"0.25, 1"``) -> the floats, in order, each once.
     "auto" names the routed call, which every scoring command reports anyway, so it adds no factor. The one
@@ -27,7 +32,7 @@ def parse_factor_list(text: str, what: str = "--factors") -> list[float]:
     from .configuration_adaslim import parse_utilization
 
     try:
-        parsed = [parse_utilization(part, what=what) for part in text.split(",") if part.strip()]
+        parsed = [parse_utilization(part, what=what) for part in split_list(text)]
     except ValueError as error:
         raise UsageError(str(error)) from None
     return list(dict.fromkeys(factor for factor in parsed if factor is not None))

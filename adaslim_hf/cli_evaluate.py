@@ -69,21 +69,15 @@ def add_evaluate_subcommand(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _split_list(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
     """Check the arguments, evaluate, write the report (with ``command``, the line that reproduces it) and
     print its table; returns the report. Raises ``cli_common.UsageError`` for arguments it cannot run with."""
     import torch
 
-    from .cli_common import UsageError, load_model, parse_factor_list
+    from .cli_common import UsageError, load_model, parse_factor_list, split_list
     from .evaluation import PeerUnavailableError, evaluate, load_test_set, write_report
 
-    metrics = _split_list(args.metrics)
+    metrics = split_list(args.metrics)
     unknown = [name for name in metrics if name not in ALL_SCORES]
     if unknown or not metrics:
         raise UsageError(f"unknown metric(s) {unknown or metrics}; choose from {list(ALL_SCORES)}.")

@@ -16,9 +16,9 @@ items = [(torch.tensor(np.asarray(r["noisy"]["array"]), dtype=torch.float32), np
 def reorder(block, order):  # the same function at full width; width w keeps order[:w]
     with torch.no_grad():
         if hasattr(block, "conv_tr"):  # decoder: the GLU's value and gate rows of conv_in, conv_tr's inputs
-            rows = torch.cat([order, order + block.channels])
+            value_and_gate = torch.cat([order, order + block.channels])
             for t in (block.conv_in.weight, block.conv_in.bias):
-                t.copy_(t[rows])
+                t.copy_(t[value_and_gate])
             block.conv_tr.weight.copy_(block.conv_tr.weight[order])
         else:  # encoder: conv_in's outputs, conv_out's inputs
             for t in (block.conv_in.weight, block.conv_in.bias):
