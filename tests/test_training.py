@@ -607,6 +607,48 @@ def test_two_processes_train_both_stages_together_with_gloo(voicebank, tmp_path)
     assert AdaSlimModel.from_pretrained(output_dir / "stage2" / "model").config.hidden == 8
 
 
+def test_whole_updates_end_the_epoch_at_the_first_update_a_process_cannot_fill():
+    from adaslim_hf.training.data import whole_updates
+
+    # one process: whole updates of 2 only, the last micro-batch of 5 unused
+    assert list(whole_updates(range(5), 2, lambda full: full)) == [0, 1, 2, 3]
+    # this process holds 4 whole updates of 3, another process only one: the collective's second answer is "no"
+    answers, asked = iter([True, False]), []
+    every_process_has = lambda full: asked.append(full) or next(answers)
+    assert list(whole_updates(range(12), 3, every_process_has)) == [0, 1, 2]
+    assert asked == [True, True]  # asked once per update, saying what this process holds
+
+
+def test_two_processes_cross_stream_epochs_whose_shares_differ(voicebank, tmp_path):
+    """One clean file per process, 1 s and 2 s: 3 and 6 segments of 0.5 s, micro-batches of 1. Each process's
+    epoch ends at the first update (2 micro-batches) that one of them cannot fill, so 3 updates cross 2 epoch
+    ends; a process that ran on alone left the other waiting in a collective (2026-12-06)."""
+    speech, rate = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    sf.write(folder / "a.wav", speech[:rate], rate)
+    sf.write(folder / "b.wav", speech[rate : 3 * rate], rate)
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "hiss.wav").write_bytes((FIXTURES / "noise.wav").read_bytes())
+    output_dir = tmp_path / "ddp-stream"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", "29519", str(REPO / "scripts" / "train.py"), "--config", str(SMOKE),
+               "--dataset", "dns", "--data_dir", str(folder), "--noise_dir", str(noise),
+               "--valid_dir", str(voicebank), "--no_evaluate_test", "--stage", "static", "--static_utilization", "1.0",
+               "--train_batch_size", "1", "--gradient_accumulation_steps", "2", "--shuffle_buffer", "4",
+               "--output_dir", str(output_dir), "--max_train_steps", "3", "--checkpointing_steps", "3",
+               "--validation_steps", "0", "--report_to", "none"]
+    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    steps = read_steps(output_dir)
+    assert [steps[s]["epoch"] for s in (1, 2, 3)] == [0, 1, 2]
+    assert all(steps[s]["batch"] == 1 for s in (1, 2, 3))  # each epoch: one update of micro-batches 0 and 1
+    assert AdaSlimModel.from_pretrained(output_dir / "model").config.hidden == 8
+
+
 # ---- bad input: a clear error before any step ---------------------------------------------------------------
 
 

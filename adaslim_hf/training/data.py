@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,3 +153,14 @@ def micro_batch_seed(seed: int, epoch: int, batch: int, process: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def whole_updates(batches: Iterable, micro_batches_per_update: int,
+                  every_process_has: Callable[[bool], bool]) -> Iterator:
+    """``batches`` in whole updates of ``micro_batches_per_update``: before each update, every process says
+    whether it holds a full one (``every_process_has(full) -> all full``, one collective per update), and the
+    epoch ends for all at the first update one of them cannot fill; its micro-batches are not used."""
+    iterator = iter(batches)
+    while True:
+        update = list(itertools.islice(iterator, micro_batches_per_update))
+        if not every_process_has(len(update) == micro_batches_per_update):
+            return
+        yield from update

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,15 @@ from .checkpoints import (
     remove_incomplete_checkpoints,
     resolve_resume_checkpoint,
 )
-from .data import EpochStream, build_datasets, calibration_batches, make_augment, make_collator, micro_batch_seed
+from .data import (
+    EpochStream,
+    build_datasets,
+    calibration_batches,
+    make_augment,
+    make_collator,
+    micro_batch_seed,
+    whole_updates,
+)
 from .model import freeze_backbone, freeze_router, load_model
 from .objective import TrainingObjective, backward_terms, gumbel_noise_scale_at
 from .settings import PIPELINE, TrainingSettings, check_settings, settings_for_stage
@@ -94,7 +103,7 @@ class Run:
     train_dataset: Any  # a map-style dataset or an EpochStream
     valid_dataset: Any
     test_dataset: Any
-    train_loader: Any  # the prepared loader of a map-style set (None for a stream)
+    train_loader: Any  # the prepared loader of a map-style set (None for a stream: see batches_of_epoch)
     collator: Any
     augment: Any
     validation_utilizations: list
@@ -121,18 +130,38 @@ class Run:
         state = self.accelerator.get_state_dict(self.objective)
         return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
-    def loader_for_epoch(self, epoch: int):
-        """The prepared loader of one epoch: a map-style set reshuffles by (seed, epoch); a stream is rebuilt
-        with the epoch's mixtures. Either way the order is a function of (seed, epoch)."""
+    def batches_of_epoch(self, epoch: int, skip: int = 0) -> Iterable[dict]:
+        """The micro-batches of one epoch from batch ``skip`` on, in an order that is a function of (seed, epoch):
+        a map-style set reshuffles its prepared loader; a stream is rebuilt with the epoch's mixtures, each
+        process reading its own share (``split_dataset_by_node``) and every process ending the epoch at the last
+        update all of them can fill (:func:`whole_updates`): shares of a stream differ in length, and a process
+        that stopped alone would leave the others waiting in the next collective."""
+        from accelerate import skip_first_batches
+        from accelerate.utils import send_to_device
+
+        accelerator = self.accelerator
         if self.train_loader is not None:
             self.train_loader.set_epoch(epoch)
-            return self.train_loader
-        loader = torch.utils.data.DataLoader(self.train_dataset.build(epoch),
-                                             batch_size=self.settings.train_batch_size, drop_last=True,
+            return skip_first_batches(self.train_loader, skip) if skip else self.train_loader
+        stream = self.train_dataset.build(epoch)
+        if accelerator.num_processes > 1:
+            from datasets.distributed import split_dataset_by_node
+
+            stream = split_dataset_by_node(stream, rank=accelerator.process_index,
+                                           world_size=accelerator.num_processes)
+            stream.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(stream, batch_size=self.settings.train_batch_size, drop_last=True,
                                              collate_fn=self.collator, num_workers=self.settings.num_workers)
-        loader = self.accelerator.prepare(loader)
-        loader.set_epoch(epoch)  # a prepared loader re-applies its own epoch (0) to the stream's shuffle
-        return loader
+        if skip:
+            loader = skip_first_batches(loader, skip)
+
+        def every_process_has(full: bool) -> bool:
+            if accelerator.num_processes == 1:
+                return full
+            return bool(accelerator.gather(torch.tensor([full], device=accelerator.device)).all())
+
+        batches = whole_updates(loader, self.settings.gradient_accumulation_steps, every_process_has)
+        return (send_to_device(batch, accelerator.device) for batch in batches)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -427,14 +456,9 @@ def _start_trackers(settings: TrainingSettings, accelerator) -> None:
 def train_epoch(run: Run, bar) -> None:
     """Train on the epoch ``run.progress.epoch`` from the batch the run stands at, until the epoch ends
     (then the next epoch begins) or the last step is taken."""
-    from accelerate import skip_first_batches
-
     progress = run.progress
-    loader = run.loader_for_epoch(progress.epoch)
-    if progress.batches_in_epoch:
-        loader = skip_first_batches(loader, progress.batches_in_epoch)
     batches_before = progress.batches_in_epoch
-    for batch in loader:
+    for batch in run.batches_of_epoch(progress.epoch, skip=progress.batches_in_epoch):
         logs, grad_norm = _micro_batch(run, batch)
         progress.batches_in_epoch += 1
         run.meter.add(logs)
@@ -445,8 +469,11 @@ def train_epoch(run: Run, bar) -> None:
         if progress.global_step >= run.max_steps:
             return
     if progress.batches_in_epoch == 0 and batches_before == 0:
-        raise ValueError(f"epoch {progress.epoch} of the training set gave no batch of "
-                         f"{run.settings.train_batch_size}: too little data for the batch size.")
+        settings, processes = run.settings, run.accelerator.num_processes
+        per_process = f" in each of {processes} processes" if processes > 1 else ""
+        raise ValueError(f"epoch {progress.epoch} of the training set gave no full update ("
+                         f"{settings.gradient_accumulation_steps} micro-batch(es) of {settings.train_batch_size}"
+                         f"{per_process}): too little data for the batch size.")
     progress.epoch += 1
     progress.batches_in_epoch = 0
 
