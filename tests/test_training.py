@@ -461,6 +461,25 @@ def test_bf16_mixed_precision_trains_every_stage_on_the_cpu(voicebank, tmp_path,
     assert math.isfinite(first["bf16"]) and first["bf16"] == pytest.approx(first["no"], rel=0.02)
 
 
+def test_final_evaluation_on_validation_reuses_the_last_steps_validation(voicebank, tmp_path, monkeypatch):
+    """Without a test split the final report is on the validation split: the settings validated at the last
+    step, with the weights kept, are not enhanced a second time; only the noisy input is scored."""
+    from adaslim_hf.training import loop
+
+    calls, real_evaluate = [], loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", lambda model, data, utilizations, **kw: calls.append(
+        (list(utilizations), kw.get("include_noisy", False))) or real_evaluate(model, data, utilizations, **kw))
+    output_dir = tmp_path / "reuse"
+    model_dir = train(smoke(voicebank, output_dir, evaluate_test=False, max_train_steps=2, validation_steps=2,
+                            report_to="none"))
+    validated, final = calls[0], calls[-1]
+    assert len(calls) == 2 and validated == ([0.125, 0.25, 0.5, 1.0], False) and final == ([], True)
+    report = json.loads((model_dir / "evaluation.json").read_text())
+    assert report["evaluated_on"] == "validation"
+    assert list(report["settings"]) == ["noisy", "static 0.125", "static 0.25", "static 0.5", "static 1"]
+    assert all(report["settings"][name]["items"] == 2 for name in report["settings"])
+
+
 def test_static_baseline_and_checkpoint_folder_as_starting_point(voicebank, tmp_path):
     first = train(smoke(voicebank, tmp_path / "static", stage="static", static_utilization=0.25,
                         max_train_steps=2, validation_steps=0))

@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import atomic
 from ..configuration_adaslim import AdaSlimConfig
+from ..evaluation import NOISY
 from ..memory import reuse_freed_memory
 from ..modeling_adaslim import AdaSlimModel
 from .calibration import calibrate_router
@@ -111,6 +112,7 @@ class Run:
     progress: TrainingProgress
     output_dir: Path
     meter: StepMeter = field(default_factory=StepMeter)
+    last_validation: tuple[int, dict] | None = None  # (step, results) of the latest validation
 
     @property
     def main(self) -> bool:
@@ -592,6 +594,7 @@ def validate(run: Run) -> dict | None:
                        max_items=settings.max_valid_items, accelerator=accelerator)
     accelerator.log({f"valid/{name}/{k}": v for name, r in results.items() for k, v in r.items() if k != "items"},
                     step=progress.global_step)
+    run.last_validation = (progress.global_step, results)
     current = score(results, settings.best_metric)
     if current > progress.best_score:
         progress.best_score, progress.best_step = current, progress.global_step
@@ -621,15 +624,15 @@ def finish(run: Run) -> Path:
         validate(run)
     accelerator.wait_for_everyone()
     final = run.model
-    chosen = "last"
+    chosen, final_step = "last", progress.global_step
     best = run.output_dir / "best" / "model.safetensors"
     if settings.final_model == "best" and best.is_file():
         from safetensors.torch import load_file
 
         final.load_state_dict(load_file(best))
-        chosen = f"best validation (step {progress.best_step})"
+        chosen, final_step = f"best validation (step {progress.best_step})", progress.best_step
     calibration = _calibrate(run) if settings.stage == "2" and settings.calibrate_router else None
-    evaluation = _final_evaluation(run)
+    evaluation = _final_evaluation(run, None if calibration else final_step)  # calibrated: new weights
     state_dict = run.model_state_dict()
     model_dir = run.output_dir / "model"
     if run.main:
@@ -678,9 +681,10 @@ def _calibrate(run: Run) -> dict:
     return calibration
 
 
-def _final_evaluation(run: Run) -> dict | None:
-    """The final model on the test split (or validation without one): the router (stage 2), the validated
-    settings and every factor (but a static run's), with the noisy input beside them."""
+def _final_evaluation(run: Run, final_weights_step: int) -> dict | None:
+    """The final model (the weights of step ``final_weights_step``) on the test split (or validation without
+    one): the router (stage 2), the validated settings and every factor (but a static run's), with the noisy
+    input beside them."""
     settings = run.settings
     evaluation_set = run.test_dataset if run.test_dataset is not None else run.valid_dataset
     if evaluation_set is None:
@@ -689,8 +693,15 @@ def _final_evaluation(run: Run) -> dict | None:
     utilizations = list(dict.fromkeys(([None] if settings.stage == "2" else []) + list(run.validation_utilizations)
                                       + factors))
     max_items = settings.max_test_items if run.test_dataset is not None else settings.max_valid_items
-    evaluation = evaluate(run.model, evaluation_set, utilizations, batch_size=settings.eval_batch_size,
-                          max_items=max_items, include_noisy=True, accelerator=run.accelerator, desc="evaluation")
+    # on the validation split, the settings the final weights were validated with at this step are not run again
+    validated = {}
+    if run.test_dataset is None and run.last_validation and run.last_validation[0] == run.progress.global_step \
+            and final_weights_step == run.progress.global_step:
+        validated = run.last_validation[1]
+    missing = [u for u in utilizations if setting_name(u) not in validated]
+    fresh = evaluate(run.model, evaluation_set, missing, batch_size=settings.eval_batch_size, max_items=max_items,
+                     include_noisy=True, accelerator=run.accelerator, desc="evaluation")
+    evaluation = {name: (validated | fresh)[name] for name in [NOISY, *map(setting_name, utilizations)]}
     run.accelerator.log({f"eval/{name}/{k}": v for name, r in evaluation.items() for k, v in r.items()
                          if k != "items"}, step=run.progress.global_step)
     return evaluation
