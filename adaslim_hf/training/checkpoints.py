@@ -21,8 +21,9 @@ CHECKPOINT_MARKER = "training_state.json"
 
 @dataclass
 class TrainingProgress:
-    """Where the run is: registered with ``accelerator.register_for_checkpointing`` so every checkpoint
-    carries it. ``batches_in_epoch`` counts micro-batches of the current epoch already consumed."""
+    """Where the run is, written into every checkpoint's marker (``training_state.json``) and read back from
+    it on resume (not through accelerate's custom-state pickle, which it loads with ``weights_only=False``).
+    ``batches_in_epoch`` counts micro-batches of the current epoch already consumed."""
 
     global_step: int = 0
     epoch: int = 0
@@ -36,6 +37,16 @@ class TrainingProgress:
     def load_state_dict(self, state: dict):
         for key, value in state.items():
             setattr(self, key, value)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path) -> TrainingProgress:
+        """The progress a complete checkpoint's marker records (a best score never reached is stored as null)."""
+        state = json.loads((checkpoint / CHECKPOINT_MARKER).read_text())
+        names = {f.name for f in dataclasses.fields(cls)}
+        progress = cls(**{k: v for k, v in state.items() if k in names})
+        if progress.best_score is None:
+            progress.best_score = -math.inf
+        return progress
 
 
 def checkpoint_index(path: Path) -> int | None:
@@ -68,6 +79,22 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str, output_dir: str | os.
         raise ValueError(f"resume_from_checkpoint {path} is not a complete checkpoint of this trainer "
                          f"(no {CHECKPOINT_MARKER}); it may have been interrupted while saving.")
     return path
+
+
+def load_training_state(accelerator, checkpoint: Path) -> TrainingProgress:
+    """Resume from a complete checkpoint: accelerate loads the weights (safetensors), the optimizer, the schedule
+    and the random states (the last three with torch's ``weights_only`` loader); the progress comes from the
+    JSON marker. Checkpoints written before 2026-12-06 also hold accelerate's custom-state pickle, which it
+    would load with ``weights_only=False``: accelerate reads a view of the folder without it."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="resume-") as view:
+        for entry in checkpoint.iterdir():
+            if not re.fullmatch(r"custom_checkpoint_\d+\.pkl", entry.name):
+                os.symlink(entry.resolve(), Path(view) / entry.name)
+        accelerator.load_state(view)
+    return TrainingProgress.from_checkpoint(checkpoint)
 
 
 def check_checkpoint_fits(checkpoint: Path, config: AdaSlimConfig) -> None:

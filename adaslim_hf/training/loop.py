@@ -32,6 +32,7 @@ from .checkpoints import (
     check_checkpoint_fits,
     checkpoint_index,
     last_good_checkpoint,
+    load_training_state,
     remove_incomplete_checkpoints,
     resolve_resume_checkpoint,
 )
@@ -277,10 +278,8 @@ def prepare(settings: TrainingSettings, datasets: tuple | None = None) -> Run:
                               num_warmup_steps=settings.lr_warmup_steps * accelerator.num_processes,
                               num_training_steps=max_steps * accelerator.num_processes)
     scheduler = accelerator.prepare(scheduler)
-    progress = TrainingProgress()
-    accelerator.register_for_checkpointing(progress)
+    progress = TrainingProgress() if resume_path is None else load_training_state(accelerator, resume_path)
     if resume_path is not None:
-        accelerator.load_state(str(resume_path))
         accelerator.project_configuration.iteration = checkpoint_index(resume_path) + 1  # accelerate does not
         accelerator.print(f"resumed from {resume_path} at step {progress.global_step} "
                           f"(epoch {progress.epoch}, batch {progress.batches_in_epoch} of the epoch)")
