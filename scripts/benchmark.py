@@ -39,6 +39,7 @@ sum of the labelled stages.
 """
 
 import argparse
+import math
 import resource
 import statistics
 import sys
@@ -50,6 +51,7 @@ import torch
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.atomic import write_json
 from adaslim_hf.audio_io import load_audio, resample
+from adaslim_hf.bottleneck import GroupedGRU
 from adaslim_hf.memory import reuse_freed_memory
 from adaslim_hf.modeling_adaslim import STAGE_PREFIX, router_runs
 
@@ -71,6 +73,10 @@ def parse_args(argv=None):
                         help="also time a random factor per router frame at these router_stride values")
     parser.add_argument("--system_allocator", action="store_true",
                         help="leave glibc's malloc as it is (default: keep freed memory, as `adaslim enhance` does)")
+    parser.add_argument("--slimming-bounds", action="store_true",
+                        help="also time the lower bounds of issue 27's slimming options at static 0.25: the "
+                             "recurrence over the groups a factor needs (the rest zeros), and every block and "
+                             "the bottleneck at that width (a model of hidden x 0.25 at full width)")
     parser.add_argument("--bf16", action="store_true",
                         help="also time every static factor and the router's row with the blocks in bfloat16 "
                              "(torch.autocast, as the pipeline's precision='bf16')")
@@ -138,6 +144,22 @@ def variant(model: AdaSlimModel, seed: int, **changes) -> AdaSlimModel:
     same_shape = {k: v for k, v in model.state_dict().items() if k in own and own[k].shape == v.shape}
     other.load_state_dict(same_shape, strict=False)
     return other
+
+
+class FirstGroupsOnly(torch.nn.Module):
+    """A lower bound on the time of a grouped GRU slimmed to its first ``groups`` groups (what a bottleneck that
+    slims with the factor would run at a static width): the fused recurrence over those groups' channels, zeros
+    for the rest. Not a model: its outputs are not the trained model's. [B, N, C] -> ([B, N, C], state)."""
+
+    def __init__(self, gru: GroupedGRU, groups: int):
+        super().__init__()
+        self.part = GroupedGRU(groups * gru.group_width, groups, layers=1, bidirectional=False)
+        self.part.grus = torch.nn.ModuleList(gru.grus[:groups])
+        self.bidirectional, self.width = False, groups * gru.group_width
+
+    def forward(self, x: torch.Tensor, state=None):
+        y, state = self.part(x[..., : self.width])
+        return torch.cat([y, x.new_zeros(*x.shape[:-1], x.shape[-1] - self.width)], dim=-1), state
 
 
 def load_input(spec: str, sample_rate: int, length: int, seed: int) -> tuple[torch.Tensor, str]:
@@ -231,6 +253,17 @@ def run(args) -> dict:
         add(f"dynamic: random factor every router frame, router_stride={router_stride}",
             lambda m=strided, c=mix: m(noisy, utilization=c), router_hop=strided.config.router_hop)
 
+    if args.slimming_bounds:
+        if config.bottleneck != "gru" or not config.causal:
+            raise SystemExit("--slimming-bounds needs the paper's causal grouped-GRU bottleneck.")
+        groups = max(1, math.ceil(0.25 * config.bottleneck_groups))
+        slim_bottleneck = variant(model, args.seed)
+        slim_bottleneck.bottleneck = FirstGroupsOnly(model.bottleneck, groups)
+        add(f"bound: static 0.25, the recurrence over {groups} of {config.bottleneck_groups} groups",
+            lambda: slim_bottleneck(noisy, utilization=0.25), note="issue 27 item 3, a lower bound")
+        quarter = variant(model, args.seed, hidden=config.hidden // 4)
+        add(f"bound: every block and the bottleneck at 0.25 (hidden {config.hidden // 4} at full width)",
+            lambda: quarter(noisy, utilization=1.0), note="issue 27 item 3, a lower bound")
     lstm_model = variant(model, args.seed, bottleneck="lstm")
     lstm_row = add("static 1.0, LSTM bottleneck (DEMUCS)", lambda: lstm_model(noisy, utilization=1.0))
     try:
