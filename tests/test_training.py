@@ -290,6 +290,30 @@ def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
         load_settings(SMOKE, {"slimmable_weight": 0.5})  # the smoke config is stage 1
 
 
+def test_factor_weights_scale_each_factor_term():
+    """factor_weights w: the stage-1 step's loss and gradient are those of sum_u w_u L_SE(u)."""
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    weights = [0.5, 0.0, 1.0, 2.0]
+    objective = TrainingObjective(model, "1", factor_weights=weights)
+    logs = backward_terms(objective, objective.terms(), noisy, clean)
+    weighted = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    _, terms = slimmable_loss(model, noisy, clean)
+    expected = sum(w * terms[u] for w, u in zip(weights, model.config.utilization_factors))
+    expected.backward()
+    assert logs["loss"] == pytest.approx(float(expected), rel=1e-5)
+    for name, grad in weighted.items():
+        torch.testing.assert_close(grad, model.get_parameter(name).grad, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match=r"factor_weights must be 4 weights >= 0"):
+        TrainingObjective(model, "1", factor_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"`factor_weights` must be numbers"):
+        load_settings(SMOKE, {"factor_weights": ["1", "heavy", "1", "1"]})
+    with pytest.raises(ValueError, match=r"`factor_weights` weighs the factor terms"):
+        load_settings(SMOKE, {"stage": "static", "static_utilization": 1.0, "factor_weights": ["1"] * 4})
+
+
 def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output():
     """distillation_weight d: the factor terms run widest first; the widest's gradient is its plain L_SE's,
     each narrower factor's is that of (1 - d) L_SE(u, clean) + d L_SE(u, widest output detached)."""

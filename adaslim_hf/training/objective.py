@@ -48,6 +48,9 @@ class TrainingObjective(nn.Module):
     detached: the narrow widths, which share their weights with the widest, pull towards what it does instead
     of against it.
 
+    ``factor_weights`` (one per factor, in ``utilization_factors`` order; default 1 each, the paper's L_slim)
+    scales each factor's term, e.g. to lean on the full width while the narrow widths train beside it.
+
     ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
     tensor to back-propagate) and detached scalars to log (``se_loss/static <factor>``, named as the
     reports name a static call, in stage 1; ``se_loss``, ``efficiency_loss``, ``balance_loss``,
@@ -59,7 +62,8 @@ class TrainingObjective(nn.Module):
     """
 
     def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None,
-                 slimmable_weight: float = 0.0, distillation_weight: float = 0.0):
+                 slimmable_weight: float = 0.0, distillation_weight: float = 0.0,
+                 factor_weights: Sequence[float] | None = None):
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
@@ -69,6 +73,12 @@ class TrainingObjective(nn.Module):
             raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}.")
         if distillation_weight and stage == "static":
             raise ValueError("distillation_weight needs the factor terms of stage '1' (or '2' with slimmable_weight).")
+        factors = [float(u) for u in model.config.utilization_factors]
+        weights = [1.0] * len(factors) if factor_weights is None else [float(w) for w in factor_weights]
+        if len(weights) != len(factors) or min(weights) < 0 or max(weights) == 0:
+            raise ValueError(f"factor_weights must be {len(factors)} weights >= 0, not all 0 (one per factor of "
+                             f"{factors}), got {list(factor_weights)}.")
+        self.factor_weights = dict(zip(factors, weights))
         self.model = model
         self.stage = stage
         self.slimmable_weight = float(slimmable_weight)
@@ -111,6 +121,7 @@ class TrainingObjective(nn.Module):
             loss = out.loss
             if self.distillation_weight:
                 loss = self._distilled(loss, out.enhanced_values, float(term), shared, padding_mask, logs)
+            loss = loss * self.factor_weights[float(term)] if self.stage in ("1", "2") else loss
             loss = loss * self.slimmable_weight if self.stage == "2" else loss
             return {"loss": loss, **logs}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)

@@ -75,6 +75,10 @@ class TrainingSettings:
                                           "slimmable_weight): each narrower factor's L_SE is mixed, with this weight, "
                                           "with its L_SE against the widest factor's output of the same batch "
                                           "(detached); 0 = off (the paper's L_slim)")
+    factor_weights: list[str] | None = field(default=None, metadata={
+        "help": "stage 1 (and stage 2's slimmable terms): each factor's term times this weight, one per factor in "
+              "the order of utilization_factors, e.g. 0.5 0.5 0.5 2 to lean on the full width (default 1 each, "
+              "the paper's L_slim)"})
     gumbel_noise_decay_steps: int = _setting(0, "stage 2: the Gumbel noise on the router's scores falls linearly "
                                                 "from its full scale at step 0 to none at this step (then the "
                                                 "training choices are the arg max that inference takes, and the "
@@ -410,6 +414,12 @@ def check_settings(settings: TrainingSettings):
             f"`distillation_weight` must lie in [0, 1], got {settings.distillation_weight}.")
     require(not settings.distillation_weight or settings.stage != "static",
             "`distillation_weight` needs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
+    require(not settings.factor_weights or settings.stage != "static",
+            "`factor_weights` weighs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
+    try:
+        [float(w) for w in settings.factor_weights or ()]
+    except ValueError:
+        require(False, f"`factor_weights` must be numbers, one per factor, got {settings.factor_weights}.")
     require(not settings.slimmable_weight or settings.stage in ("2", PIPELINE),
             "`slimmable_weight` is a stage-2 setting (stage 1 trains every factor already).")
     require(not (settings.slimmable_weight and settings.train_router_only),
