@@ -681,10 +681,10 @@ def _calibrate(run: Run) -> dict:
     return calibration
 
 
-def _final_evaluation(run: Run, final_weights_step: int) -> dict | None:
-    """The final model (the weights of step ``final_weights_step``) on the test split (or validation without
-    one): the router (stage 2), the validated settings and every factor (but a static run's), with the noisy
-    input beside them."""
+def _final_evaluation(run: Run, final_weights_step: int | None) -> dict | None:
+    """The final model (the weights of step ``final_weights_step``; None: weights no validation saw) on the test
+    split (or validation without one): the router (stage 2), the validated settings and every factor (but a
+    static run's), with the noisy input beside them."""
     settings = run.settings
     evaluation_set = run.test_dataset if run.test_dataset is not None else run.valid_dataset
     if evaluation_set is None:
@@ -693,10 +693,9 @@ def _final_evaluation(run: Run, final_weights_step: int) -> dict | None:
     utilizations = list(dict.fromkeys(([None] if settings.stage == "2" else []) + list(run.validation_utilizations)
                                       + factors))
     max_items = settings.max_test_items if run.test_dataset is not None else settings.max_valid_items
-    # on the validation split, the settings the final weights were validated with at this step are not run again
+    # on the validation split, the settings the latest validation scored these very weights with are not run again
     validated = {}
-    if run.test_dataset is None and run.last_validation and run.last_validation[0] == run.progress.global_step \
-            and final_weights_step == run.progress.global_step:
+    if run.test_dataset is None and run.last_validation and run.last_validation[0] == final_weights_step:
         validated = run.last_validation[1]
     missing = [u for u in utilizations if setting_name(u) not in validated]
     fresh = evaluate(run.model, evaluation_set, missing, batch_size=settings.eval_batch_size, max_items=max_items,
