@@ -110,7 +110,8 @@ def parse_threads(value: str) -> str | int:
 # --precision's choices, as products.PRECISIONS (written out here: the CLI parses arguments before torch loads)
 PRECISION_CHOICES = ("fp32", "bf16")
 PRECISION_HELP = ("fp32 (default) or bf16: the model's encoder and decoder blocks in bfloat16, about 2.5x faster at "
-                  "full width on CPUs with AVX-512 BF16 (little faster at narrow widths), output within 1%% of fp32's")
+                  "full width on CPUs with AVX-512 BF16 (little faster at narrow widths), output within 1%% of fp32's; "
+                  "emulated and many times slower on CPUs without it (AVX2 only), where it warns")
 
 THREADS_HELP = ("CPU threads for torch: 'auto' (default: per chunk, the cores no other process is running on) "
                 "or a number")

@@ -61,10 +61,26 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
+def cpu_bf16_is_native() -> bool | None:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX tiles), None when torch cannot tell.
+    Without either, oneDNN emulates bfloat16 and the model runs many times slower than in float32 (seen on
+    2026-12-06 on an AMD EPYC with AVX2 only: docs/results/2026-12-06-avx2-machine-and-pause-loss.md)."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    answers = [bool(probe()) for probe in probes if callable(probe)]
+    return any(answers) if answers else None
+
+
+BF16_EMULATED = ("this CPU has neither AVX-512 BF16 nor AMX, so bfloat16 is emulated and runs many times slower "
+                 "than float32")
+
+
 def precision_dtype(precision: str) -> torch.dtype | None:
-    """``precision`` ("fp32" or "bf16") -> the blocks' compute dtype (None: the parameters' own, float32)."""
+    """``precision`` ("fp32" or "bf16") -> the blocks' compute dtype (None: the parameters' own, float32).
+    "bf16" on a CPU that only emulates bfloat16 is honoured, with a warning."""
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}.")
+    if precision == "bf16" and cpu_bf16_is_native() is False:
+        warnings.warn(f'precision="bf16": {BF16_EMULATED}; "fp32" is the fast choice here.', stacklevel=2)
     return PRECISIONS[precision]
 
 
@@ -190,6 +206,7 @@ __all__ = [
     "PRECISIONS",
     "autocast_dtype",
     "compiled",
+    "cpu_bf16_is_native",
     "linear",
     "linear_glu",
     "precision_dtype",

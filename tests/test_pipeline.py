@@ -195,6 +195,24 @@ def test_bf16_precision_on_the_non_causal_context_path(noisy):
     assert 0 < np.linalg.norm(reduced - full) / np.linalg.norm(full) <= 0.01
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_precision_warns_where_the_cpu_emulates_bfloat16(native, monkeypatch):
+    """precision="bf16" is honoured everywhere, with a warning where the CPU has neither AVX-512 BF16 nor AMX
+    (bfloat16 is emulated there, many times slower than float32); "fp32" never warns."""
+    import warnings
+
+    from adaslim_hf import products
+
+    monkeypatch.setattr(products, "cpu_bf16_is_native", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert products.precision_dtype("bf16") is torch.bfloat16
+        assert products.precision_dtype("fp32") is None
+    messages = [str(w.message) for w in caught]
+    assert messages == ([] if native else [messages[0]])
+    assert native or "emulated" in messages[0] and '"fp32" is the fast choice' in messages[0]
+
+
 def test_default_chunking_runs_short_inputs_in_one_chunk_and_long_ones_in_4_s_chunks(pipe, noisy):
     """Each chunk seam costs streamer work that one model call does not do, so an input up to
     single_chunk_max_s (12 s) runs as one chunk by default; longer inputs keep 4 s chunks (their memory bound);

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from adaslim_hf.training import (
     slimmable_loss,
     train,
 )
+from adaslim_hf.training.settings import TrainingSettings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -464,13 +466,14 @@ def test_one_command_runs_stage1_then_stage2_with_per_stage_settings(voicebank, 
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "static"])
-def test_bf16_mixed_precision_trains_every_stage_on_the_cpu(voicebank, tmp_path, stage):
+def test_bf16_mixed_precision_trains_every_stage_on_the_cpu(voicebank, tmp_path, stage, monkeypatch):
     """accelerate's mixed_precision="bf16" on the CPU (torch.autocast around the objective): every stage
     takes its steps with finite losses, keeps float32 weights and saves a model that loads; the step's
     losses are within 2% of the same step in float32 from the same start (the bf16 bound of the model's
-    output is 1%: tests/test_modeling.py)."""
+    output is 1%: tests/test_modeling.py), and differ from it (bf16 ran, also on a CPU that emulates it)."""
     from accelerate.state import AcceleratorState
 
+    monkeypatch.setattr("adaslim_hf.training.loop.cpu_bf16_is_native", lambda: True)
     extra = {"static_utilization": 0.25} if stage == "static" else {}
     runs = {}
     for precision in ("no", "bf16"):
@@ -483,6 +486,24 @@ def test_bf16_mixed_precision_trains_every_stage_on_the_cpu(voicebank, tmp_path,
     assert sorted(runs["bf16"]) == [1, 2]
     first = {precision: steps[1]["loss"] for precision, steps in runs.items()}
     assert math.isfinite(first["bf16"]) and first["bf16"] == pytest.approx(first["no"], rel=0.02)
+    assert first["bf16"] != first["no"]
+
+
+@pytest.mark.parametrize("native", [True, False, None])
+def test_bf16_falls_back_to_float32_only_where_the_cpu_emulates_it(native, monkeypatch):
+    """mixed_precision="bf16" on a CPU without AVX-512 BF16 or AMX (native False) trains in float32, with a
+    warning that says why; where bf16 is native, or torch cannot tell (None), the settings are kept."""
+    from adaslim_hf.training.loop import precision_this_machine_runs
+
+    monkeypatch.setattr("adaslim_hf.training.loop.cpu_bf16_is_native", lambda: native)
+    settings = TrainingSettings(output_dir="unused", mixed_precision="bf16", cpu=True)
+    if native is False:
+        with pytest.warns(UserWarning, match="emulated"):
+            kept = precision_this_machine_runs(settings)
+        assert kept.mixed_precision == "no" and settings.mixed_precision == "bf16"
+    else:
+        assert precision_this_machine_runs(settings) is settings
+    assert precision_this_machine_runs(replace(settings, mixed_precision="no")).mixed_precision == "no"
 
 
 def test_final_evaluation_on_validation_reuses_the_last_steps_validation(voicebank, tmp_path, monkeypatch):
