@@ -310,7 +310,7 @@ def test_factor_weights_scale_each_factor_term():
         torch.testing.assert_close(grad, model.get_parameter(name).grad, rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match=r"factor_weights must be 4 weights >= 0"):
         TrainingObjective(model, "1", factor_weights=[1.0, 2.0])
-    with pytest.raises(ValueError, match=r"`factor_weights` must be numbers"):
+    with pytest.raises(ValueError, match=r"setting `factor_weights` expects list\[float\]"):
         load_settings(SMOKE, {"factor_weights": ["1", "heavy", "1", "1"]})
     with pytest.raises(ValueError, match=r"`factor_weights` weighs the factor terms"):
         load_settings(SMOKE, {"stage": "static", "static_utilization": 1.0, "factor_weights": ["1"] * 4})

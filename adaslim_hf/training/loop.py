@@ -380,8 +380,7 @@ def make_objective(settings: TrainingSettings) -> TrainingObjective:
     elif settings.stage != "2":
         freeze_router(model)
     objective = TrainingObjective(model, settings.stage, settings.static_utilization, settings.slimmable_weight,
-                                  settings.distillation_weight,
-                                  [float(w) for w in settings.factor_weights] if settings.factor_weights else None)
+                                  settings.distillation_weight, settings.factor_weights)
     config = model.config
     if settings.stage == "2":
         config.default_utilization = None

@@ -75,7 +75,7 @@ class TrainingSettings:
                                           "slimmable_weight): each narrower factor's L_SE is mixed, with this weight, "
                                           "with its L_SE against the widest factor's output of the same batch "
                                           "(detached); 0 = off (the paper's L_slim)")
-    factor_weights: list[str] | None = field(default=None, metadata={
+    factor_weights: list[float] | None = field(default=None, metadata={
         "help": "stage 1 (and stage 2's slimmable terms): each factor's term times this weight, one per factor in "
               "the order of utilization_factors, e.g. 0.5 0.5 0.5 2 to lean on the full width (default 1 each, "
               "the paper's L_slim)"})
@@ -416,10 +416,6 @@ def check_settings(settings: TrainingSettings):
             "`distillation_weight` needs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
     require(not settings.factor_weights or settings.stage != "static",
             "`factor_weights` weighs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
-    try:
-        [float(w) for w in settings.factor_weights or ()]
-    except ValueError:
-        require(False, f"`factor_weights` must be numbers, one per factor, got {settings.factor_weights}.")
     require(not settings.slimmable_weight or settings.stage in ("2", PIPELINE),
             "`slimmable_weight` is a stage-2 setting (stage 1 trains every factor already).")
     require(not (settings.slimmable_weight and settings.train_router_only),
