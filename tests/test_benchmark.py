@@ -1,6 +1,8 @@
 """scripts/benchmark.py --profile: every stage of the forward appears in the table and the JSON, for every
-row, and the labelled stages add up to about the call they lie in. No timing value is asserted."""
+row, and the labelled stages add up to about the call they lie in; the speed checks decide issue 27's targets
+from given rows. No measured timing is asserted."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -33,3 +35,24 @@ def test_profile_reports_every_stage_of_every_row(tmp_path):
     table_rows = {line.split("|")[1].strip() for line in completed.stdout.splitlines() if line.startswith("| ")}
     assert set(result["stages"]) <= table_rows
     assert {"sum of the labelled stages", "call under the profiler", "call without the profiler"} <= table_rows
+
+
+def test_speed_checks_are_the_speed_targets():
+    """static 0.25 at most 0.40 of full width, the router's wall ratio at most 1.5x its MAC ratio, full width at
+    least 4x faster than denoiser's Demucs (its LSTM variant no slower): each decided on its boundary as
+    written, and only the checks the rows can decide."""
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [{"name": "static 0.25", "wall_ratio": 0.40}, {"name": "static 1.0", "seconds": 0.25},
+            {"name": "dynamic: router decides (router of m)", "wall_over_mac_ratio": 1.51},
+            {"name": "dynamic: random factor every router frame", "wall_over_mac_ratio": 9.0},
+            {"name": "static 1.0, LSTM bottleneck (DEMUCS)", "seconds": 1.01},
+            {"name": "denoiser Demucs (reference, LSTM)", "seconds": 1.0}]
+    assert module.speed_checks(rows) == {
+        "static 0.25: wall ratio <= 0.40": True,
+        "dynamic: router decides (router of m): wall ratio <= 1.5 x MAC ratio": False,
+        "static 1.0: at least 4x faster than denoiser's Demucs": True,
+        "static 1.0, LSTM bottleneck: no slower than denoiser's Demucs": False,
+    }
+    assert module.speed_checks(rows[:2]) == {"static 0.25: wall ratio <= 0.40": True}
