@@ -61,8 +61,10 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
+@functools.cache
 def cpu_bf16_is_native() -> bool | None:
-    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX tiles), None when torch cannot tell.
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX tiles), None when torch cannot tell
+    (asked once per process: every bf16 pipeline call checks it).
     Without either, oneDNN emulates bfloat16 and the model runs many times slower than in float32 (seen on
     2026-12-06 on an AMD EPYC with AVX2 only: docs/results/2026-12-06-avx2-machine-and-pause-loss.md)."""
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
