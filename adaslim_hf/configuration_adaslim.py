@@ -16,7 +16,11 @@ from transformers import PreTrainedConfig
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
                 "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight")
+                "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight", "suppression_weight")
+# the loss weights (FLOAT_FIELDS), each >= 0; they only shape training (``training.settings.TRAINING_ONLY_FIELDS``)
+LOSS_WEIGHTS = ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
+                "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight",
+                "suppression_weight")
 
 
 def parse_utilization(value, factors=None, *, what: str = "utilization", expected: str | None = None) -> float | None:
@@ -121,6 +125,10 @@ class AdaSlimConfig(PreTrainedConfig):
             the magnitudes, exponent 0.3, as GTCRN and DeepFilterNet train) to L_SE; 0 keeps DEMUCS' loss alone.
             Unlike the log-magnitude term it weighs a bin by its compressed level, and unlike the magnitudes it
             sees the sign of the output.
+        suppression_weight (`float`, defaults to 0.0): adds suppression_weight * L_Sup (`losses.suppression_loss`:
+            the compressed-magnitude error of the bins where the output holds less than the target, squared and
+            averaged; the bins that keep noise cost nothing) to L_SE, so that taking speech away costs more than
+            leaving noise in; 0 keeps the loss symmetric.
     """
 
     model_type = "adaslim"
@@ -166,6 +174,7 @@ class AdaSlimConfig(PreTrainedConfig):
     si_sdr_weight: float | int = 0.0
     pause_weight: float | int = 0.0
     compressed_weight: float | int = 0.0
+    suppression_weight: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
@@ -239,8 +248,7 @@ class AdaSlimConfig(PreTrainedConfig):
                     f"`min_factor_share`={share} allows mean utilizations in [{lowest:.4g}, {highest:.4g}] only, "
                     f"but `target_utilization` is {self.target_utilization}; lower the share or move the target.")
         require(self.gumbel_temperature > 0, f"`gumbel_temperature` must be > 0, got {self.gumbel_temperature}.")
-        for name in ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
-                     "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight"):
+        for name in LOSS_WEIGHTS:
             require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
 
     # ---- derived geometry (computed from the fields above, never stored) ----

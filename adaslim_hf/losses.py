@@ -5,6 +5,8 @@
   ``denoiser/stft_loss.py`` but with the complex ``torch.stft`` API.
 - SI-SDR (Le Roux et al. 2019), in dB per item, and its negative mean as an optional loss.
 - L_Pause (optional): how much of the noise the estimate lets through in the target's pauses, in [0, 1).
+- L_Cmp (optional): squared error of power-law compressed spectra; L_Sup (optional): its one-sided part that
+  costs only the speech the estimate takes away.
 - L_Eff = (sum_j Y_j u_j - u_target)^2 pulls the mean utilization to the target.
 - L_Bal = (J sum_j Y_j^2 - 1) / (J - 1): 0 when every factor is used equally, 1 when one takes every frame.
 Y_j is the fraction of router frames that chose factor j, from the straight-through one-hots (so it
@@ -257,13 +259,23 @@ def pause_residual_loss(estimate: torch.Tensor, target: torch.Tensor, noisy: tor
     return (left / (left + noisy_pause)).mean()
 
 
+def _compressed_spectrum(signal: torch.Tensor, n_fft: int, hop: int, power: float):
+    """Power-law compressed STFT of signal [B, T] (Hann window): (complex values |X|^p e^{i angle X} as real
+    pairs [B, F, N, 2], magnitudes |X|^p [B, F, N]), with |X| taken as sqrt(|X|^2 + 1e-12) so silence has a
+    finite gradient."""
+    window = torch.hann_window(n_fft, device=signal.device, dtype=torch.float32)
+    spectrum = torch.view_as_real(torch.stft(signal.float().reshape(-1, signal.shape[-1]), n_fft, hop,
+                                             window=window, return_complex=True))
+    magnitude = torch.sqrt(spectrum.pow(2).sum(-1) + 1e-12)
+    return spectrum * magnitude.pow(power - 1)[..., None], magnitude.pow(power)
+
+
 def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
                              n_fft: int = 512, hop: int = 128, power: float = 0.3, complex_share: float = 0.3
                              ) -> torch.Tensor:
     """L_Cmp: mean squared error between power-law compressed spectra (Hann window, one resolution),
     ``complex_share`` of it on the compressed complex values |X|^p e^{i angle X} and the rest on the compressed
-    magnitudes |X|^p, with p = ``power``: the loss GTCRN and DeepFilterNet train with. Magnitudes are taken as
-    sqrt(|X|^2 + 1e-12), so silence has a finite gradient.
+    magnitudes |X|^p, with p = ``power``: the loss GTCRN and DeepFilterNet train with.
 
     Args:
         estimate, target: [B, T] or [T].
@@ -276,18 +288,34 @@ def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, paddi
     mask = _check_mask(padding_mask, estimate, "padding_mask")
     if mask is not None:
         estimate, target = estimate * mask, target * mask
-    window = torch.hann_window(n_fft, device=estimate.device, dtype=torch.float32)
-
-    def compressed(signal):  # -> (complex values [B, F, N] as [..., 2], magnitudes [B, F, N]), compressed
-        spectrum = torch.view_as_real(torch.stft(signal.float().reshape(-1, signal.shape[-1]), n_fft, hop,
-                                                 window=window, return_complex=True))
-        magnitude = torch.sqrt(spectrum.pow(2).sum(-1) + 1e-12)
-        return spectrum * magnitude.pow(power - 1)[..., None], magnitude.pow(power)
-
-    values, magnitudes = compressed(estimate)
-    target_values, target_magnitudes = compressed(target)
+    values, magnitudes = _compressed_spectrum(estimate, n_fft, hop, power)
+    target_values, target_magnitudes = _compressed_spectrum(target, n_fft, hop, power)
     return (complex_share * F.mse_loss(values, target_values)
             + (1 - complex_share) * F.mse_loss(magnitudes, target_magnitudes))
+
+
+def suppression_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                     n_fft: int = 512, hop: int = 128, power: float = 0.3) -> torch.Tensor:
+    """L_Sup: the asymmetric half of L_Cmp's magnitude term, mean of max(|S|^p - |S_hat|^p, 0)^2 over the
+    time-frequency bins: it costs only the bins where the estimate S_hat holds less than the target S (speech
+    taken away), never the ones where it holds more (noise left in). Added beside L_Cmp it makes removing
+    speech dearer than keeping noise (the asymmetric loss of Eskimez et al. 2022, "Personalized speech
+    enhancement", against over-suppression).
+
+    Args:
+        estimate, target: [B, T] or [T].
+        padding_mask: optional [B, T] (or [T]), 1 = real sample; both signals are zeroed past each item's end.
+
+    Returns:
+        a scalar tensor (0 when the estimate holds at least the target's magnitude in every bin).
+    """
+    _check_pair(estimate, target)
+    mask = _check_mask(padding_mask, estimate, "padding_mask")
+    if mask is not None:
+        estimate, target = estimate * mask, target * mask
+    magnitudes = _compressed_spectrum(estimate, n_fft, hop, power)[1]
+    target_magnitudes = _compressed_spectrum(target, n_fft, hop, power)[1]
+    return (target_magnitudes - magnitudes).clamp(min=0).pow(2).mean()
 
 
 def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8,
@@ -420,7 +448,8 @@ def share_floor_loss(frame_fractions: torch.Tensor, min_share: float) -> torch.T
 def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
                        padding_mask: torch.Tensor | None = None, target_magnitudes=None):
     """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR, pause and compressed-spectrum terms added to
-    L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``). estimate, target,
+    L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``,
+    ``suppression_weight``). estimate, target,
     noisy [B, T]; ``padding_mask`` [B, T] (1 = real sample) applies to every term; ``target_magnitudes``:
     ``stft_magnitudes(target)`` computed before (``AdaSlimModel.share_inputs``)."""
     se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
@@ -433,6 +462,8 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
             estimate, target, noisy, frame=config.sample_rate // 50, padding_mask=padding_mask)
     if config.compressed_weight:
         se_loss = se_loss + config.compressed_weight * compressed_spectral_loss(estimate, target, padding_mask)
+    if config.suppression_weight:
+        se_loss = se_loss + config.suppression_weight * suppression_loss(estimate, target, padding_mask)
     return se_loss, polarity_loss(estimate, target, padding_mask)
 
 

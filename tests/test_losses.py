@@ -24,6 +24,7 @@ from adaslim_hf.losses import (
     speech_enhancement_loss,
     stft_loss_terms,
     stft_magnitudes,
+    suppression_loss,
 )
 
 SAMPLE_RATE = 16000
@@ -432,3 +433,34 @@ def test_compressed_spectral_loss_sees_level_and_sign_and_ignores_padding():
     torch.testing.assert_close(weighted - plain, 2.0 * compressed_spectral_loss(estimate, speech))
     with pytest.raises(ValueError, match="compressed_weight"):
         AdaSlimConfig(compressed_weight=-1.0)
+
+
+def test_suppression_loss_costs_only_the_speech_taken_away():
+    """L_Sup is 0 for the target and for the target with noise added on top in bins it does not fill (more is
+    never charged), grows as the speech is scaled down, equals L_Cmp's magnitude error for an estimate that
+    only takes away (0.5 x speech), ignores what lies past an item's end, and the config weight adds it to L_SE."""
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.losses import enhancement_losses
+
+    speech = harmonic_speech(1.0).float()[None].repeat(2, 1) * 0.1  # [2, T]
+    assert float(suppression_loss(speech, speech)) == 0.0
+    assert float(suppression_loss(2.0 * speech, speech)) == 0.0  # louder everywhere: nothing taken away
+    losses = [float(suppression_loss(k * speech, speech)) for k in (0.9, 0.5, 0.0)]
+    assert 0 < losses[0] < losses[1] < losses[2]
+    magnitude_only = float(compressed_spectral_loss(0.5 * speech, speech, complex_share=0.0))
+    assert losses[1] == pytest.approx(magnitude_only, rel=1e-4)
+    mask = torch.ones_like(speech)
+    mask[1, 8000:] = 0
+    garbage = speech.clone()
+    garbage[1, 8000:] = 0.0
+    torch.testing.assert_close(suppression_loss(garbage, speech, padding_mask=mask), torch.tensor(0.0))
+    assert float(suppression_loss(garbage, speech)) > 0
+    quiet = (1e-5 * torch.randn_like(speech)).requires_grad_(True)  # (at exact silence a magnitude has no direction)
+    suppression_loss(quiet, speech).backward()
+    assert torch.isfinite(quiet.grad).all() and quiet.grad.abs().sum() > 0
+    estimate, noisy = 0.7 * speech, speech + 0.1 * torch.randn_like(speech)
+    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, noisy)[0]
+    weighted = enhancement_losses(AdaSlimConfig(suppression_weight=3.0), estimate, speech, noisy)[0]
+    torch.testing.assert_close(weighted - plain, 3.0 * suppression_loss(estimate, speech))
+    with pytest.raises(ValueError, match="suppression_weight"):
+        AdaSlimConfig(suppression_weight=-0.5)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..configuration_adaslim import AdaSlimConfig
+from ..configuration_adaslim import LOSS_WEIGHTS, AdaSlimConfig
 
 STAGES = ("1", "2", "static")
 PIPELINE = "1+2"  # stage 1, then stage 2 started from its model
@@ -26,9 +26,7 @@ SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 BEST_METRICS = ("pesq", "stoi", "si_sdr", "loss")
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
-TRAINING_ONLY_FIELDS = ("target_utilization", "efficiency_weight", "balance_weight", "min_factor_share",
-                        "share_weight", "gumbel_temperature", "stft_sc_factor", "stft_mag_factor", "polarity_weight",
-                        "si_sdr_weight", "pause_weight", "compressed_weight")
+TRAINING_ONLY_FIELDS = ("target_utilization", "gumbel_temperature", *LOSS_WEIGHTS)
 
 
 def _setting(default, help: str, **kwargs):
