@@ -318,11 +318,13 @@ def test_factor_weights_scale_each_factor_term():
 
 def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output():
     """distillation_weight d: the factor terms run widest first; the widest's gradient is its plain L_SE's,
-    each narrower factor's is that of (1 - d) L_SE(u, clean) + d L_SE(u, widest output detached)."""
-    from adaslim_hf.losses import speech_enhancement_loss
+    each narrower factor's is that of (1 - d) L_SE(u, clean) + d L_SE(u, widest output detached), with the
+    model's whole L_SE (here L_Cmp and L_Sup in place of the log-magnitude term) against the teacher too."""
+    from adaslim_hf.losses import enhancement_losses
 
     torch.manual_seed(0)
-    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, stft_mag_factor=0.0, compressed_weight=1.0,
+                                       suppression_weight=0.5)).train()
     noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
     weight = 0.5
     objective = TrainingObjective(model, "1", distillation_weight=weight)
@@ -335,8 +337,7 @@ def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output
     total = model(noisy, utilization=1.0, clean_values=clean).loss
     for factor in (0.5, 0.25, 0.125):
         out = model(noisy, utilization=factor, clean_values=clean)
-        distill = speech_enhancement_loss(out.enhanced_values, teacher, sc_factor=config.stft_sc_factor,
-                                          mag_factor=config.stft_mag_factor)
+        distill = enhancement_losses(config, out.enhanced_values, teacher, noisy)[0]
         total = total + (1 - weight) * out.loss + weight * distill
     total.backward()
     for name, grad in got.items():

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..evaluation import setting_name
-from ..losses import speech_enhancement_loss
+from ..losses import enhancement_losses
 from ..modeling_adaslim import AdaSlimModel
 from .settings import STAGES
 
@@ -46,7 +46,9 @@ class TrainingObjective(nn.Module):
     widest down; the widest learns from the clean target alone, and each narrower factor's L_SE becomes
     (1 - d) L_SE(enhanced_u, clean) + d L_SE(enhanced_u, enhanced_widest), the widest output of the same batch
     detached: the narrow widths, which share their weights with the widest, pull towards what it does instead
-    of against it.
+    of against it. L_SE is the model's own, every optional term included (``losses.enhancement_losses``):
+    against the teacher with DEMUCS' L1 + STFT alone, a recipe that drops the log-magnitude term for L_Cmp left
+    the narrow widths nothing that holds their level, and they fell to -37 dB (2026-12-06).
 
     ``factor_weights`` (one per factor, in ``utilization_factors`` order; default 1 each, the paper's L_slim)
     scales each factor's term, e.g. to lean on the full width while the narrow widths train beside it.
@@ -120,14 +122,14 @@ class TrainingObjective(nn.Module):
             logs = {f"se_loss/{name}": out.se_loss.detach(), f"polarity_loss/{name}": out.polarity_loss.detach()}
             loss = out.loss
             if self.distillation_weight:
-                loss = self._distilled(loss, out.enhanced_values, float(term), shared, padding_mask, logs)
+                loss = self._distilled(loss, out.enhanced_values, float(term), shared, noisy, padding_mask, logs)
             loss = loss * self.factor_weights[float(term)] if self.stage in ("1", "2") else loss
             loss = loss * self.slimmable_weight if self.stage == "2" else loss
             return {"loss": loss, **logs}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)
         return {"loss": out.loss, **self._router_logs(out)}
 
-    def _distilled(self, loss, enhanced, term: float, shared, padding_mask, logs: dict):
+    def _distilled(self, loss, enhanced, term: float, shared, noisy, padding_mask, logs: dict):
         """In-place distillation of a factor term: the widest factor's output becomes the teacher of this
         batch; a narrower factor's loss is mixed with its L_SE against that teacher."""
         config = self.model.config
@@ -137,8 +139,7 @@ class TrainingObjective(nn.Module):
         if self._teacher is None or self._teacher[0] is not shared:
             raise RuntimeError("in-place distillation needs the widest factor's term of the same batch first "
                                f"(terms in the order {self.terms()}).")
-        distillation = speech_enhancement_loss(enhanced, self._teacher[1], sc_factor=config.stft_sc_factor,
-                                               mag_factor=config.stft_mag_factor, padding_mask=padding_mask)
+        distillation = enhancement_losses(config, enhanced, self._teacher[1], noisy, padding_mask)[0]
         logs[f"distillation_loss/{setting_name(term)}"] = distillation.detach()
         return (1 - self.distillation_weight) * loss + self.distillation_weight * distillation
 
