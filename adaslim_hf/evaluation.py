@@ -217,6 +217,16 @@ def is_inverted(enhanced, clean) -> float:
     return float(np.dot(enhanced, np.asarray(clean, dtype=np.float64).reshape(-1)) < 0)
 
 
+def speech_gain(enhanced, clean) -> float:
+    """<enhanced, clean> / <clean, clean> (float64): the level at which the output carries the clean speech, about
+    1 for the noisy input and 0 for a silent output, which PESQ, STOI and SI-SDR (all level-blind) cannot see.
+    0.0 for a silent reference."""
+    enhanced = np.asarray(enhanced, dtype=np.float64).reshape(-1)
+    clean = np.asarray(clean, dtype=np.float64).reshape(-1)
+    energy = float(np.dot(clean, clean))
+    return float(np.dot(enhanced, clean)) / energy if energy > 0 else 0.0
+
+
 def metric_keys(metrics: Sequence[str]) -> list[str]:
     """The result keys of compute_all for the requested metric names (``dnsmos`` gives four)."""
     return [key for name in metrics for key in SCORES[name][2].values()]
@@ -721,10 +731,9 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
     return paths
 
 
-__all__ = [
-    "DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "by_input_snr", "current_setting_name",
-    "deepfilternet_delay", "deepfilternet_enhance", "evaluate", "evaluate_item", "input_snr", "is_inverted",
-    "knob_monotonicity", "load_test_set", "markdown_table", "pearson", "plot_pareto", "plot_utilization_vs_snr",
-    "rnnoise_delay", "rnnoise_enhance", "score_item", "score_items", "setting_name", "static_factor", "static_name",
-    "summarize", "write_report",
-]
+__all__ = ["DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "by_input_snr",
+           "current_setting_name", "deepfilternet_delay", "deepfilternet_enhance", "evaluate", "evaluate_item",
+           "input_snr", "is_inverted", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
+           "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item",
+           "score_items", "setting_name", "speech_gain", "static_factor", "static_name", "summarize",
+           "write_report"]

@@ -334,6 +334,11 @@ def test_score_items_scores_a_list_as_score_item_scores_each_clip():
     assert math.isnan(batch[2]["pesq"]) and not math.isnan(batch[0]["pesq"])
     assert [evaluation.is_inverted(e, c) for e, c in zip(enhanced, clean)] == [0.0, 1.0, 0.0]
     assert evaluation.is_inverted(torch.from_numpy(enhanced[1]), torch.from_numpy(clean[1])) == 1.0
+    # the level of the clean speech in the output: 1 for the speech itself, its scale, 0 for silence or none
+    assert evaluation.speech_gain(clean[0], clean[0]) == pytest.approx(1.0)
+    assert evaluation.speech_gain(0.1 * clean[0], clean[0]) == pytest.approx(0.1)
+    assert evaluation.speech_gain(-clean[1], clean[1]) == pytest.approx(-1.0)
+    assert evaluation.speech_gain(np.zeros(16000), clean[0]) == 0.0 == evaluation.speech_gain(enhanced[2], clean[2])
 
 
 def test_bad_inputs(setup, tmp_path, capsys):

@@ -418,7 +418,8 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     # ... and its row keys: the counts of scored and inverted items as scripts/evaluate.py writes them
     row = report["settings"]["static 1"]
     assert row["items_inverted"] in range(row["items"] + 1) and row["pesq_items_scored"] <= row["items"]
-    assert "inverted" not in row and "loss_items_scored" not in row
+    assert "inverted" not in row and "loss_items_scored" not in row and "speech_gain_items_scored" not in row
+    assert math.isfinite(row["speech_gain"])  # the level the level-blind metrics miss
     assert len(list_checkpoints(tmp_path / "stage1")) == 2  # steps 2 and 4 of checkpointing_steps=2
     logs = list((tmp_path / "stage1" / "logs").rglob("events.out.tfevents.*"))
     assert logs, "accelerator.log wrote no tensorboard events"
