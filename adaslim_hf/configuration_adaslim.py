@@ -12,15 +12,13 @@ import math
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-# fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
-# floats
-FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", "efficiency_weight",
-                "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor", "stft_mag_factor",
-                "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight", "suppression_weight")
-# the loss weights (FLOAT_FIELDS), each >= 0; they only shape training (``training.settings.TRAINING_ONLY_FIELDS``)
+# the loss weights, each >= 0; they only shape training (``training.settings.TRAINING_ONLY_FIELDS``)
 LOSS_WEIGHTS = ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
                 "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight",
                 "suppression_weight")
+# fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
+# floats
+FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", *LOSS_WEIGHTS)
 
 
 def parse_utilization(value, factors=None, *, what: str = "utilization", expected: str | None = None) -> float | None:

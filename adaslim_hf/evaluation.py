@@ -213,8 +213,7 @@ def is_inverted(enhanced, clean) -> float:
     """1.0 when the output is anti-correlated with the clean speech (a negative dot product, in float64), else
     0.0: PESQ, STOI and SI-SDR cannot see it, mixing with other widths or with the input cancels it
     (losses.polarity_loss)."""
-    enhanced = np.asarray(enhanced, dtype=np.float64).reshape(-1)
-    return float(np.dot(enhanced, np.asarray(clean, dtype=np.float64).reshape(-1)) < 0)
+    return float(speech_gain(enhanced, clean) < 0)
 
 
 def speech_gain(enhanced, clean) -> float:

@@ -270,19 +270,27 @@ def _compressed_spectrum(signal: torch.Tensor, n_fft: int, hop: int, power: floa
     return spectrum * magnitude.pow(power - 1)[..., None], magnitude.pow(power)
 
 
-def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                             n_fft: int = 512, hop: int = 128, power: float = 0.3, complex_share: float = 0.3
-                             ) -> torch.Tensor:
-    """L_Cmp: mean squared error between power-law compressed spectra (Hann window, one resolution),
-    ``complex_share`` of it on the compressed complex values |X|^p e^{i angle X} and the rest on the compressed
-    magnitudes |X|^p, with p = ``power``: the loss GTCRN and DeepFilterNet train with.
+def compressed_spectral_terms(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                              n_fft: int = 512, hop: int = 128, power: float = 0.3, complex_share: float = 0.3
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_Cmp, L_Sup) from one pair of compressed spectra (Hann window, one resolution, exponent p = ``power``).
+
+    - L_Cmp: mean squared error between the compressed spectra, ``complex_share`` of it on the compressed complex
+      values |X|^p e^{i angle X} and the rest on the compressed magnitudes |X|^p: the loss GTCRN and
+      DeepFilterNet train with. 0 when the estimate equals the target.
+    - L_Sup: the asymmetric half of its magnitude term, mean of max(|S|^p - |S_hat|^p, 0)^2 over the
+      time-frequency bins: it costs only the bins where the estimate S_hat holds less than the target S (speech
+      taken away), never the ones where it holds more (noise left in). Added beside L_Cmp it makes removing
+      speech dearer than keeping noise (the asymmetric loss of Eskimez et al. 2022, "Personalized speech
+      enhancement", against over-suppression). 0 when the estimate holds at least the target's magnitude in
+      every bin.
 
     Args:
         estimate, target: [B, T] or [T].
         padding_mask: optional [B, T] (or [T]), 1 = real sample; both signals are zeroed past each item's end.
 
     Returns:
-        a scalar tensor (0 when the estimate equals the target).
+        two scalar tensors.
     """
     _check_pair(estimate, target)
     mask = _check_mask(padding_mask, estimate, "padding_mask")
@@ -290,32 +298,21 @@ def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, paddi
         estimate, target = estimate * mask, target * mask
     values, magnitudes = _compressed_spectrum(estimate, n_fft, hop, power)
     target_values, target_magnitudes = _compressed_spectrum(target, n_fft, hop, power)
-    return (complex_share * F.mse_loss(values, target_values)
-            + (1 - complex_share) * F.mse_loss(magnitudes, target_magnitudes))
+    compressed = (complex_share * F.mse_loss(values, target_values)
+                  + (1 - complex_share) * F.mse_loss(magnitudes, target_magnitudes))
+    return compressed, (target_magnitudes - magnitudes).clamp(min=0).pow(2).mean()
+
+
+def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                             **kwargs) -> torch.Tensor:
+    """L_Cmp alone (``compressed_spectral_terms``, whose keyword arguments it takes)."""
+    return compressed_spectral_terms(estimate, target, padding_mask, **kwargs)[0]
 
 
 def suppression_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                     n_fft: int = 512, hop: int = 128, power: float = 0.3) -> torch.Tensor:
-    """L_Sup: the asymmetric half of L_Cmp's magnitude term, mean of max(|S|^p - |S_hat|^p, 0)^2 over the
-    time-frequency bins: it costs only the bins where the estimate S_hat holds less than the target S (speech
-    taken away), never the ones where it holds more (noise left in). Added beside L_Cmp it makes removing
-    speech dearer than keeping noise (the asymmetric loss of Eskimez et al. 2022, "Personalized speech
-    enhancement", against over-suppression).
-
-    Args:
-        estimate, target: [B, T] or [T].
-        padding_mask: optional [B, T] (or [T]), 1 = real sample; both signals are zeroed past each item's end.
-
-    Returns:
-        a scalar tensor (0 when the estimate holds at least the target's magnitude in every bin).
-    """
-    _check_pair(estimate, target)
-    mask = _check_mask(padding_mask, estimate, "padding_mask")
-    if mask is not None:
-        estimate, target = estimate * mask, target * mask
-    magnitudes = _compressed_spectrum(estimate, n_fft, hop, power)[1]
-    target_magnitudes = _compressed_spectrum(target, n_fft, hop, power)[1]
-    return (target_magnitudes - magnitudes).clamp(min=0).pow(2).mean()
+                     **kwargs) -> torch.Tensor:
+    """L_Sup alone (``compressed_spectral_terms``, whose keyword arguments it takes)."""
+    return compressed_spectral_terms(estimate, target, padding_mask, **kwargs)[1]
 
 
 def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8,
@@ -449,8 +446,8 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
                        padding_mask: torch.Tensor | None = None, target_magnitudes=None):
     """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR, pause and compressed-spectrum terms added to
     L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``,
-    ``suppression_weight``). estimate, target,
-    noisy [B, T]; ``padding_mask`` [B, T] (1 = real sample) applies to every term; ``target_magnitudes``:
+    ``suppression_weight``; the last two from one pair of spectra). estimate, target, noisy [B, T];
+    ``padding_mask`` [B, T] (1 = real sample) applies to every term; ``target_magnitudes``:
     ``stft_magnitudes(target)`` computed before (``AdaSlimModel.share_inputs``)."""
     se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
                                       mag_factor=config.stft_mag_factor, padding_mask=padding_mask,
@@ -460,10 +457,9 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
     if config.pause_weight:
         se_loss = se_loss + config.pause_weight * pause_residual_loss(
             estimate, target, noisy, frame=config.sample_rate // 50, padding_mask=padding_mask)
-    if config.compressed_weight:
-        se_loss = se_loss + config.compressed_weight * compressed_spectral_loss(estimate, target, padding_mask)
-    if config.suppression_weight:
-        se_loss = se_loss + config.suppression_weight * suppression_loss(estimate, target, padding_mask)
+    if config.compressed_weight or config.suppression_weight:
+        compressed, suppression = compressed_spectral_terms(estimate, target, padding_mask)
+        se_loss = se_loss + config.compressed_weight * compressed + config.suppression_weight * suppression
     return se_loss, polarity_loss(estimate, target, padding_mask)
 
 
@@ -501,6 +497,8 @@ __all__ = [
     "STFT_RESOLUTIONS",
     "balance_loss",
     "choice_fractions",
+    "compressed_spectral_loss",
+    "compressed_spectral_terms",
     "efficiency_loss",
     "enhancement_losses",
     "model_losses",
@@ -514,4 +512,5 @@ __all__ = [
     "speech_enhancement_loss",
     "stft_loss_terms",
     "stft_magnitudes",
+    "suppression_loss",
 ]
