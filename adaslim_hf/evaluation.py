@@ -287,6 +287,7 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
         if name != NOISY:
             entry["threads"] = torch.get_num_threads()  # what its time was measured with
         entry["peak"] = float(np.max(np.abs(enhanced))) if len(enhanced) else 0.0
+        entry["speech_gain"] = speech_gain(enhanced, clean)
         entry["inverted"] = is_inverted(enhanced, clean)
         record["settings"][name] = entry
     return record
@@ -449,6 +450,7 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
             row["dnsmos_items_changed"] = int(sum(entry.get("dnsmos_changed", 0.0) for entry in entries))
         row["items_over_full_scale"] = sum(1 for entry in entries if entry.get("peak", 0.0) > 1.0)
         row["items_inverted"] = int(sum(entry.get("inverted", 0.0) for entry in entries))
+        row["speech_gain"] = _mean(entry.get("speech_gain") for entry in entries)  # None for older caches
         summary[name] = row
     snrs = [record["input_snr"] for record in records]
     report = {
@@ -468,6 +470,9 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
             "macs_per_sample": "multiply-accumulates of the model call over the clip's samples (AdaSlimModel "
                                "output .macs, router included for dynamic); 0 for the noisy input; not counted "
                                "for the peers (null).",
+            "speech_gain": "mean over clips of <output, clean> / <clean, clean>: the level at which the output "
+                           "carries the clean speech (about 1 for the noisy input, 0 for a silent output), which "
+                           "the level-blind PESQ, STOI and SI-SDR cannot see.",
             "items_inverted": "clips whose output correlates negatively with the clean speech (a polarity-"
                               "inverted output scores as well on PESQ, STOI and SI-SDR, but cancels speech "
                               "when mixed with the input or with another width).",
@@ -558,12 +563,13 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    """The settings as a markdown table: metrics, MACs per sample, mean utilization, RTF, milliseconds per 10 s
-    of audio (when the report has them), inverted clips."""
+    """The settings as a markdown table: metrics, speech gain (when the report has it), MACs per sample, mean
+    utilization, RTF, milliseconds per 10 s of audio (when the report has them), inverted clips."""
     keys = report["metrics"]
     timed = any("ms_per_10s" in row for row in report["settings"].values())
-    columns = ["setting", *keys, "MACs/sample", "mean utilization", "RTF", *(["ms per 10 s"] if timed else []),
-               "inverted clips"]
+    gained = any(row.get("speech_gain") is not None for row in report["settings"].values())
+    columns = ["setting", *keys, *(["speech gain"] if gained else []), "MACs/sample", "mean utilization", "RTF",
+               *(["ms per 10 s"] if timed else []), "inverted clips"]
     lines = [
         f"# Evaluation of `{report.get('model')}` on {report.get('dataset')} ({report['items']} items)",
         "",
@@ -571,7 +577,8 @@ def markdown_table(report: dict) -> str:
         "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
     ]
     for name, row in report["settings"].items():
-        cells = [name, *(_fmt(row.get(key)) for key in keys), _fmt(row["macs_per_sample"], 0),
+        cells = [name, *(_fmt(row.get(key)) for key in keys), *([_fmt(row.get("speech_gain"))] if gained else []),
+                 _fmt(row["macs_per_sample"], 0),
                  _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4),
                  *([_fmt(row.get("ms_per_10s"), 0)] if timed else []),
                  "n/a" if row.get("items_inverted") is None else str(row["items_inverted"])]

@@ -124,6 +124,11 @@ def test_json_schema_and_values(setup, first_run):
     records = [json.loads(line) for line in (output_dir / "items.jsonl").read_text().splitlines()]
     for name, row in report["settings"].items():  # the count is the items whose output anti-correlates
         assert row["items_inverted"] == sum(r["settings"][name]["inverted"] for r in records if "settings" in r)
+        gains = [r["settings"][name]["speech_gain"] for r in records if "settings" in r]
+        assert row["speech_gain"] == pytest.approx(np.mean(gains))  # the level the output carries the speech at
+    # the input carries its own speech at level 1, up to the noise's small correlation with it
+    assert report["settings"]["noisy"]["speech_gain"] == pytest.approx(1.0, abs=0.1)
+    assert "speech gain" in evaluation.markdown_table(report)
     # the noisy input's SI-SDR is close to its input SNR (the noise is nearly uncorrelated with speech)
     assert report["settings"]["noisy"]["si_sdr"] == pytest.approx(np.mean(SNRS), abs=1.0)
     assert report["input_snr"]["mean"] == pytest.approx(np.mean(SNRS), abs=1e-3)
