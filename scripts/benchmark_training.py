@@ -6,7 +6,8 @@ in one run and interleaved round-robin (so drifting load on a shared machine hit
 each precision asked for (``--precision fp32 bf16``; bf16 is ``torch.autocast("cpu", torch.bfloat16)``, as
 accelerate's ``mixed_precision="bf16"`` runs it):
 
-  - the stage-1 step (forward at every factor, backward, Adam step),
+  - the stage-1 step (forward at every factor, backward, Adam step), and with the widest factor and k narrower
+    ones drawn per step (``narrow_factors_per_step``; rows "stage 1, k narrow"),
   - a training step at each single factor (the 1.0 row is the reference),
   - the stage-2 step (masked path with the router),
 
@@ -91,12 +92,13 @@ def precision_context(precision: str):
 
 
 def make_step(objective: TrainingObjective, optimizer, noisy, clean, precision: str = "fp32"):
-    """One optimizer step exactly as the training loop takes it: forward + backward per term, then Adam."""
-    terms = objective.terms()
+    """One optimizer step exactly as the training loop takes it: forward + backward per term (the narrow
+    factors drawn anew each step with ``narrow_per_step``), then Adam."""
+    draws = torch.Generator().manual_seed(0)
 
     def step():
         with precision_context(precision):
-            backward_terms(objective, terms, noisy, clean)
+            backward_terms(objective, objective.terms(draws), noisy, clean)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -118,6 +120,8 @@ def _rows(args, config) -> dict:
     routed = AdaSlimModel(config).train()
     routed_optimizer = torch.optim.Adam(routed.parameters(), lr=1e-6)
     objectives = {"stage 1": (TrainingObjective(backbone, "1"), optimizer)}
+    for narrow in range(1, len(config.utilization_factors) - 1):  # the widest and this many narrow factors a step
+        objectives[f"stage 1, {narrow} narrow"] = (TrainingObjective(backbone, "1", narrow_per_step=narrow), optimizer)
     for factor in config.utilization_factors:
         objectives[f"static {factor:g}"] = (TrainingObjective(backbone, "static", static_utilization=factor), optimizer)
     objectives["stage 2"] = (TrainingObjective(routed, "2"), routed_optimizer)

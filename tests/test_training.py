@@ -316,6 +316,49 @@ def test_factor_weights_scale_each_factor_term():
         load_settings(SMOKE, {"stage": "static", "static_utilization": 1.0, "factor_weights": ["1"] * 4})
 
 
+def test_narrow_factors_per_step_draws_narrow_terms_and_keeps_the_expected_gradient():
+    """narrow_per_step k: a micro-batch's terms are the widest factor and k narrower ones drawn by the
+    generator (widest first under distillation); each drawn narrow term is scaled by (narrow factors / k), so
+    the gradient averaged over every draw equals the one of every factor."""
+    from itertools import combinations
+
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).train()
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    factors = [float(u) for u in model.config.utilization_factors]
+    narrow = factors[:-1]
+    objective = TrainingObjective(model, "1", narrow_per_step=1)
+    drawn = [objective.terms(torch.Generator().manual_seed(seed)) for seed in range(40)]
+    assert all(len(terms) == 2 and terms[0] == 1.0 and terms[1] in narrow for terms in drawn)
+    assert {terms[1] for terms in drawn} == set(narrow)  # every narrow factor gets its turn
+    assert objective.terms() == factors  # without a generator: every factor (names, checks)
+    distilled = TrainingObjective(model, "1", distillation_weight=0.5, narrow_per_step=2)
+    assert all(terms == sorted(terms, reverse=True) and len(terms) == 3
+               for terms in (distilled.terms(torch.Generator().manual_seed(s)) for s in range(10)))
+    # the mean over every draw of 2 of the 3 narrow factors is the gradient of all of them
+    objective = TrainingObjective(model, "1", narrow_per_step=2)
+    draws = [[1.0, *pair] for pair in combinations(narrow, 2)]
+    mean = {}
+    for terms in draws:
+        model.zero_grad(set_to_none=True)
+        backward_terms(objective, terms, noisy, clean)
+        for name, param in model.named_parameters():
+            if param.grad is not None:
+                mean[name] = mean.get(name, 0) + param.grad / len(draws)
+    model.zero_grad(set_to_none=True)
+    backward_terms(TrainingObjective(model, "1"), factors, noisy, clean)
+    for name, grad in mean.items():
+        torch.testing.assert_close(grad, model.get_parameter(name).grad, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match=r"narrow_per_step must be 0 \(every factor\) or 1 to 3"):
+        TrainingObjective(model, "1", narrow_per_step=4)
+    with pytest.raises(ValueError, match="narrow_per_step"):
+        TrainingObjective(model, "static", 1.0, narrow_per_step=1)
+    with pytest.raises(ValueError, match=r"`narrow_factors_per_step` draws among the factor terms"):
+        load_settings(SMOKE, {"stage": "static", "static_utilization": 1.0, "narrow_factors_per_step": 1})
+    with pytest.raises(ValueError, match=r"`narrow_factors_per_step` draws among the factor terms"):
+        load_settings(SMOKE, {"narrow_factors_per_step": -1})
+
+
 def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output():
     """distillation_weight d: the factor terms run widest first; the widest's gradient is its plain L_SE's,
     each narrower factor's is that of (1 - d) L_SE(u, clean) + d L_SE(u, widest output detached), with the
@@ -673,7 +716,8 @@ def test_two_processes_train_both_stages_together_with_gloo(voicebank, tmp_path)
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", "29517", str(REPO / "scripts" / "train.py"), "--config", str(SMOKE),
                "--data_dir", str(voicebank), "--output_dir", str(output_dir), "--stage", "1+2",
-               "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "0"]
+               "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "0",
+               "--narrow_factors_per_step", "1"]  # each process draws its own narrow width: DDP must still pair
     result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

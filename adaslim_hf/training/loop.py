@@ -380,7 +380,8 @@ def make_objective(settings: TrainingSettings) -> TrainingObjective:
     elif settings.stage != "2":
         freeze_router(model)
     objective = TrainingObjective(model, settings.stage, settings.static_utilization, settings.slimmable_weight,
-                                  settings.distillation_weight, settings.factor_weights)
+                                  settings.distillation_weight, settings.factor_weights,
+                                  settings.narrow_factors_per_step)
     config = model.config
     if settings.stage == "2":
         config.default_utilization = None
@@ -508,7 +509,8 @@ def _micro_batch(run: Run, batch: dict) -> tuple[dict[str, float], Any]:
                                torch.Generator(device=batch["input_values"].device).manual_seed(seed))
     with accelerator.accumulate(run.objective):
         logs = backward_terms(
-            run.objective, accelerator.unwrap_model(run.objective).terms(), noisy, clean, None,
+            run.objective, accelerator.unwrap_model(run.objective).terms(torch.Generator().manual_seed(seed)), noisy,
+            clean, None,
             backward=accelerator.backward, no_sync=lambda: accelerator.no_sync(run.objective),
             check_loss=lambda loss, term: _check_finite_loss(run, loss, term, batch),
             gumbel_noise_scale=gumbel_noise_scale_at(progress.global_step, settings.gumbel_noise_decay_steps),

@@ -53,6 +53,13 @@ class TrainingObjective(nn.Module):
     ``factor_weights`` (one per factor, in ``utilization_factors`` order; default 1 each, the paper's L_slim)
     scales each factor's term, e.g. to lean on the full width while the narrow widths train beside it.
 
+    With ``narrow_per_step`` k > 0 a micro-batch trains the widest factor and k of the narrower ones, drawn
+    without replacement (``terms(generator)``), instead of every factor (the sandwich rule's sampling, Yu &
+    Huang 2019): a narrow width costs about half a full-width term on CPU (its outer layers, bottleneck and
+    loss spectra do not slim), so with 3 narrow factors and k = 1 a micro-batch costs about 0.6 of a full
+    stage-1 one. A drawn narrow term is scaled by (narrow factors / k), so that the expected gradient is the
+    one of every factor.
+
     ``forward(noisy [B, T], clean [B, T], padding_mask [B, T] or None, term)`` -> dict with ``loss`` (the
     tensor to back-propagate) and detached scalars to log (``se_loss/static <factor>``, named as the
     reports name a static call, in stage 1; ``se_loss``, ``efficiency_loss``, ``balance_loss``,
@@ -65,7 +72,7 @@ class TrainingObjective(nn.Module):
 
     def __init__(self, model: AdaSlimModel, stage: str, static_utilization: float | None = None,
                  slimmable_weight: float = 0.0, distillation_weight: float = 0.0,
-                 factor_weights: Sequence[float] | None = None):
+                 factor_weights: Sequence[float] | None = None, narrow_per_step: int = 0):
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
@@ -81,6 +88,10 @@ class TrainingObjective(nn.Module):
             raise ValueError(f"factor_weights must be {len(factors)} weights >= 0, not all 0 (one per factor of "
                              f"{factors}), got {list(factor_weights)}.")
         self.factor_weights = dict(zip(factors, weights))
+        if not 0 <= narrow_per_step < len(factors) or (narrow_per_step and stage == "static"):
+            raise ValueError(f"narrow_per_step must be 0 (every factor) or 1 to {len(factors) - 1} narrow factors "
+                             f"of stage '1' or '2', got {narrow_per_step} in stage {stage!r}.")
+        self.narrow_per_step = int(narrow_per_step)
         self.model = model
         self.stage = stage
         self.slimmable_weight = float(slimmable_weight)
@@ -92,10 +103,16 @@ class TrainingObjective(nn.Module):
             model.config.factor_index(static_utilization)  # ValueError listing the allowed factors
             self.static_utilization = float(static_utilization)
 
-    def terms(self) -> list[float | None]:
+    def terms(self, generator: torch.Generator | None = None) -> list[float | None]:
         """The terms of one step: every factor (stage '1'), the factor ('static') or None (the router), then
-        every factor in stage '2' with a slimmable weight."""
+        every factor in stage '2' with a slimmable weight. With ``narrow_per_step`` the factor terms are the
+        widest and that many narrower ones drawn with ``generator`` (None: every factor, e.g. to check a
+        term's name)."""
         factors = [float(u) for u in self.model.config.utilization_factors]
+        if self.narrow_per_step and generator is not None:
+            widest, narrow = max(factors), [u for u in factors if u != max(factors)]
+            drawn = torch.randperm(len(narrow), generator=generator)[: self.narrow_per_step].tolist()
+            factors = [widest] + [narrow[index] for index in sorted(drawn)]
         if self.distillation_weight:
             factors = sorted(factors, reverse=True)  # the widest first: it is the narrower ones' teacher
         if self.stage == "1":
@@ -124,6 +141,8 @@ class TrainingObjective(nn.Module):
             if self.distillation_weight:
                 loss = self._distilled(loss, out.enhanced_values, float(term), shared, noisy, padding_mask, logs)
             loss = loss * self.factor_weights[float(term)] if self.stage in ("1", "2") else loss
+            if self.narrow_per_step and float(term) != max(self.model.config.utilization_factors):
+                loss = loss * (len(self.factor_weights) - 1) / self.narrow_per_step  # a drawn narrow term
             loss = loss * self.slimmable_weight if self.stage == "2" else loss
             return {"loss": loss, **logs}
         out = self.model(noisy, padding_mask=padding_mask, clean_values=clean, gumbel_noise_scale=gumbel_noise_scale)

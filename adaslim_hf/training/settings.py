@@ -77,6 +77,10 @@ class TrainingSettings:
         "help": "stage 1 (and stage 2's slimmable terms): each factor's term times this weight, one per factor in "
               "the order of utilization_factors, e.g. 0.5 0.5 0.5 2 to lean on the full width (default 1 each, "
               "the paper's L_slim)"})
+    narrow_factors_per_step: int = _setting(0, "stage 1 (and stage 2's slimmable terms): each micro-batch trains "
+                                               "the widest factor and this many narrower ones drawn at random, "
+                                               "their terms scaled so the expected gradient is unchanged (about "
+                                               "0.6 of the time of every factor with 1 of 3); 0 = every factor")
     gumbel_noise_decay_steps: int = _setting(0, "stage 2: the Gumbel noise on the router's scores falls linearly "
                                                 "from its full scale at step 0 to none at this step (then the "
                                                 "training choices are the arg max that inference takes, and the "
@@ -414,6 +418,10 @@ def check_settings(settings: TrainingSettings):
             "`distillation_weight` needs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
     require(not settings.factor_weights or settings.stage != "static",
             "`factor_weights` weighs the factor terms of stage '1' (or stage '2' with `slimmable_weight`).")
+    require(settings.narrow_factors_per_step >= 0 and not (settings.narrow_factors_per_step
+                                                            and settings.stage == "static"),
+            "`narrow_factors_per_step` draws among the factor terms of stage '1' (or stage '2' with "
+            f"`slimmable_weight`); it must be >= 0, got {settings.narrow_factors_per_step} in stage {settings.stage!r}.")
     require(not settings.slimmable_weight or settings.stage in ("2", PIPELINE),
             "`slimmable_weight` is a stage-2 setting (stage 1 trains every factor already).")
     require(not (settings.slimmable_weight and settings.train_router_only),
