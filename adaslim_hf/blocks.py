@@ -5,6 +5,13 @@ floor(C * u) channels, GLU halves sliced separately); block inputs, outputs, ski
 width. Parameters keep denoiser's conv layouts (so checkpoints convert one to one, and state-dict keys read
 ``encoder.3.conv_in.weight``); the sliced, matmul-ready views are derived per call from the width passed in.
 
+With ``narrow_widths`` (the config's ``width_gains``) a block also holds one gain per output channel for each
+of its narrower widths (``width_gain`` [widths, outputs], 1 at the start): a sliced block sums fewer products,
+so its outputs come out at another scale than the full block's, which a network without normalization cannot
+correct (slimmable networks keep per-width batch-norm statistics for this). The gains are folded into the
+sliced weights (conv_out's rows, the transposed conv's output channels): every path that reads ``weights``
+uses them, the full width never does, and they cost no multiply-add at inference.
+
 A block offers the few primitives every execution path needs (execution.py picks the path):
 
 - ``weights(width, layout, dtype)``: its weights at a width, in the "linear" layout (F.linear's [out, in]:
@@ -63,18 +70,45 @@ def masked(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return hidden * mask if records_gradient(hidden, mask) else hidden.mul_(mask)
 
 
-class SlimEncoderBlock(nn.Module):
+class WidthGains(nn.Module):
+    """What a block with per-width output gains shares: ``width_gain`` [len(narrow_widths), outputs] (ones),
+    registered only when ``narrow_widths`` is not empty, and ``gain(width)`` that reads a width's row."""
+
+    def _add_width_gains(self, narrow_widths, outputs: int) -> None:
+        self.narrow_widths = tuple(int(w) for w in narrow_widths)
+        if self.narrow_widths:
+            self.width_gain = nn.Parameter(torch.ones(len(self.narrow_widths), outputs))
+
+    def gain(self, width: int) -> torch.Tensor | None:
+        """The output gains [outputs] of internal width ``width``; None for a width without (the full one)."""
+        if width not in self.narrow_widths:
+            return None
+        return self.width_gain[self.narrow_widths.index(width)]
+
+    def frame_gains(self, factors: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-frame output gains [..., outputs] of frames whose factor is the one-hot ``factors`` [..., J]
+        (the masked path's; the widest factor's gains are 1); None without gains."""
+        if factors is None or not self.narrow_widths:
+            return None
+        table = torch.cat([self.width_gain, self.width_gain.new_ones(1, self.width_gain.shape[1])])  # [J, outputs]
+        return factors.to(table.dtype) @ table
+
+
+class SlimEncoderBlock(WidthGains):
     """Conv1d(C_in, C, K, S) -> ReLU -> [internal: first w of C channels] -> Conv1d(C, E*C, 1) -> GLU.
 
-    Slimming keeps conv_in's first w output channels and conv_out's first w input channels.
+    Slimming keeps conv_in's first w output channels and conv_out's first w input channels; with
+    ``narrow_widths``, conv_out's rows at such a width are scaled by its gains [E*C].
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, stride: int, glu: bool):
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, stride: int, glu: bool,
+                 narrow_widths=()):
         super().__init__()
         self.in_channels, self.channels = in_channels, channels
         self.kernel_size, self.stride, self.glu = kernel_size, stride, glu
         self.conv_in = nn.Conv1d(in_channels, channels, kernel_size, stride)
         self.conv_out = nn.Conv1d(channels, channels * (2 if glu else 1), 1)
+        self._add_width_gains(narrow_widths, self.conv_out.out_channels)
 
     @property
     def taps(self) -> int:
@@ -106,16 +140,21 @@ class SlimEncoderBlock(nn.Module):
         build = {"linear": self._linear_layout, "matmul": self._matmul_layout}[layout]
         return sliced_weights(self, width, build, dtype)
 
+    def _out_weight(self, width: int) -> torch.Tensor:
+        """conv_out's first w input channels [E*C, w], times the width's gains when it has them."""
+        weight, gain = self.conv_out.weight[:, :width, 0], self.gain(width)
+        return weight if gain is None else weight * gain[:, None]
+
     def _linear_layout(self, width: int):
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
         taps = weight.permute(0, 2, 1).reshape(width, self.taps, self.stride * self.in_channels)
-        return taps, self.conv_in.bias[:width], self.conv_out.weight[:, :width, 0], self.conv_out.bias
+        return taps, self.conv_in.bias[:width], self._out_weight(width), self.conv_out.bias
 
     def _matmul_layout(self, width: int):
         weight = self.conv_in.weight[:width]  # [w, C_in, K]
         taps = weight.permute(2, 1, 0).reshape(self.taps, self.stride * self.in_channels, width).contiguous()
         side_by_side = taps.permute(1, 0, 2).reshape(self.stride * self.in_channels, -1).contiguous()
-        out_weight = self.conv_out.weight[:, :width, 0].t().contiguous()  # [w, E*C]
+        out_weight = self._out_weight(width).t().contiguous()  # [w, E*C]
         return taps, self.conv_in.bias[:width], side_by_side, out_weight, self.conv_out.bias
 
     # ---- the math ----
@@ -161,10 +200,15 @@ class SlimEncoderBlock(nn.Module):
         return masked(F.relu(pre) if records_gradient(pre) else pre.relu_(), mask)
 
     def output(self, hidden: torch.Tensor, width: int, out: torch.Tensor | None = None,
-               scratch: torch.Tensor | None = None) -> torch.Tensor:
+               scratch: torch.Tensor | None = None, gains: torch.Tensor | None = None) -> torch.Tensor:
         """conv_out, then GLU (or ReLU): hidden [..., n, w] -> [..., n, C]. With ``out`` [n, C] (inference, 2-D):
         written into it in one pass, the 1x1 conv's products (bias included) into ``scratch`` [n, E*C]
-        (reused across tiles, so it stays in cache)."""
+        (reused across tiles, so it stays in cache). ``gains`` [..., n, E*C]: per-frame output gains (the
+        masked path's ``frame_gains``) on the products, before the bias."""
+        if gains is not None:
+            weight, bias = self.weights(width, "linear", hidden.dtype)[2:]
+            products = linear(hidden, weight) * gains + bias
+            return F.glu(products, dim=-1) if self.glu else F.relu(products)
         if out is None:
             weight, bias = self.weights(width, "linear", hidden.dtype)[2:]
             return linear_glu(hidden, weight, bias) if self.glu else F.relu(linear(hidden, weight, bias))
@@ -181,29 +225,36 @@ class SlimEncoderBlock(nn.Module):
         layout = "linear" if out is None else "matmul"
         return self.output(self.hidden(inputs, width, mask, layout), width, out, scratch)
 
-    def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Every frame at one width: x [B, N_in, C_in] -> [B, N_out, C] (the autograd and masked paths)."""
+    def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None,
+                           gains: torch.Tensor | None = None) -> torch.Tensor:
+        """Every frame at one width: x [B, N_in, C_in] -> [B, N_out, C] (the autograd and masked paths);
+        ``gains`` [B, N_out, E*C]: per-frame output gains (masked path, ``frame_gains``)."""
         if self.reads_window_once(width):
-            return self.frames(self.tap_products(self.input_blocks(x), width), width, mask)
-        return self.frames(self.tap_views(x), width, mask)
+            inputs = self.tap_products(self.input_blocks(x), width)
+        else:
+            inputs = self.tap_views(x)
+        return self.output(self.hidden(inputs, width, mask), width, gains=gains)
 
 
-class SlimDecoderBlock(nn.Module):
+class SlimDecoderBlock(WidthGains):
     """Conv1d(C, E*C, 1) -> GLU -> [internal: w of C channels] -> ConvTranspose1d(C, C_out, K, S) -> ReLU.
 
     Slimming is GLU-aware: conv_in keeps rows [0, w) of the value half AND rows [C, C + w) of the gate half;
-    conv_tr keeps its first w input channels. No ReLU after the outermost block.
+    conv_tr keeps its first w input channels (scaled per output channel by the width's gains [C_out] with
+    ``narrow_widths``). No ReLU after the outermost block.
 
     The transposed conv writes output row blocks of S samples ([..., S*C_out] rows): frame f adds
     hidden[f] @ T_t to row f + t for each tap t (overlap-add), so N frames give N + taps - 1 rows.
     """
 
-    def __init__(self, channels: int, out_channels: int, kernel_size: int, stride: int, glu: bool, last: bool):
+    def __init__(self, channels: int, out_channels: int, kernel_size: int, stride: int, glu: bool, last: bool,
+                 narrow_widths=()):
         super().__init__()
         self.channels, self.out_channels = channels, out_channels
         self.kernel_size, self.stride, self.glu, self.last = kernel_size, stride, glu, last
         self.conv_in = nn.Conv1d(channels, channels * (2 if glu else 1), 1)
         self.conv_tr = nn.ConvTranspose1d(channels, out_channels, kernel_size, stride)
+        self._add_width_gains(narrow_widths, out_channels)
 
     @property
     def taps(self) -> int:
@@ -231,12 +282,17 @@ class SlimDecoderBlock(nn.Module):
             bias = torch.cat([bias[rows[0]], bias[rows[1]]])
         else:
             weight, bias = weight[:width], bias[:width]
-        taps = self.conv_tr.weight[:width].permute(2, 1, 0).reshape(self.kernel_size * self.out_channels, width)
+        taps = self._tr_weight(width).permute(2, 1, 0).reshape(self.kernel_size * self.out_channels, width)
         return weight, bias, taps
+
+    def _tr_weight(self, width: int) -> torch.Tensor:
+        """conv_tr's first w input channels [w, C_out, K], times the width's gains when it has them."""
+        weight, gain = self.conv_tr.weight[:width], self.gain(width)
+        return weight if gain is None else weight * gain[None, :, None]
 
     def _matmul_layout(self, width: int):
         in_weight, in_bias, _ = self._linear_layout(width)  # [E*w, C], [E*w]
-        taps = self.conv_tr.weight[:width].permute(0, 2, 1)  # [w, K, C_out], K = taps * S
+        taps = self._tr_weight(width).permute(0, 2, 1)  # [w, K, C_out], K = taps * S
         taps = taps.reshape(width, self.taps, self.stride * self.out_channels).transpose(0, 1).contiguous()
         return in_weight.t().contiguous(), in_bias, taps
 
@@ -297,22 +353,29 @@ class SlimDecoderBlock(nn.Module):
         """ReLU (in place) on complete output rows, but after the outermost block."""
         return rows if self.last else rows.relu_()
 
-    def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_all_frames(self, x: torch.Tensor, width: int, mask: torch.Tensor | None = None,
+                           gains: torch.Tensor | None = None) -> torch.Tensor:
         """Every frame at one width: x [B, N, C] -> [B, (N + taps - 1) * S, C_out] (+ bias, ReLU), for autograd.
 
         Output row r is sum over taps t of hidden[r - t] @ T_t, computed as matmuls over shifted views of the
-        (narrow) zero-padded hidden activations, so no [B, N, K*C_out] intermediate is written."""
+        (narrow) zero-padded hidden activations, so no [B, N, K*C_out] intermediate is written. ``gains``
+        [B, N, C_out]: per-frame output gains (masked path, ``frame_gains``) on each frame's products."""
         taps = self.weights(width, "linear", x.dtype)[2]
         hidden = self.hidden(x, width, mask)  # [B, N, w]
         batch, n_frames, _ = hidden.shape
         shift = self.taps - 1
         padded = F.pad(hidden, (0, 0, shift, shift))  # [B, N + 2 * shift, w]
         per_tap = taps.reshape(self.taps, self.stride * self.out_channels, width)
-        out = linear(padded[:, shift : shift + n_frames + shift], per_tap[0], self.row_bias(x.dtype))
-        for tap in range(1, self.taps):
-            out = out.add_(linear(padded[:, shift - tap : shift - tap + n_frames + shift], per_tap[tap]))
+        if gains is not None:  # per output row block [S*C_out], sample-major like the taps' rows
+            gains = F.pad(gains, (0, 0, shift, shift)).repeat(1, 1, self.stride)
+        out = None
+        for tap in range(self.taps):
+            rows = slice(shift - tap, shift - tap + n_frames + shift)  # the frames whose tap t reaches each row
+            product = linear(padded[:, rows], per_tap[tap])
+            product = product if gains is None else product * gains[:, rows]
+            out = product + self.row_bias(x.dtype) if out is None else out.add_(product)
         out = out.reshape(batch, -1, self.out_channels)  # [B, (N + taps - 1) * S, C_out]
         return self.output_activation(out)  # in place: out is this block's own sum of products
 
 
-__all__ = ["SlimDecoderBlock", "SlimEncoderBlock", "masked", "sliced_weights"]
+__all__ = ["SlimDecoderBlock", "SlimEncoderBlock", "WidthGains", "masked", "sliced_weights"]

@@ -67,6 +67,11 @@ class AdaSlimConfig(PreTrainedConfig):
         utilization_factors (`tuple[float]`, defaults to (0.125, 0.25, 0.5, 1.0)): the widths a block may
             run at, strictly increasing in (0, 1]. A block at factor u keeps the first ``floor(C * u)``
             channels of its internal feature space; inputs, outputs and skips stay full width.
+        width_gains (`bool`, defaults to False): every block holds a gain per output channel for each narrower
+            factor, folded into its sliced weights (1 at the start; the full width never uses them; no
+            multiply-add at inference). A sliced block's outputs come out at another scale than the full
+            block's and a network without normalization has nothing else to correct it; off (the paper's
+            architecture) by default. May be switched on when training starts from a model without them.
 
     Bottleneck:
         bottleneck (`str`): ``"gru"`` (the paper's split -> GRU per group -> concatenate) or ``"lstm"``
@@ -149,6 +154,7 @@ class AdaSlimConfig(PreTrainedConfig):
     sample_rate: int = 16_000
     # slimming
     utilization_factors: list[float] | tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
+    width_gains: bool = False
     # bottleneck
     bottleneck: str = "gru"
     bottleneck_groups: int = 4

@@ -102,7 +102,8 @@ class Decisions:
 class LayerPlan:
     """What one layer (an encoder block and its mirror decoder block) computes in this call.
 
-    mode "sliced": every frame at ``width``; "masked": full width times ``mask`` [B, N_l, C_l];
+    mode "sliced": every frame at ``width``; "masked": full width times ``mask`` [B, N_l, C_l], and each
+    frame's factor one-hot ``factors`` [B, N_l, J] (for the blocks' per-width output gains);
     "grouped": the frames under each router decision at the width of ``choice`` [B, N] (-1 = skip).
     ``valid`` [B, N_l, 1] marks frames inside each item's length (None when nothing is padded).
     """
@@ -110,6 +111,7 @@ class LayerPlan:
     mode: str
     width: int | None = None
     mask: torch.Tensor | None = None
+    factors: torch.Tensor | None = None
     choice: torch.Tensor | None = None
     widths: tuple[int, ...] = ()
     per_router_frame: int = 1
@@ -160,7 +162,7 @@ def layer_plans(config: AdaSlimConfig, mode: str, lengths: torch.Tensor | None, 
             index = (torch.arange(frames[layer], device=device) // per_router_frame).clamp(max=one_hot.shape[1] - 1)
             channel_masks = (torch.arange(config.channels[layer])[None, :] < torch.tensor(widths)[:, None])
             mask = one_hot[:, index] @ channel_masks.to(one_hot.dtype).to(device)  # [B, N_l, J] @ [J, C_l]
-            plans.append(LayerPlan("masked", mask=mask.to(dtype), valid=valid[layer]))
+            plans.append(LayerPlan("masked", mask=mask.to(dtype), factors=one_hot[:, index], valid=valid[layer]))
         else:
             plans.append(LayerPlan.grouped(choice, widths, per_router_frame, frames[layer], valid[layer], all_runs))
     return plans
@@ -302,7 +304,7 @@ def encoder_forward(block: SlimEncoderBlock, x: torch.Tensor, plan: LayerPlan) -
     """x [B, N_{l-1}, C_in] -> [B, N_l, C] under ``plan``. With autograd: whole-tensor paths (and gathers);
     without: spans of frames at one width in cache-sized tiles, written in place."""
     if plan.mode == "masked":
-        return block.forward_all_frames(x, block.channels, plan.mask)
+        return block.forward_all_frames(x, block.channels, plan.mask, block.frame_gains(plan.factors))
     if plan.mode == "sliced" and torch.is_grad_enabled():
         return block.forward_all_frames(x, plan.width)
     batch = x.shape[0]
@@ -446,7 +448,7 @@ def decoder_forward(block: SlimDecoderBlock, x: torch.Tensor, skip: torch.Tensor
     skip = skip[:, : x.shape[1]]
     if plan.mode == "masked":
         mask = plan.mask if plan.valid is None else plan.mask * plan.valid
-        return block.forward_all_frames(x + skip, block.channels, mask)
+        return block.forward_all_frames(x + skip, block.channels, mask, block.frame_gains(plan.factors))
     if plan.mode == "sliced":
         if torch.is_grad_enabled():
             return block.forward_all_frames(x + skip, plan.width, plan.valid)

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .blocks import SlimDecoderBlock, SlimEncoderBlock
+from .blocks import SlimDecoderBlock, SlimEncoderBlock, WidthGains
 from .bottleneck import bottleneck_forward, build_bottleneck
 from .configuration_adaslim import AdaSlimConfig
 from .execution import Decisions, decoder_forward, encoder_forward, layer_plans, router_runs
@@ -158,7 +158,13 @@ class AdaSlimPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """torch's default initialisation, then DEMUCS' rescaling of backbone convs (Defossez et al. 2019):
-        weight and bias divided by sqrt(std(weight) / rescale). Tensors loaded from a checkpoint are kept."""
+        weight and bias divided by sqrt(std(weight) / rescale); a block's per-width output gains start at 1.
+        Tensors loaded from a checkpoint are kept."""
+        if isinstance(module, WidthGains):
+            gain = getattr(module, "width_gain", None)
+            if gain is not None and not getattr(gain, "_is_hf_initialized", False):
+                gain.fill_(1.0)
+            return
         if not isinstance(module, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear, nn.GRU, nn.LSTM, DiagonalGRU)):
             return
         if any(getattr(p, "_is_hf_initialized", False) for p in module.parameters(recurse=False)):
@@ -192,10 +198,13 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         self.encoder = nn.ModuleList()
         self.decoder = nn.ModuleList()  # decoder[i] mirrors encoder[depth - 1 - i] (denoiser's order)
         for layer, (c_in, c) in enumerate(zip(config.in_channels, config.channels)):
-            self.encoder.append(SlimEncoderBlock(c_in, c, config.kernel_size, config.stride, config.glu))
+            narrow = ([config.slim_width(layer, index) for index in range(config.num_factors - 1)]
+                      if config.width_gains else [])  # the widths with their own output gains
+            self.encoder.append(SlimEncoderBlock(c_in, c, config.kernel_size, config.stride, config.glu, narrow))
             c_out = config.chout if layer == 0 else c_in
             self.decoder.insert(
-                0, SlimDecoderBlock(c, c_out, config.kernel_size, config.stride, config.glu, last=layer == 0)
+                0, SlimDecoderBlock(c, c_out, config.kernel_size, config.stride, config.glu, last=layer == 0,
+                                    narrow_widths=narrow)
             )
         for block in list(self.encoder) + list(self.decoder):
             for conv in block.children():

@@ -39,7 +39,12 @@ VARIANT = {"hidden": 8, "depth": 2, "resample": 2, "causal": False, "bottleneck"
 
 def make_model(**overrides):
     torch.manual_seed(0)
-    return AdaSlimModel(AdaSlimConfig(**overrides)).eval()
+    model = AdaSlimModel(AdaSlimConfig(**overrides)).eval()
+    with torch.no_grad():  # with width_gains: gains other than their starting 1
+        for block in [*model.encoder, *model.decoder]:
+            if hasattr(block, "width_gain"):
+                block.width_gain.uniform_(0.5, 1.5)
+    return model
 
 
 def run_onnx(path, noisy: torch.Tensor) -> torch.Tensor:
@@ -87,7 +92,9 @@ def test_symbolic_length_arithmetic_matches_the_config():
             assert bottleneck_frames(config, torch.tensor(length)).item() == frames
 
 
-@pytest.mark.parametrize("overrides", [SMALL, VARIANT, {"hidden": 8, "depth": 4}], ids=["small", "variant", "depth4"])
+@pytest.mark.parametrize("overrides", [SMALL, VARIANT, {"hidden": 8, "depth": 4},
+                                       {"hidden": 8, "depth": 4, "width_gains": True}],
+                         ids=["small", "variant", "depth4", "width_gains"])
 def test_export_modules_equal_the_model_in_torch(overrides):
     """The loop-free modules that are traced compute what the model's inference paths compute."""
     model = make_model(**overrides)

@@ -19,12 +19,23 @@ TINY_CONFIGS = {
     "router_stride_3": {"hidden": 8, "depth": 4, "router_stride": 3},
     "non_causal": {"hidden": 8, "depth": 3, "causal": False, "stride": 2, "resample": 2},
     "no_glu_lstm": {"hidden": 8, "depth": 3, "glu": False, "bottleneck": "lstm"},
+    "width_gains": {"hidden": 8, "depth": 4, "width_gains": True},
 }
 
 
 def make_model(name, seed=0):
     torch.manual_seed(seed)
-    return AdaSlimModel(AdaSlimConfig(**TINY_CONFIGS[name])).eval()
+    model = AdaSlimModel(AdaSlimConfig(**TINY_CONFIGS[name])).eval()
+    randomize_width_gains(model)
+    return model
+
+
+def randomize_width_gains(model, low=0.5, high=1.5):
+    """Gains other than their starting 1, so that every path is checked to apply them alike."""
+    with torch.no_grad():
+        for block in [*model.encoder, *model.decoder]:
+            if hasattr(block, "width_gain"):
+                block.width_gain.uniform_(low, high)
 
 
 def padded_batch(lengths, seed=0):
@@ -176,6 +187,43 @@ def test_padded_batch_items_equal_single_items(name):
             alone = model(noisy[item : item + 1, :length])
             assert torch.equal(alone.choice[0], routed.choice[item, :frames])
             assert (routed.choice[item, frames:] == -1).all()
+
+
+def test_width_gains_scale_only_the_narrow_widths_and_start_as_the_model_without(tmp_path):
+    """width_gains: at 1 (their start) every width equals the model without them; changed, they change the
+    narrow widths' outputs and never the full width's, a narrow term's gradient reaches only its own row,
+    and a run may switch them on when it starts from a model without them (training.load_model)."""
+    from adaslim_hf.training.model import load_model
+
+    plain, gained = make_model("causal"), AdaSlimModel(AdaSlimConfig(**TINY_CONFIGS["width_gains"])).eval()
+    gained.load_state_dict(plain.state_dict(), strict=False)  # the same weights, gains at 1
+    noisy, _ = padded_batch([3001], seed=4)
+    factors = plain.config.utilization_factors
+    with torch.no_grad():
+        for utilization in [*factors, None]:
+            torch.testing.assert_close(gained(noisy, utilization=utilization).enhanced_values,
+                                       plain(noisy, utilization=utilization).enhanced_values, rtol=0, atol=0)
+        randomize_width_gains(gained, 3.0, 5.0)  # large: a new model's outputs are mostly its biases
+        torch.testing.assert_close(gained(noisy, utilization=1.0).enhanced_values,
+                                   plain(noisy, utilization=1.0).enhanced_values, rtol=0, atol=0)
+        for utilization in factors[:-1]:
+            reference = plain(noisy, utilization=utilization).enhanced_values
+            difference = gained(noisy, utilization=utilization).enhanced_values - reference
+            assert difference.abs().max() > 0.01 * reference.abs().max(), utilization
+    assert [tuple(block.width_gain.shape) for block in gained.encoder] == [(3, 16), (3, 32), (3, 64), (3, 128)]
+    assert [tuple(block.width_gain.shape) for block in gained.decoder] == [(3, 32), (3, 16), (3, 8), (3, 1)]
+    gained.train()
+    gained(noisy, utilization=0.25, clean_values=noisy).loss.backward()
+    for block in [*gained.encoder, *gained.decoder]:
+        rows_reached = block.width_gain.grad.abs().sum(dim=1) > 0
+        assert rows_reached.tolist() == [False, True, False]  # 0.25 is the second factor
+    plain.save_pretrained(tmp_path / "plain")
+    switched = load_model(str(tmp_path / "plain"), {"width_gains": True})
+    assert switched.config.width_gains and all(
+        bool((block.width_gain == 1).all()) for block in [*switched.encoder, *switched.decoder])
+    with pytest.raises(ValueError, match="architecture fields cannot change"):
+        gained.save_pretrained(tmp_path / "gained")
+        load_model(str(tmp_path / "gained"), {"width_gains": False})
 
 
 def test_output_fields_and_shapes():

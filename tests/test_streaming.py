@@ -35,6 +35,9 @@ def make_model(seed=2, **overrides):
     with torch.no_grad():
         model.router.conv.weight.mul_(4)
         model.router.projection.weight.mul_(5)
+        for block in [*model.encoder, *model.decoder]:  # with width_gains: gains other than their starting 1
+            if hasattr(block, "width_gain"):
+                block.width_gain.uniform_(0.5, 1.5)
     return model
 
 
@@ -158,6 +161,7 @@ VARIANTS = {
     "resample_1_stride_2": {"depth": 4, "resample": 1, "stride": 2, "kernel_size": 4},
     "router_delay_0": {"router_delay": 0},
     "router_delay_2_stride_3": {"router_delay": 2, "router_stride": 3},
+    "width_gains": {"width_gains": True},
 }
 
 

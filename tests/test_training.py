@@ -359,6 +359,25 @@ def test_narrow_factors_per_step_draws_narrow_terms_and_keeps_the_expected_gradi
         load_settings(SMOKE, {"narrow_factors_per_step": -1})
 
 
+def test_width_gains_train_in_their_own_optimizer_group():
+    """model.width_gains: the gains get gain_learning_rate (default learning_rate) and no weight decay; the
+    router and the rest keep their groups."""
+    from adaslim_hf.training.loop import make_optimizer
+
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, width_gains=True))
+    gains = {id(block.width_gain) for block in [*model.encoder, *model.decoder]}
+    settings = load_settings(SMOKE, {"gain_learning_rate": 0.01, "weight_decay": 0.1})
+    groups = make_optimizer(model, settings).param_groups
+    gain_groups = [group for group in groups if {id(p) for p in group["params"]} & gains]
+    assert len(gain_groups) == 1 and {id(p) for p in gain_groups[0]["params"]} == gains
+    assert gain_groups[0]["lr"] == 0.01 and gain_groups[0]["weight_decay"] == 0.0
+    others = [group for group in groups if group is not gain_groups[0]]
+    assert all(group["lr"] == settings.learning_rate and group["weight_decay"] == 0.1 for group in others)
+    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))
+    defaults = make_optimizer(model, load_settings(SMOKE, {})).param_groups
+    assert {group["lr"] for group in defaults} == {load_settings(SMOKE, {}).learning_rate}
+
+
 def test_in_place_distillation_mixes_each_narrower_factor_with_the_widest_output():
     """distillation_weight d: the factor terms run widest first; the widest's gradient is its plain L_SE's,
     each narrower factor's is that of (1 - d) L_SE(u, clean) + d L_SE(u, widest output detached), with the

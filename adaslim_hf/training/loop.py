@@ -443,12 +443,18 @@ def _resume_point(settings: TrainingSettings, accelerator, config: AdaSlimConfig
 
 
 def make_optimizer(model: AdaSlimModel, settings: TrainingSettings) -> torch.optim.Optimizer:
-    """Adam (AdamW with weight decay) over the trainable parameters; the router's group at its own rate."""
-    router_params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("router.")]
-    other_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("router.")]
+    """Adam (AdamW with weight decay) over the trainable parameters; the router's group and the per-width
+    output gains' group at their own rates."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    router_params = [p for n, p in trainable if n.startswith("router.")]
+    gain_params = [p for n, p in trainable if n.endswith(".width_gain")]
+    other_params = [p for n, p in trainable if not n.startswith("router.") and not n.endswith(".width_gain")]
     groups = [{"params": other_params}] if other_params else []
     if router_params:
         groups.append({"params": router_params, "lr": settings.router_learning_rate or settings.learning_rate})
+    if gain_params:  # no weight decay: it would pull the gains towards 0, not towards their neutral 1
+        groups.append({"params": gain_params, "lr": settings.gain_learning_rate or settings.learning_rate,
+                       "weight_decay": 0.0})
     optimizer_class = torch.optim.AdamW if settings.weight_decay > 0 else torch.optim.Adam
     return optimizer_class(groups, lr=settings.learning_rate, betas=(settings.adam_beta1, settings.adam_beta2),
                            eps=settings.adam_epsilon, weight_decay=settings.weight_decay)

@@ -23,14 +23,16 @@ def architecture(config: AdaSlimConfig) -> dict:
 
 
 def _with_overrides(config: AdaSlimConfig, overrides: dict, origin: str) -> AdaSlimConfig:
-    """A validated copy of ``config`` with ``overrides``; architecture fields must not change."""
+    """A validated copy of ``config`` with ``overrides``; architecture fields must not change, but for
+    ``width_gains``, which may be switched on (the gains start at 1: every width's output stays as it was)."""
     changed = {k: (getattr(config, k), v) for k, v in overrides.items()
                if k not in TRAINING_ONLY_FIELDS and getattr(config, k) != v
-               and not (k == "utilization_factors" and [float(x) for x in v] == list(config.utilization_factors))}
+               and not (k == "utilization_factors" and [float(x) for x in v] == list(config.utilization_factors))
+               and not (k == "width_gains" and v and not getattr(config, k, False))}
     if changed:
         listed = ", ".join(f"{k}={old!r} (asked {new!r})" for k, (old, new) in changed.items())
         raise ValueError(f"{origin} has {listed}: architecture fields cannot change when starting from it; "
-                         f"only {', '.join(TRAINING_ONLY_FIELDS)} may.")
+                         f"only {', '.join(TRAINING_ONLY_FIELDS)} may (and width_gains be switched on).")
     values = {**config.to_dict(), **overrides}
     return AdaSlimConfig.from_dict(values)
 

@@ -131,6 +131,9 @@ class TrainingSettings:
     learning_rate: float = _setting(3e-4, "Adam learning rate")
     router_learning_rate: float | None = _setting(None, "stage 2: learning rate of the router (default: "
                                                          "learning_rate)")
+    gain_learning_rate: float | None = _setting(None, "learning rate of the blocks' per-width output gains "
+                                                      "(model.width_gains; default: learning_rate); about 1e-2 "
+                                                      "moves a gain of 1 in tens of steps, as a silent width needs")
     adam_beta1: float = _setting(0.9, "Adam beta1")
     adam_beta2: float = _setting(0.999, "Adam beta2")
     adam_epsilon: float = _setting(1e-8, "Adam epsilon")
