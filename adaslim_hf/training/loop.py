@@ -513,10 +513,10 @@ def _micro_batch(run: Run, batch: dict) -> tuple[dict[str, float], Any]:
     # DEMUCS trains on zero-padded segments as they are (the target is zero there too): no mask
     noisy, clean = run.augment(batch["input_values"], batch["clean_values"],
                                torch.Generator(device=batch["input_values"].device).manual_seed(seed))
+    terms = accelerator.unwrap_model(run.objective).terms(torch.Generator().manual_seed(seed))  # drawn as seeded
     with accelerator.accumulate(run.objective):
         logs = backward_terms(
-            run.objective, accelerator.unwrap_model(run.objective).terms(torch.Generator().manual_seed(seed)), noisy,
-            clean, None,
+            run.objective, terms, noisy, clean, None,
             backward=accelerator.backward, no_sync=lambda: accelerator.no_sync(run.objective),
             check_loss=lambda loss, term: _check_finite_loss(run, loss, term, batch),
             gumbel_noise_scale=gumbel_noise_scale_at(progress.global_step, settings.gumbel_noise_decay_steps),

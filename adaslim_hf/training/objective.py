@@ -110,7 +110,7 @@ class TrainingObjective(nn.Module):
         term's name)."""
         factors = [float(u) for u in self.model.config.utilization_factors]
         if self.narrow_per_step and generator is not None:
-            widest, narrow = max(factors), [u for u in factors if u != max(factors)]
+            *narrow, widest = factors  # the config keeps them strictly increasing
             drawn = torch.randperm(len(narrow), generator=generator)[: self.narrow_per_step].tolist()
             factors = [widest] + [narrow[index] for index in sorted(drawn)]
         if self.distillation_weight:
