@@ -1,5 +1,6 @@
-"""The recurrent bottleneck between encoder and decoder, never slimmed: the paper's grouped GRU (default) or
-DEMUCS' LSTM (for converted denoiser checkpoints).
+"""The recurrent bottleneck between encoder and decoder: the paper's grouped GRU (default) or DEMUCS' LSTM (for
+converted denoiser checkpoints). The paper never slims it; ``config.slim_bottleneck`` (off by default) lets a
+frame run only the first groups of the grouped GRU (``GroupedGRU.forward``'s ``active``).
 
 Each module runs a whole sequence (``forward``: [B, N, C] -> [B, N, C] and the state after it) and a stream's
 next rows (``step``), and the per-item runs a padded batch of a bidirectional model needs
@@ -22,8 +23,12 @@ STEP_FUSED_FRAMES = 16
 
 class _GRURecurrence(torch.autograd.Function):
     """The grouped GRU's recurrence with autograd: input_gates [G, N, B, 3g] (W_i x + b_i of every frame),
-    hidden [G, B, g] (the state before the first frame), w_hh [G, g, 3g], b_hh [G, 1, 3g] -> the state after
-    every frame [N, G, B, g], with torch.nn.GRU's equations (r, z gates, then the candidate n).
+    hidden [G, B, g] (the state before the first frame), w_hh [G, g, 3g], b_hh [G, 1, 3g], hold [N, G, B, 1]
+    bool or None (True: the group keeps its state over the frame) -> the state after every frame [N, G, B, g],
+    with torch.nn.GRU's equations (r, z gates, then the candidate n).
+
+    A held group's update gate is set to 1, so h = lerp(n, h_prev, 1) = h_prev exactly, and the backward below
+    needs no change: z (1 - z) = 0 and (1 - z) = 0 stop every gradient but the state's, which passes unchanged.
 
     Written out because autograd through the per-frame loop repeats small operations N times in the backward,
     among them a [G, g, 3g] gradient of w_hh per frame; here the backward's loop only carries the state's
@@ -32,7 +37,7 @@ class _GRURecurrence(torch.autograd.Function):
     operations as the loop it replaces; gradients agree to rounding (tests/test_modeling.py)."""
 
     @staticmethod
-    def forward(ctx, input_gates, hidden, w_hh, b_hh):
+    def forward(ctx, input_gates, hidden, w_hh, b_hh, hold=None):
         groups, frames, batch, three_widths = input_gates.shape
         width = three_widths // 3
         hidden_gates = input_gates.new_empty(frames, groups, batch, three_widths)  # W_h h + b_h of every frame
@@ -47,6 +52,8 @@ class _GRURecurrence(torch.autograd.Function):
             hidden_rz, hidden_n = hidden_gates[t].split((2 * width, width), dim=-1)
             torch.sigmoid(input_rz + hidden_rz, out=gates[t])
             reset, update = gates[t].chunk(2, dim=-1)
+            if hold is not None:
+                update.masked_fill_(hold[t], 1.0)
             torch.tanh(torch.addcmul(input_n, reset, hidden_n), out=candidates[t])
             hidden = torch.lerp(candidates[t], hidden, update, out=outputs[t])  # n + z (h - n)
         ctx.save_for_backward(first, outputs, hidden_gates, gates, candidates, w_hh)
@@ -82,7 +89,7 @@ class _GRURecurrence(torch.autograd.Function):
                                   grad_hidden_gates.transpose(0, 1).reshape(groups, frames * batch, 3 * width))
         if ctx.needs_input_grad[3]:
             grad_b_hh = grad_hidden_gates.sum(dim=(0, 2))[:, None]
-        return grad_input_gates.transpose(0, 1), grad_hidden, grad_w_hh, grad_b_hh
+        return grad_input_gates.transpose(0, 1), grad_hidden, grad_w_hh, grad_b_hh, None
 
 
 def grouped_gru_steps(gates: torch.Tensor, candidate_inputs: torch.Tensor, hidden: torch.Tensor,
@@ -114,6 +121,44 @@ def grouped_gru_steps(gates: torch.Tensor, candidate_inputs: torch.Tensor, hidde
     return y
 
 
+def slimmed_gru_steps(gates: torch.Tensor, candidate_inputs: torch.Tensor, hidden: torch.Tensor,
+                      w_hh: torch.Tensor, counts: list[int], hold: torch.Tensor | None) -> torch.Tensor:
+    """``grouped_gru_steps`` where frame t runs only the first ``counts[t]`` groups (0 to G); the others keep
+    their state. For a batch whose items run different groups, ``hold`` [N, G, B, 1] (True: the item keeps the
+    group's state over the frame) holds the items that need fewer; None when every item runs ``counts[t]``.
+
+    gates, candidate_inputs, w_hh as in ``grouped_gru_steps``; hidden [G, B, g] is updated in place to the
+    state after the last frame. -> the output of each frame [N, G, B, g]: a running group's new state, zeros
+    for a group that does not run (or is held).
+    """
+    frames, groups, batch, width = gates.shape[0], hidden.shape[0], hidden.shape[1], hidden.shape[2]
+    y = hidden.new_zeros(frames, groups, batch, width)
+    sums = hidden.new_empty(groups, batch, 3 * width)
+    candidate = hidden.new_empty(groups, batch, width)
+    for t in range(frames):
+        count = counts[t]
+        if count == 0:
+            continue
+        step_sums, step_hidden, step_candidate = sums[:count], hidden[:count], candidate[:count]
+        torch.baddbmm(gates[t, :count], step_hidden, w_hh[:count], out=step_sums)
+        step_sums[:, :, : 2 * width].sigmoid_()
+        update = step_sums[:, :, width : 2 * width]
+        if hold is not None:
+            update.masked_fill_(hold[t, :count], 1.0)
+        torch.lerp(candidate_inputs[t, :count], step_sums[:, :, 2 * width :], step_sums[:, :, :width],
+                   out=step_candidate).tanh_()
+        torch.lerp(step_candidate, step_hidden, update, out=step_hidden)
+        y[t, :count].copy_(step_hidden)
+        if hold is not None:
+            y[t, :count].masked_fill_(hold[t, :count], 0.0)
+    return y
+
+
+def compiled_slimmed_gru_steps():
+    """``slimmed_gru_steps`` compiled by TorchScript (``products.compiled``)."""
+    return compiled(slimmed_gru_steps)
+
+
 def compiled_gru_steps():
     """``grouped_gru_steps`` compiled by TorchScript (``products.compiled``): the same operations without Python
     between them, about 25% less time for the recurrence on CPU (measured: 10 s of audio, 625 steps)."""
@@ -123,9 +168,10 @@ def compiled_gru_steps():
 class GroupedGRU(nn.Module):
     """Split C channels into G groups, one GRU per group, concatenate: [B, N, C] -> [B, N, C].
 
-    Bidirectional (plus a Linear(2g, g) per group) when the model is not causal. Never slimmed.
+    Bidirectional (plus a Linear(2g, g) per group) when the model is not causal.
     The one-layer causal case (the paper's) runs all groups in one recurrence with batched matmuls,
     about twice as fast on CPU as one nn.GRU call per group; the nn.GRU modules hold the parameters.
+    That case may also run only some groups per frame (``active``, for ``config.slim_bottleneck``).
     """
 
     def __init__(self, channels: int, groups: int, layers: int, bidirectional: bool):
@@ -149,23 +195,35 @@ class GroupedGRU(nn.Module):
     def fused(self) -> bool:
         return self.linears is None and self.grus[0].num_layers == 1
 
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None, active: torch.Tensor | None = None):
         """x [B, N, C], state [G, B, g] or None (zeros) -> (y [B, N, C], state). ``state`` is only
-        carried for the fused (one-layer causal) case; otherwise it must be None and None is returned."""
+        carried for the fused (one-layer causal) case; otherwise it must be None and None is returned.
+
+        ``active`` [B, N, G] (fused case only; None: every group runs every frame): 1 where a group runs the
+        frame, 0 where it keeps its state and puts out zeros; each frame runs a prefix of the groups. With
+        autograd the output is multiplied by ``active``, so a router's straight-through one-hots behind it get
+        a gradient; whether a group holds its state is taken from its value alone."""
         if not self.fused:
-            if state is not None:
-                raise ValueError("a recurrent state can only be carried by a one-layer causal GroupedGRU.")
+            if state is not None or active is not None:
+                raise ValueError("a recurrent state or active groups need a one-layer causal GroupedGRU.")
             return self.forward_per_group(x), None
+        if active is not None and tuple(active.shape) != (*x.shape[:2], self.groups):
+            raise ValueError(f"active groups must have shape [batch, frames, groups] = {[*x.shape[:2], self.groups]}, "
+                             f"got {list(active.shape)}.")
         if not torch.is_grad_enabled():
-            return self._forward_inference(x, state)
+            return self._forward_inference(x, state, active)
         batch, frames, _ = x.shape
         w_ih, w_hh, b_ih, b_hh = self._stacked_weights()
         input_gates = self._input_gates(x, w_ih, b_ih)  # [G, N, B, 3g]
         hidden = x.new_zeros(self.groups, batch, self.group_width) if state is None else state
         if frames == 0:
             return x.new_zeros(batch, 0, self.groups * self.group_width), hidden
-        y = _GRURecurrence.apply(input_gates, hidden, w_hh, b_hh)  # [N, G, B, g]
-        return self._by_frame(y), y[-1]
+        hold = None if active is None else (active.detach() == 0).permute(1, 2, 0)[..., None]  # [N, G, B, 1]
+        y = _GRURecurrence.apply(input_gates, hidden, w_hh, b_hh, hold)  # [N, G, B, g]
+        out = self._by_frame(y)
+        if active is not None:
+            out = out * active.to(out.dtype).repeat_interleave(self.group_width, dim=-1)
+        return out, y[-1]
 
     def _stacked_weights(self):
         """The groups' one-layer weights stacked for batched products: w_ih, w_hh [G, g, 3g], b_ih, b_hh
@@ -176,10 +234,11 @@ class GroupedGRU(nn.Module):
         b_hh = torch.stack([gru.bias_hh_l0 for gru in self.grus])[:, None]
         return w_ih, w_hh, b_ih, b_hh
 
-    def _input_gates(self, x: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """W_i x + bias of every frame and group: x [B, N, C] -> [G, N, B, 3g]."""
+    def _input_gates(self, x: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor,
+                     groups: int | None = None) -> torch.Tensor:
+        """W_i x + bias of every frame and group: x [B, N, G * g] -> [G, N, B, 3g] (G: ``groups``, default all)."""
         batch, frames, _ = x.shape
-        groups, width = self.groups, self.group_width
+        groups, width = groups or self.groups, self.group_width
         by_group = x.reshape(batch, frames, groups, width).permute(2, 1, 0, 3).reshape(groups, frames * batch, width)
         return torch.baddbmm(bias, by_group, w_ih).reshape(groups, frames, batch, 3 * width)
 
@@ -188,31 +247,55 @@ class GroupedGRU(nn.Module):
         frames, groups, batch, width = y.shape
         return y.permute(2, 0, 1, 3).reshape(batch, frames, groups * width)
 
-    def forward_per_group(self, x: torch.Tensor, run_gru=None) -> torch.Tensor:
+    def forward_per_group(self, x: torch.Tensor, run_gru=None, groups: int | None = None) -> torch.Tensor:
         """One nn.GRU call per group, then its Linear(2g, g) when bidirectional: [B, N, C] -> [B, N, C], from a
         zero state. ``run_gru(gru, part)`` runs a group's GRU (default ``gru(part)[0]``; the ONNX export passes
-        a traceable one)."""
+        a traceable one). ``groups``: only the first groups run (every frame), the others put out zeros."""
         outputs = []
         for index, (gru, part) in enumerate(zip(self.grus, x.split(self.group_width, dim=-1))):
+            if groups is not None and index >= groups:
+                outputs.append(torch.zeros_like(part))
+                continue
             part = gru(part)[0] if run_gru is None else run_gru(gru, part)
             outputs.append(part if self.linears is None else self.linears[index](part))
         return torch.cat(outputs, dim=-1)
 
-    def step(self, rows: torch.Tensor, state: torch.Tensor | None = None):
+    def step(self, rows: torch.Tensor, state: torch.Tensor | None = None, counts: list[int] | None = None):
         """A causal stream's next rows [n, C] and the state after the previous ones (None: zeros) -> (output
         rows [n, C], state). The state is the groups' states stacked, [G * layers, 1, g] (for one layer the
-        fused recurrence's layout): many rows run the fused recurrence, a few one nn.GRU per group."""
+        fused recurrence's layout): many rows run the fused recurrence, a few one nn.GRU per group.
+        ``counts`` (fused case only; None: all): the groups each row runs (``forward``'s ``active``); a group
+        that skips a row keeps its state, so it runs the rows it does not skip as one shorter sequence."""
+        if counts is not None and len(counts) != len(rows):
+            raise ValueError(f"step got {len(rows)} rows but {len(counts)} group counts.")
         if self.fused and len(rows) >= STEP_FUSED_FRAMES:
-            out, state = self(rows[None], state)
+            active = None if counts is None else self.active_groups(torch.tensor(counts))[None]
+            out, state = self(rows[None], state, active)
             return out[0], state
+        if counts is not None and not self.fused:
+            raise ValueError("active groups need a one-layer causal GroupedGRU.")
         layers = self.grus[0].num_layers
         states = state.split(layers) if state is not None else [None] * self.groups
         outputs, new_states = [], []
-        for gru, part, part_state in zip(self.grus, rows[None].split(self.group_width, dim=-1), states):
-            part, part_state = gru(part, part_state)
+        for group, (gru, part, part_state) in enumerate(zip(self.grus, rows[None].split(self.group_width, dim=-1),
+                                                            states)):
+            if counts is None:
+                part, part_state = gru(part, part_state)
+            else:
+                runs = torch.tensor(counts) > group  # [n] the rows this group runs
+                out = part.new_zeros(part.shape)
+                if part_state is None:
+                    part_state = part.new_zeros(layers, 1, self.group_width)
+                if runs.any():
+                    out[:, runs], part_state = gru(part[:, runs], part_state)
+                part = out
             outputs.append(part)
             new_states.append(part_state)
         return torch.cat(outputs, dim=-1)[0], torch.cat(new_states)
+
+    def active_groups(self, counts: torch.Tensor) -> torch.Tensor:
+        """Groups run per frame (any shape [...], 0 to G) -> ``forward``'s ``active`` [..., G] (float, 1 = runs)."""
+        return (torch.arange(self.groups, device=counts.device) < counts[..., None]).float()
 
     def _inference_weights(self, _width: int):
         """The fused recurrence's weights (cached at inference like the blocks' sliced weights): input and
@@ -221,17 +304,34 @@ class GroupedGRU(nn.Module):
         w_ih, w_hh, b_ih, b_hh = self._stacked_weights()
         return w_ih, w_hh.contiguous(), b_ih + b_hh, b_hh[..., 2 * self.group_width :].contiguous()
 
-    def _forward_inference(self, x: torch.Tensor, state: torch.Tensor | None):
+    def _forward_inference(self, x: torch.Tensor, state: torch.Tensor | None, active: torch.Tensor | None = None):
         """``forward`` of the fused case without autograd: the input products of all frames at once, with
-        both biases of every gate, then ``grouped_gru_steps`` (compiled by TorchScript)."""
+        both biases of every gate, then ``grouped_gru_steps`` (compiled by TorchScript). With ``active``, only
+        the groups some frame runs get input products; every frame running the same k groups runs the
+        recurrence of k groups, otherwise ``slimmed_gru_steps`` runs each frame's."""
         batch, frames, _ = x.shape
-        w_ih, w_hh, bias, candidate_bias = sliced_weights(self, self.group_width, self._inference_weights)
-        gates = self._input_gates(x, w_ih, bias)
-        gates = gates.transpose(0, 1).contiguous()  # [N, G, B, 3g]: one contiguous block per step
-        candidate_inputs = gates[..., 2 * self.group_width :] - candidate_bias  # [N, G, B, g]: W_in x + b_in
         hidden = x.new_zeros(self.groups, batch, self.group_width) if state is None else state
-        y = compiled_gru_steps()(gates, candidate_inputs, hidden, w_hh)  # [N, G, B, g]
-        last = y[-1].clone() if frames else hidden.clone()
+        counts = None if active is None else (active != 0).sum(dim=-1)  # [B, N] groups each frame runs
+        running = self.groups if counts is None or not counts.numel() else int(counts.max())
+        if running == 0:  # nothing runs: the state is kept, the output is zero
+            return x.new_zeros(batch, frames, self.groups * self.group_width), hidden.clone()
+        w_ih, w_hh, bias, candidate_bias = (w[:running] for w in
+                                            sliced_weights(self, self.group_width, self._inference_weights))
+        gates = self._input_gates(x[..., : running * self.group_width], w_ih, bias, running)
+        gates = gates.transpose(0, 1).contiguous()  # [N, G', B, 3g]: one contiguous block per step
+        candidate_inputs = gates[..., 2 * self.group_width :] - candidate_bias  # [N, G', B, g]: W_in x + b_in
+        if counts is None or bool((counts == running).all()):  # every frame runs the same groups
+            y = compiled_gru_steps()(gates, candidate_inputs, hidden[:running], w_hh)  # [N, G', B, g]
+            last = torch.cat([y[-1] if frames else hidden[:running], hidden[running:]]).clone()
+        else:
+            per_frame = counts.max(dim=0).values  # [N]
+            hold = None
+            if bool((counts != per_frame).any()):  # items of the batch run different groups
+                hold = ~self.active_groups(counts).bool().permute(1, 2, 0)[:, :running, :, None]  # [N, G', B, 1]
+            last = hidden.clone()
+            y = compiled_slimmed_gru_steps()(gates, candidate_inputs, last[:running], w_hh, per_frame.tolist(), hold)
+        if running < self.groups:
+            y = torch.cat([y, y.new_zeros(frames, self.groups - running, batch, self.group_width)], dim=1)
         return self._by_frame(y), last
 
 
@@ -261,10 +361,14 @@ class DemucsLSTM(nn.Module):
         return out[0], state
 
 
-def bottleneck_forward(bottleneck: nn.Module, x: torch.Tensor, frames: list[int] | None = None) -> torch.Tensor:
+def bottleneck_forward(bottleneck: nn.Module, x: torch.Tensor, frames: list[int] | None = None,
+                       active: torch.Tensor | None = None) -> torch.Tensor:
     """[B, N_L, C] -> [B, N_L, C]. ``frames``: the valid bottleneck frames of each item of a padded batch; a
     bidirectional bottleneck then runs item by item, so that each item's backward recurrence starts at its
-    own end and no padding enters it (a causal one runs the batch at once: padding comes after every item)."""
+    own end and no padding enters it (a causal one runs the batch at once: padding comes after every item).
+    ``active`` [B, N_L, G]: the groups each frame runs (``GroupedGRU.forward``; None: all)."""
+    if active is not None:
+        return bottleneck(x, None, active)[0]
     if frames is None or not bottleneck.bidirectional:
         return bottleneck(x)[0]
     outputs = torch.zeros_like(x)
@@ -281,4 +385,4 @@ def build_bottleneck(channels: int, kind: str, groups: int, layers: int, bidirec
 
 
 __all__ = ["DemucsLSTM", "GroupedGRU", "bottleneck_forward", "build_bottleneck", "compiled_gru_steps",
-           "grouped_gru_steps"]
+           "compiled_slimmed_gru_steps", "grouped_gru_steps", "slimmed_gru_steps"]

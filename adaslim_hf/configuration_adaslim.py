@@ -78,6 +78,11 @@ class AdaSlimConfig(PreTrainedConfig):
             (exact DEMUCS, used to convert denoiser checkpoints).
         bottleneck_groups (`int`, defaults to 4): channel groups of the grouped GRU.
         bottleneck_layers (`int`, optional): recurrent layers; defaults to 1 for ``"gru"``, 2 for ``"lstm"``.
+        slim_bottleneck (`bool`, defaults to False): slim the grouped GRU with the factor too (the paper leaves
+            the bottleneck whole; this is its open question, off by default): a frame at factor u runs the
+            first ``ceil(u * bottleneck_groups)`` groups (``bottleneck_active_groups``); the other groups hold
+            their state over it and put out zeros. Needs the one-layer causal ``"gru"``. May be switched on
+            when training starts from a model without it (it adds no parameters).
 
     Router (Conv1d -> ReLU -> diagonal GRU -> pointwise Conv1d):
         router_channels (`int`, defaults to 8): output channels of the router's front-end conv.
@@ -159,6 +164,7 @@ class AdaSlimConfig(PreTrainedConfig):
     bottleneck: str = "gru"
     bottleneck_groups: int = 4
     bottleneck_layers: int | None = None
+    slim_bottleneck: bool = False
     # router
     router_channels: int = 8
     router_hidden: int = 8
@@ -220,6 +226,11 @@ class AdaSlimConfig(PreTrainedConfig):
                 self.channels[-1] % self.bottleneck_groups == 0,
                 f"`bottleneck_groups`={self.bottleneck_groups} must divide the bottleneck width {self.channels[-1]}.",
             )
+        if self.slim_bottleneck:
+            require(self.bottleneck == "gru" and self.bottleneck_layers == 1 and self.causal,
+                    "`slim_bottleneck` needs the one-layer causal grouped GRU (bottleneck='gru', bottleneck_layers=1, "
+                    f"causal=True), got bottleneck={self.bottleneck!r}, bottleneck_layers={self.bottleneck_layers}, "
+                    f"causal={self.causal}.")
         factors = self.utilization_factors
         require(len(factors) >= 1, "`utilization_factors` must hold at least one factor.")
         require(
@@ -293,6 +304,14 @@ class AdaSlimConfig(PreTrainedConfig):
     def slim_width(self, layer: int, factor_index: int) -> int:
         """Internal channels of encoder/decoder block ``layer`` (0-based) at factor ``factor_index``."""
         return math.floor(self.channels[layer] * self.utilization_factors[factor_index])
+
+    def bottleneck_active_groups(self, factor_index: int) -> int:
+        """Groups of the grouped GRU a frame at factor ``factor_index`` runs: all of them unless
+        ``slim_bottleneck``, then ``ceil(u * bottleneck_groups)`` (at least 1)."""
+        groups = self.bottleneck_groups if self.bottleneck == "gru" else 1
+        if not self.slim_bottleneck:
+            return groups
+        return max(1, math.ceil(self.utilization_factors[factor_index] * groups - 1e-9))
 
     def factor_index(self, utilization: float) -> int:
         """Index of ``utilization`` in ``utilization_factors``; ValueError listing the allowed ones."""

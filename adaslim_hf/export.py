@@ -222,15 +222,16 @@ def run_rnn(rnn: nn.GRU | nn.LSTM, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def run_bottleneck(bottleneck: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def run_bottleneck(bottleneck: nn.Module, x: torch.Tensor, groups: int | None = None) -> torch.Tensor:
     """The model's bottleneck [B, N, C] -> [B, N, C] without Python loops over frames. The grouped GRU's
-    fused one-layer recurrence equals one nn.GRU call per group (``GroupedGRU.forward_per_group``)."""
+    fused one-layer recurrence equals one nn.GRU call per group (``GroupedGRU.forward_per_group``); ``groups``:
+    only the first groups run (a slimmed bottleneck at a static factor), the others put out zeros."""
     if isinstance(bottleneck, DemucsLSTM):
         x = run_rnn(bottleneck.lstm, x)
         return bottleneck.linear(x) if bottleneck.linear is not None else x
     if not isinstance(bottleneck, GroupedGRU):
         raise TypeError(f"unsupported bottleneck {type(bottleneck).__name__}")
-    return bottleneck.forward_per_group(x, run_rnn)
+    return bottleneck.forward_per_group(x, run_rnn, groups)
 
 
 class StaticExport(nn.Module):
@@ -245,6 +246,7 @@ class StaticExport(nn.Module):
         self.utilization = float(utilization)
         index = config.factor_index(utilization)
         self.widths = [config.slim_width(layer, index) for layer in range(config.depth)]
+        self.bottleneck_groups = config.bottleneck_active_groups(index) if config.slim_bottleneck else None
         self.frontend = _Frontend(config)
         self.encoder, self.decoder, self.bottleneck = model.encoder, model.decoder, model.bottleneck
         self.training = False  # this wrapper only (no Dropout/BatchNorm anywhere); the model's modes are untouched
@@ -262,7 +264,7 @@ class StaticExport(nn.Module):
         for block, width in zip(self.encoder, self.widths):
             x = block.frames(block.tap_views(x), width)  # [B, N_l, C_l]
             skips.append(x)
-        x = run_bottleneck(self.bottleneck, x)  # [B, N_depth, C_depth]
+        x = run_bottleneck(self.bottleneck, x, self.bottleneck_groups)  # [B, N_depth, C_depth]
         for block, width in zip(self.decoder, reversed(self.widths)):
             skip = skips.pop()
             x = block.forward_all_frames(x + skip[:, : x.shape[1]], width)  # [B, N_{l-1}, C_{l-1}]

@@ -1,7 +1,8 @@
 """Analytic compute accounting for the adaptive-slimming DEMUCS.
 
 MACs (multiply-accumulates) are counted per block and utilization factor at each block's own frame rate,
-plus the unslimmed recurrent bottleneck, the router and the sinc resampling (reported separately).
+plus the recurrent bottleneck (slimmed with the factor only under ``config.slim_bottleneck``), the router and the
+sinc resampling (reported separately).
 Element-wise work (activations, gates, biases) is not counted, as is usual for MAC tables.
 
 For the paper's backbone (hidden=32, depth=5, kernel 8, stride 4, resample 4) the slimmable convolutions
@@ -51,14 +52,17 @@ def conv_macs_per_sample(config: AdaSlimConfig, utilization: float) -> float:
     )
 
 
-def bottleneck_macs_per_frame(config: AdaSlimConfig) -> int:
-    """MACs of the recurrent bottleneck per bottleneck frame (matrix products only)."""
+def bottleneck_macs_per_frame(config: AdaSlimConfig, factor_index: int | None = None) -> int:
+    """MACs of the recurrent bottleneck per bottleneck frame (matrix products only); at factor ``factor_index``
+    a slimmed bottleneck (``config.slim_bottleneck``) runs only ``config.bottleneck_active_groups`` groups."""
     width = config.channels[-1]
     directions = 1 if config.causal else 2
     if config.bottleneck == "lstm":
         gates, groups, group_width = 4, 1, width
     else:
         gates, groups, group_width = 3, config.bottleneck_groups, width // config.bottleneck_groups
+        if factor_index is not None:
+            groups = config.bottleneck_active_groups(factor_index)
     macs = 0
     for layer in range(config.bottleneck_layers):
         layer_input = group_width if layer == 0 else group_width * directions
@@ -94,7 +98,7 @@ def macs_per_sample(config: AdaSlimConfig, utilization: float, router: bool = Tr
     """
     parts = {
         "conv": conv_macs_per_sample(config, utilization),
-        "bottleneck": bottleneck_macs_per_frame(config) / config.total_stride,
+        "bottleneck": bottleneck_macs_per_frame(config, config.factor_index(utilization)) / config.total_stride,
         "router": router_macs_per_frame(config) / config.router_hop if router else 0.0,
         "resampling": resampling_macs_per_sample(config),
     }
@@ -145,17 +149,23 @@ def call_macs(config: AdaSlimConfig, choice: torch.Tensor, lengths: torch.Tensor
     batch, num_frames = choice.shape
     total = torch.zeros(batch, dtype=torch.float64)
     safe_choice = choice.clamp(min=0)
-    for layer, counts in enumerate(layer_frame_counts(config, lengths, num_frames)):
+    frame_counts = layer_frame_counts(config, lengths, num_frames)
+    for layer, counts in enumerate(frame_counts):
         table = torch.tensor(
             [block_macs_per_frame(config, layer, config.slim_width(layer, j)) for j in range(config.num_factors)],
             dtype=torch.float64,
         )
         total += (table[safe_choice] * counts * (choice >= 0)).sum(dim=1)
     valid_lengths = torch.tensor([config.valid_length(int(n)) for n in lengths.tolist()], dtype=torch.float64)
-    bottleneck_frames = torch.tensor(
-        [config.frames_per_layer(int(n))[-1] for n in lengths.tolist()], dtype=torch.float64
-    )
-    total += bottleneck_frames * bottleneck_macs_per_frame(config)
+    if config.slim_bottleneck:  # each bottleneck frame at its router frame's factor
+        table = torch.tensor([bottleneck_macs_per_frame(config, j) for j in range(config.num_factors)],
+                             dtype=torch.float64)
+        total += (table[safe_choice] * frame_counts[-1] * (choice >= 0)).sum(dim=1)
+    else:
+        bottleneck_frames = torch.tensor(
+            [config.frames_per_layer(int(n))[-1] for n in lengths.tolist()], dtype=torch.float64
+        )
+        total += bottleneck_frames * bottleneck_macs_per_frame(config)
     total += valid_lengths * resampling_macs_per_sample(config)
     if router:
         router_frames = torch.tensor([config.num_router_frames(int(n)) for n in lengths.tolist()], dtype=torch.float64)

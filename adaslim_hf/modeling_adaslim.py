@@ -2,7 +2,8 @@
 
 The backbone is facebookresearch/denoiser's causal DEMUCS (Defossez et al. 2020). Each encoder and decoder
 block can run its INTERNAL feature space at a utilization factor u (the first floor(C * u) channels);
-block inputs, outputs, skips and the bottleneck stay full width. A tiny router picks u per frame.
+block inputs, outputs, skips and the bottleneck stay full width (the bottleneck's groups slim too with
+``config.slim_bottleneck``, off by default). A tiny router picks u per frame.
 
 This file holds the model and its outputs; the parts live in their own rooms, read in this order:
   resample.py    windowed-sinc x2 resampling around the network
@@ -36,7 +37,7 @@ from transformers.utils import ModelOutput
 from .blocks import SlimDecoderBlock, SlimEncoderBlock, WidthGains
 from .bottleneck import bottleneck_forward, build_bottleneck
 from .configuration_adaslim import AdaSlimConfig
-from .execution import Decisions, decoder_forward, encoder_forward, layer_plans, router_runs
+from .execution import Decisions, bottleneck_active, decoder_forward, encoder_forward, layer_plans, router_runs
 from .losses import model_losses, stft_magnitudes
 from .macs import call_macs
 from .products import autocast_dtype
@@ -413,10 +414,13 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
                 hard = one_hot if one_hot is not None else F.one_hot(decisions.executed.clamp(min=0),
                                                                      config.num_factors)
                 exec_one_hot = decisions.executed_one_hot(hard.to(full_dtype))
-            plans = layer_plans(config, execution, padded_lengths, config.valid_length(input_values.shape[-1]),
+            padded_length = config.valid_length(input_values.shape[-1])
+            plans = layer_plans(config, execution, padded_lengths, padded_length,
                                 choice=decisions.executed, one_hot=exec_one_hot, static_index=static_index,
                                 dtype=compute_dtype, device=self.device)
-        enhanced = self._enhance(shared_inputs, plans, padded_lengths, compute_dtype)  # [B, chout, T]
+            active = bottleneck_active(config, config.frames_per_layer(padded_length)[-1], decisions.executed,
+                                       exec_one_hot)  # [B, N_L, G] or None
+        enhanced = self._enhance(shared_inputs, plans, padded_lengths, compute_dtype, active)  # [B, chout, T]
         enhanced_values = enhanced[:, 0] if shared_inputs.flat else enhanced
 
         losses = {}
@@ -478,10 +482,11 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
         return execution
 
     def _enhance(self, shared_inputs: SharedInputs, plans: list, lengths: torch.Tensor | None,
-                 compute_dtype: torch.dtype) -> torch.Tensor:
+                 compute_dtype: torch.dtype, active: torch.Tensor | None = None) -> torch.Tensor:
         """The up-sampled input (``share_inputs``) through encoder, bottleneck and decoder under ``plans``,
         down-sampled, cropped and rescaled -> [B, chout, T]. The blocks compute in ``compute_dtype``; the
-        bottleneck and the resampling in the parameters' dtype. ``lengths`` [B] of a padded batch (else None)."""
+        bottleneck and the resampling in the parameters' dtype. ``lengths`` [B] of a padded batch (else None);
+        ``active`` [B, N_L, G]: the bottleneck groups each frame runs (``execution.bottleneck_active``)."""
         config = self.config
         full_dtype = shared_inputs.upsampled.dtype
         x = shared_inputs.upsampled.transpose(1, 2).to(compute_dtype)  # [B, L*U, chin], time-major from here on
@@ -492,7 +497,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             skips.append(x)
         with stage("bottleneck"):
             frames = None if lengths is None else [config.frames_per_layer(int(n))[-1] for n in lengths.tolist()]
-            x = bottleneck_forward(self.bottleneck, x.to(full_dtype), frames).to(compute_dtype)
+            x = bottleneck_forward(self.bottleneck, x.to(full_dtype), frames, active).to(compute_dtype)
         for layer, block, plan in zip(range(config.depth, 0, -1), self.decoder, reversed(plans)):
             with stage(f"decoder.{layer}"):
                 x = decoder_forward(block, x, skips.pop(), plan)  # [B, N_{l-1}, C_{l-1}]

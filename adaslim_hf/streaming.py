@@ -745,12 +745,16 @@ class AdaSlimStreamer:
                 pieces.append((head, high, LayerPlan.grouped(choice, widths, per, high - head, runs=router_runs(choice))))
         return pieces
 
-    def _frame_width(self, layer: int, frame: int) -> int:
-        """Internal width of an already decided frame of ``layer``."""
+    def _frame_factor(self, layer: int, frame: int) -> int:
+        """Factor index of an already decided frame of ``layer``."""
         router_frame = frame // self._geometry.per_router_frame[layer]
         if self._flushing:
             router_frame = min(router_frame, self._num_router_frames - 1)
-        return self._geometry.widths[layer][self._decisions[router_frame]]
+        return self._decisions[router_frame]
+
+    def _frame_width(self, layer: int, frame: int) -> int:
+        """Internal width of an already decided frame of ``layer``."""
+        return self._geometry.widths[layer][self._frame_factor(layer, frame)]
 
     def _encode(self, rows: torch.Tensor, final: bool):
         """Newly final up-sampled rows -> new frames of every encoder block (kept as skips), then the bottleneck."""
@@ -793,11 +797,17 @@ class AdaSlimStreamer:
                          for start, end, width in self._spans(layer, first, stop)]
             inputs.drop(count * stride)
             self._enc_next[layer] = stop
+            bottleneck_frames = range(first, stop)  # the deepest layer's new frames, after the loop
             for part in parts:
                 self._skips[layer].append(part)
         if parts:
             rows = torch.cat(parts) if len(parts) > 1 else parts[0]
-            rows, self._bottleneck_state = self.model.bottleneck.step(rows.to(self._dtype), self._bottleneck_state)
+            counts = None
+            if self.config.slim_bottleneck:  # the groups each frame's factor runs
+                counts = [self.config.bottleneck_active_groups(self._frame_factor(self.config.depth - 1, frame))
+                          for frame in bottleneck_frames]
+            rows, self._bottleneck_state = self.model.bottleneck.step(rows.to(self._dtype), self._bottleneck_state,
+                                                                      counts)
             self._dec_inputs[-1].append(rows.to(self._compute_dtype))
 
     def _decode(self, final: bool) -> torch.Tensor:

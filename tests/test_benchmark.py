@@ -1,6 +1,7 @@
 """scripts/benchmark.py --profile: every stage of the forward appears in the table and the JSON, for every
 row, and the labelled stages add up to about the call they lie in; the speed checks decide issue 27's targets
-from given rows. No measured timing is asserted."""
+from given rows; --slimming-bounds times the slimmed bottleneck at the MACs it runs. No measured timing is
+asserted."""
 
 import importlib.util
 import json
@@ -47,12 +48,30 @@ def test_speed_checks_are_the_speed_targets():
     rows = [{"name": "static 0.25", "wall_ratio": 0.40}, {"name": "static 1.0", "seconds": 0.25},
             {"name": "dynamic: router decides (router of m)", "wall_over_mac_ratio": 1.51},
             {"name": "dynamic: random factor every router frame", "wall_over_mac_ratio": 9.0},
+            {"name": "slim_bottleneck: static 0.25, 1 of 4 groups", "wall_ratio": 0.39},
             {"name": "static 1.0, LSTM bottleneck (DEMUCS)", "seconds": 1.01},
             {"name": "denoiser Demucs (reference, LSTM)", "seconds": 1.0}]
     assert module.speed_checks(rows) == {
         "static 0.25: wall ratio <= 0.40": True,
+        "slim_bottleneck: static 0.25, 1 of 4 groups: wall ratio <= 0.40": True,
         "dynamic: router decides (router of m): wall ratio <= 1.5 x MAC ratio": False,
         "static 1.0: at least 4x faster than denoiser's Demucs": True,
         "static 1.0, LSTM bottleneck: no slower than denoiser's Demucs": False,
     }
     assert module.speed_checks(rows[:2]) == {"static 0.25: wall ratio <= 0.40": True}
+
+
+def test_slimming_bounds_rows_run_the_slimmed_bottleneck(tmp_path):
+    target = tmp_path / "bench.json"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--slimming-bounds", "--hidden", "8", "--seconds", "0.3", "--repeats", "1",
+         "--threads", "1", "--input", "random", "--router-strides", "", "--json", str(target)],
+        capture_output=True, text=True, check=True,
+    )
+    rows = {row["name"]: row for row in json.loads(target.read_text())["rows"]}
+    slimmed = rows["slim_bottleneck: static 0.25, the recurrence over 1 of 4 groups"]
+    # the same blocks at 0.25, three of the four groups' recurrence fewer
+    assert slimmed["macs"] < rows["static 0.25"]["macs"]
+    assert slimmed["mean_utilization"] == 0.25
+    assert rows["slim_bottleneck: dynamic, router decides"]["macs"] > 0
+    assert "bound: every block and the bottleneck at 0.25 (hidden 2 at full width)" in rows

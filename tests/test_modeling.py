@@ -20,6 +20,7 @@ TINY_CONFIGS = {
     "non_causal": {"hidden": 8, "depth": 3, "causal": False, "stride": 2, "resample": 2},
     "no_glu_lstm": {"hidden": 8, "depth": 3, "glu": False, "bottleneck": "lstm"},
     "width_gains": {"hidden": 8, "depth": 4, "width_gains": True},
+    "slim_bottleneck": {"hidden": 8, "depth": 4, "slim_bottleneck": True},
 }
 
 

@@ -14,14 +14,7 @@ import torch
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.streaming import AdaSlimStreamer, _Geometry, stream_latency
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Streams are many small operations: one thread (threads only add synchronisation on 2 shared cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOLERANCE = 1e-4
 TINY = {"hidden": 8, "depth": 4, "normalize": False}
@@ -162,6 +155,7 @@ VARIANTS = {
     "router_delay_0": {"router_delay": 0},
     "router_delay_2_stride_3": {"router_delay": 2, "router_stride": 3},
     "width_gains": {"width_gains": True},
+    "slim_bottleneck": {"slim_bottleneck": True},
 }
 
 

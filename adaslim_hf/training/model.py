@@ -22,17 +22,23 @@ def architecture(config: AdaSlimConfig) -> dict:
     return {name: getattr(config, name) for name in config_fields() if name not in TRAINING_ONLY_FIELDS}
 
 
+# architecture fields that training may switch on in a model trained without them
+SWITCHABLE_ON = ("width_gains", "slim_bottleneck")
+
+
 def _with_overrides(config: AdaSlimConfig, overrides: dict, origin: str) -> AdaSlimConfig:
     """A validated copy of ``config`` with ``overrides``; architecture fields must not change, but for
-    ``width_gains``, which may be switched on (the gains start at 1: every width's output stays as it was)."""
+    ``width_gains`` (the gains start at 1: every width's output stays as it was) and ``slim_bottleneck`` (no
+    parameters of its own), which may be switched on."""
     changed = {k: (getattr(config, k), v) for k, v in overrides.items()
                if k not in TRAINING_ONLY_FIELDS and getattr(config, k) != v
                and not (k == "utilization_factors" and [float(x) for x in v] == list(config.utilization_factors))
-               and not (k == "width_gains" and v and not getattr(config, k, False))}
+               and not (k in SWITCHABLE_ON and v and not getattr(config, k, False))}
     if changed:
         listed = ", ".join(f"{k}={old!r} (asked {new!r})" for k, (old, new) in changed.items())
         raise ValueError(f"{origin} has {listed}: architecture fields cannot change when starting from it; "
-                         f"only {', '.join(TRAINING_ONLY_FIELDS)} may (and width_gains be switched on).")
+                         f"only {', '.join(TRAINING_ONLY_FIELDS)} may (and {' and '.join(SWITCHABLE_ON)} be "
+                         "switched on).")
     values = {**config.to_dict(), **overrides}
     return AdaSlimConfig.from_dict(values)
 
@@ -72,7 +78,8 @@ def load_model(init_from: str | None = None, model_overrides: dict | None = None
     - ``init_from`` None: a new ``AdaSlimModel(AdaSlimConfig(**model_overrides))`` initialised from ``seed``;
     - a save_pretrained folder, a checkpoint_N folder or a Hub id (resolved offline from the cache):
       ``AdaSlimModel.from_pretrained``; a folder of another architecture (``model_type`` other than
-      "adaslim") raises; ``model_overrides`` may change only the loss fields (TRAINING_ONLY_FIELDS);
+      "adaslim") raises; ``model_overrides`` may change only the loss fields (TRAINING_ONLY_FIELDS) and switch
+      on the fields of SWITCHABLE_ON;
     - a denoiser ``.th`` file: converted (LSTM bottleneck), with ``denoiser_preset`` hyper-parameters.
     """
     overrides = dict(model_overrides or {})
