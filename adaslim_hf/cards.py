@@ -570,7 +570,10 @@ def build_card(model_or_config, *, repo_id: str, evaluation: Evaluation | None =
         "resample": config.resample, "causal": config.causal,
         "bottleneck": (f"grouped GRU ({config.bottleneck_groups} groups of "
                        f"{config.channels[-1] // config.bottleneck_groups} channels, {config.bottleneck_layers} layer)"
+                       + (", slimmed with the factor: a frame at factor u runs the first ceil(u x "
+                          f"{config.bottleneck_groups}) groups" if config.slim_bottleneck else "")
                        if config.bottleneck == "gru" else f"LSTM ({config.bottleneck_layers} layers, as DEMUCS)"),
+        "slim_bottleneck": config.slim_bottleneck,
     }
     card = ModelCard.from_template(
         card_data,

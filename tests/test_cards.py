@@ -97,6 +97,19 @@ def test_card_renders_results_macs_paper_table_and_citations(model):
     assert "Notes from the evaluation: PESQ is wide-band." in text
 
 
+def test_card_of_a_slimmed_bottleneck_says_so_and_counts_its_macs(model):
+    torch.manual_seed(0)
+    slimmed = AdaSlimModel(AdaSlimConfig(**TINY, slim_bottleneck=True)).eval()
+    card = build_card(slimmed, repo_id=REPO_ID, evaluation=load_evaluation(sample_evaluation()))
+    check_card(card)
+    assert "slimmed with the factor: a frame at factor u runs the first ceil(u x 4) groups" in card.text
+    assert "the unslimmed bottleneck" not in card.text
+    for factor in slimmed.config.utilization_factors:  # the bottleneck's MACs shrink with the factor
+        total = macs_per_sample(slimmed.config, factor, router=False)["total"]
+        assert f"{total:,.0f}" in card.text
+    assert "the unslimmed bottleneck" in build_card(model, repo_id=REPO_ID).text
+
+
 def test_metadata_and_model_index_round_trip_through_model_card_load(model, tmp_path):
     evaluation = load_evaluation(sample_evaluation())
     build_card(model, repo_id=REPO_ID, evaluation=evaluation, status="final").save(tmp_path / "README.md")
