@@ -802,12 +802,11 @@ class AdaSlimStreamer:
                 self._skips[layer].append(part)
         if parts:
             rows = torch.cat(parts) if len(parts) > 1 else parts[0]
-            counts = None
-            if self.config.slim_bottleneck:  # the groups each frame's factor runs
-                counts = [self.config.bottleneck_active_groups(self._frame_factor(self.config.depth - 1, frame))
-                          for frame in bottleneck_frames]
-            rows, self._bottleneck_state = self.model.bottleneck.step(rows.to(self._dtype), self._bottleneck_state,
-                                                                      counts)
+            step_inputs = (rows.to(self._dtype), self._bottleneck_state)
+            if self.config.slim_bottleneck:  # and the groups each frame's factor runs (grouped GRU only)
+                step_inputs += ([self.config.bottleneck_active_groups(self._frame_factor(self.config.depth - 1, frame))
+                                 for frame in bottleneck_frames],)
+            rows, self._bottleneck_state = self.model.bottleneck.step(*step_inputs)
             self._dec_inputs[-1].append(rows.to(self._compute_dtype))
 
     def _decode(self, final: bool) -> torch.Tensor:
