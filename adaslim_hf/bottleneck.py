@@ -129,28 +129,38 @@ def slimmed_gru_steps(gates: torch.Tensor, candidate_inputs: torch.Tensor, hidde
 
     gates, candidate_inputs, w_hh as in ``grouped_gru_steps``; hidden [G, B, g] is updated in place to the
     state after the last frame. -> the output of each frame [N, G, B, g]: a running group's new state, zeros
-    for a group that does not run (or is held).
+    for a group that does not run (or is held). The views of the first k groups' buffers are taken once, before
+    the loop (index k - 1), as ``grouped_gru_steps`` takes its own: per step only the frame's inputs are sliced.
     """
     frames, groups, batch, width = gates.shape[0], hidden.shape[0], hidden.shape[1], hidden.shape[2]
     y = hidden.new_zeros(frames, groups, batch, width)
-    sums = hidden.new_empty(groups, batch, 3 * width)
+    sums = hidden.new_empty(groups, batch, 3 * width)  # gates + W_h h
     candidate = hidden.new_empty(groups, batch, width)
+    firsts = list(range(1, groups + 1))
+    sums_k = [sums[:k] for k in firsts]
+    reset_update_k = [sums[:k, :, : 2 * width] for k in firsts]
+    summed_n_k = [sums[:k, :, 2 * width :] for k in firsts]
+    reset_k = [sums[:k, :, :width] for k in firsts]
+    update_k = [sums[:k, :, width : 2 * width] for k in firsts]
+    hidden_k = [hidden[:k] for k in firsts]
+    candidate_k = [candidate[:k] for k in firsts]
+    w_hh_k = [w_hh[:k] for k in firsts]
+    step_gates, step_candidates, outputs = gates.unbind(0), candidate_inputs.unbind(0), y.unbind(0)
     for t in range(frames):
         count = counts[t]
         if count == 0:
             continue
-        step_sums, step_hidden, step_candidate = sums[:count], hidden[:count], candidate[:count]
-        torch.baddbmm(gates[t, :count], step_hidden, w_hh[:count], out=step_sums)
-        step_sums[:, :, : 2 * width].sigmoid_()
-        update = step_sums[:, :, width : 2 * width]
+        k = count - 1
+        torch.baddbmm(step_gates[t][:count], hidden_k[k], w_hh_k[k], out=sums_k[k])
+        reset_update_k[k].sigmoid_()
         if hold is not None:
-            update.masked_fill_(hold[t, :count], 1.0)
-        torch.lerp(candidate_inputs[t, :count], step_sums[:, :, 2 * width :], step_sums[:, :, :width],
-                   out=step_candidate).tanh_()
-        torch.lerp(step_candidate, step_hidden, update, out=step_hidden)
-        y[t, :count].copy_(step_hidden)
+            update_k[k].masked_fill_(hold[t, :count], 1.0)
+        torch.lerp(step_candidates[t][:count], summed_n_k[k], reset_k[k], out=candidate_k[k]).tanh_()
+        torch.lerp(candidate_k[k], hidden_k[k], update_k[k], out=hidden_k[k])
+        output = outputs[t][:count]
+        output.copy_(hidden_k[k])
         if hold is not None:
-            y[t, :count].masked_fill_(hold[t, :count], 0.0)
+            output.masked_fill_(hold[t, :count], 0.0)
     return y
 
 
