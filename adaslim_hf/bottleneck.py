@@ -175,6 +175,12 @@ def compiled_gru_steps():
     return compiled(grouped_gru_steps)
 
 
+def active_groups(counts: torch.Tensor, groups: int) -> torch.Tensor:
+    """How many of the ``groups`` groups run (the first ones), any shape [...] of counts 0 to G -> ``GroupedGRU``'s
+    ``active`` [..., G] (float, 1 = the group runs)."""
+    return (torch.arange(groups, device=counts.device) < counts[..., None]).float()
+
+
 class GroupedGRU(nn.Module):
     """Split C channels into G groups, one GRU per group, concatenate: [B, N, C] -> [B, N, C].
 
@@ -278,8 +284,9 @@ class GroupedGRU(nn.Module):
         that skips a row keeps its state, so it runs the rows it does not skip as one shorter sequence."""
         if counts is not None and len(counts) != len(rows):
             raise ValueError(f"step got {len(rows)} rows but {len(counts)} group counts.")
+        counts = None if counts is None else torch.tensor(counts)  # [n]
         if self.fused and len(rows) >= STEP_FUSED_FRAMES:
-            active = None if counts is None else self.active_groups(torch.tensor(counts))[None]
+            active = None if counts is None else active_groups(counts, self.groups)[None]
             out, state = self(rows[None], state, active)
             return out[0], state
         if counts is not None and not self.fused:
@@ -292,7 +299,7 @@ class GroupedGRU(nn.Module):
             if counts is None:
                 part, part_state = gru(part, part_state)
             else:
-                runs = torch.tensor(counts) > group  # [n] the rows this group runs
+                runs = counts > group  # [n] the rows this group runs
                 out = part.new_zeros(part.shape)
                 if part_state is None:
                     part_state = part.new_zeros(layers, 1, self.group_width)
@@ -302,10 +309,6 @@ class GroupedGRU(nn.Module):
             outputs.append(part)
             new_states.append(part_state)
         return torch.cat(outputs, dim=-1)[0], torch.cat(new_states)
-
-    def active_groups(self, counts: torch.Tensor) -> torch.Tensor:
-        """Groups run per frame (any shape [...], 0 to G) -> ``forward``'s ``active`` [..., G] (float, 1 = runs)."""
-        return (torch.arange(self.groups, device=counts.device) < counts[..., None]).float()
 
     def _inference_weights(self, _width: int):
         """The fused recurrence's weights (cached at inference like the blocks' sliced weights): input and
@@ -337,7 +340,7 @@ class GroupedGRU(nn.Module):
             per_frame = counts.max(dim=0).values  # [N]
             hold = None
             if bool((counts != per_frame).any()):  # items of the batch run different groups
-                hold = ~self.active_groups(counts).bool().permute(1, 2, 0)[:, :running, :, None]  # [N, G', B, 1]
+                hold = (active[..., :running] == 0).permute(1, 2, 0)[..., None]  # [N, G', B, 1]
             last = hidden.clone()
             y = compiled_slimmed_gru_steps()(gates, candidate_inputs, last[:running], w_hh, per_frame.tolist(), hold)
         if running < self.groups:
@@ -394,5 +397,5 @@ def build_bottleneck(channels: int, kind: str, groups: int, layers: int, bidirec
     return GroupedGRU(channels, groups, layers, bidirectional)
 
 
-__all__ = ["DemucsLSTM", "GroupedGRU", "bottleneck_forward", "build_bottleneck", "compiled_gru_steps",
+__all__ = ["DemucsLSTM", "GroupedGRU", "active_groups", "bottleneck_forward", "build_bottleneck", "compiled_gru_steps",
            "compiled_slimmed_gru_steps", "grouped_gru_steps", "slimmed_gru_steps"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .blocks import SlimDecoderBlock, SlimEncoderBlock
+from .bottleneck import active_groups
 from .configuration_adaslim import AdaSlimConfig
 
 # Inference tiles hold about this many floats per intermediate (frames x channels), so they stay in cache.
@@ -168,24 +169,25 @@ def layer_plans(config: AdaSlimConfig, mode: str, lengths: torch.Tensor | None, 
     return plans
 
 
-def bottleneck_active(config: AdaSlimConfig, n_frames: int, choice: torch.Tensor,
+def bottleneck_active(config: AdaSlimConfig, padded_length: int, choice: torch.Tensor,
                       one_hot: torch.Tensor | None = None) -> torch.Tensor | None:
-    """The groups of the grouped GRU each of the ``n_frames`` bottleneck frames runs, as ``GroupedGRU.forward``'s
-    ``active`` [B, N_L, G], or None when the bottleneck is not slimmed (``config.slim_bottleneck``). From the
+    """The groups of the grouped GRU each bottleneck frame of a ``padded_length``-sample call runs, as
+    ``GroupedGRU.forward``'s ``active`` [B, N_L, G], or None when the bottleneck is not slimmed
+    (``config.slim_bottleneck``). From the
     executed decisions ``choice`` [B, N] (-1: skipped, no group runs), or, training with the router, from their
     one-hots ``one_hot`` [B, N, J] (zeros where skipped), whose gradient then reaches the router as the blocks'
     channel masks pass it. Bottleneck frames past the last router frame take its decision."""
     if not config.slim_bottleneck:
         return None
-    groups = config.bottleneck_groups
+    n_frames = config.frames_per_layer(padded_length)[-1]
     per_router_frame = config.frames_per_router_frame(config.depth - 1)
     index = (torch.arange(n_frames, device=choice.device) // per_router_frame).clamp(max=choice.shape[1] - 1)
     counts = torch.tensor([config.bottleneck_active_groups(j) for j in range(config.num_factors)])
-    table = (torch.arange(groups)[None, :] < counts[:, None]).to(choice.device)  # [J, G]
+    table = active_groups(counts, config.bottleneck_groups).to(choice.device)  # [J, G]
     if one_hot is not None:
         return one_hot[:, index] @ table.to(one_hot.dtype)  # [B, N_L, J] @ [J, G]
     chosen = choice[:, index]  # [B, N_L]
-    return torch.where(chosen[..., None] >= 0, table[chosen.clamp(min=0)], False).float()
+    return torch.where(chosen[..., None] >= 0, table[chosen.clamp(min=0)], 0.0)
 
 
 def _spans(plan: LayerPlan, n_frames: int, channels: int) -> list[tuple[int, int, int, int]] | None:

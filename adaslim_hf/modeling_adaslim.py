@@ -418,8 +418,7 @@ class AdaSlimModel(AdaSlimPreTrainedModel):
             plans = layer_plans(config, execution, padded_lengths, padded_length,
                                 choice=decisions.executed, one_hot=exec_one_hot, static_index=static_index,
                                 dtype=compute_dtype, device=self.device)
-            active = bottleneck_active(config, config.frames_per_layer(padded_length)[-1], decisions.executed,
-                                       exec_one_hot)  # [B, N_L, G] or None
+            active = bottleneck_active(config, padded_length, decisions.executed, exec_one_hot)  # [B, N_L, G] or None
         enhanced = self._enhance(shared_inputs, plans, padded_lengths, compute_dtype, active)  # [B, chout, T]
         enhanced_values = enhanced[:, 0] if shared_inputs.flat else enhanced
 

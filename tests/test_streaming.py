@@ -172,6 +172,27 @@ def test_streamed_equals_offline_across_architectures(name):
         assert float((streamed - expected).abs().max()) <= TOLERANCE, (name, utilization)
 
 
+def test_slimmed_bottleneck_streams_as_offline_at_a_tight_tolerance():
+    """slim_bottleneck: a frame's factor decides the groups its bottleneck step runs. Its bottleneck scaled up so
+    that the slimming shows in the output above the tolerance (tests/test_slim_bottleneck.py)."""
+    model = make_model(slim_bottleneck=True)
+    with torch.no_grad():
+        for gru in model.bottleneck.grus:
+            gru.weight_ih_l0.mul_(4)
+        model.decoder[0].conv_in.weight.mul_(20)
+    unslimmed = AdaSlimModel(AdaSlimConfig(**{**model.config.to_dict(), "slim_bottleneck": False})).eval()
+    unslimmed.load_state_dict(model.state_dict())
+    noisy = noisy_input(9001)
+    for utilization in ("auto", 0.25):
+        static = None if utilization == "auto" else utilization
+        expected = offline(model, noisy, static)
+        assert (expected - offline(unslimmed, noisy, static)).abs().max() > 1e-5  # the slimming is visible
+        for chunks in ([150, 41], [4000, 333]):
+            streamed = stream(AdaSlimStreamer(model, utilization=utilization), noisy, chunks)
+            assert streamed.shape == expected.shape
+            assert (streamed - expected).abs().max() <= 1e-6, (utilization, chunks)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Normalisation
 # ----------------------------------------------------------------------------------------------------
