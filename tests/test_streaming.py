@@ -2,7 +2,7 @@
 the router deciding as the audio arrives; large chunks through the offline inference paths), the latency is
 fixed and minimal, bad chunks are refused without harming the stream, and the budget cap and the real-time
 guard lower the factor and say so. For the packaged models: what the stream equals, exactly (README,
-`adaslim stream --help`), with a given std and with the running estimate."""
+docs/architecture.md, `adaslim stream --help`), with a given std and with the running estimate."""
 
 import argparse
 import math
@@ -244,11 +244,11 @@ def _example() -> torch.Tensor:
 
 @pytest.mark.parametrize("name", ["adaslim-demucs", "adaslim-demucs-target0.25"])
 def test_what_the_stream_equals_for_the_packaged_models(name):
-    """The claims of the README and `adaslim stream --help`, on the packaged trained models and the example
-    recording: with the whole input's std (``input_std``, `--normalization file`) the stream equals the
-    offline output; with the running estimate (the default) it equals the model on the causally scaled input,
-    and differs from the offline output by less than 0.1 (the output peaking at ~0.45; per model in
-    docs/results/2026-12-02-streaming-speed.md)."""
+    """The claims of the README, docs/architecture.md and `adaslim stream --help`, on the packaged trained
+    models and the example recording: with the whole input's std (``input_std``, `--normalization file`) the
+    stream equals the offline output; with the running estimate (the default) it equals the model on the
+    causally scaled input, and differs from the offline output by less than 0.1 (the output peaking at ~0.45;
+    per model in docs/results/2026-12-02-streaming-speed.md)."""
     from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
 
     model = AdaSlimModel.from_pretrained(PACKAGED_MODEL.parent / name).eval()
