@@ -270,7 +270,7 @@ def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
     weight = 0.5
     objective = TrainingObjective(model, "2", slimmable_weight=weight)
     factors = [float(u) for u in model.config.utilization_factors]
-    assert objective.terms() == [None, *factors]
+    assert objective.terms() == [*factors[::-1], None]
     torch.manual_seed(1)
     logs = backward_terms(objective, objective.terms(), noisy, clean)
     combined = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -290,6 +290,30 @@ def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
         TrainingObjective(model, "1", slimmable_weight=0.5)
     with pytest.raises(ValueError, match="stage-2 setting"):
         load_settings(SMOKE, {"slimmable_weight": 0.5})  # the smoke config is stage 1
+
+
+@pytest.mark.parametrize("stage, kwargs", [
+    ("1", {}), ("1", {"distillation_weight": 0.5, "narrow_per_step": 1}),
+    ("2", {}), ("2", {"slimmable_weight": 0.25, "distillation_weight": 0.5, "narrow_per_step": 1}),
+])
+def test_last_term_gives_every_trainable_parameter_a_gradient(stage, kwargs):
+    """Under DistributedDataParallel only a step's last term is synchronised (the others run in no_sync), and
+    DDP fails unless that one forward gives every trainable parameter a gradient: stage 2's slimmable terms
+    leave the router out, so its routed term must come last."""
+    from adaslim_hf.training.model import freeze_router
+
+    torch.manual_seed(0)
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, width_gains=True)).train()
+    if stage == "1":
+        freeze_router(model)
+    objective = TrainingObjective(model, stage, **kwargs)
+    terms = objective.terms(torch.Generator().manual_seed(0))
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    backward_terms(objective, terms[:-1], noisy, clean)  # the teacher of a distilled last term
+    model.zero_grad(set_to_none=True)
+    backward_terms(objective, terms[-1:], noisy, clean)
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"stage {stage} terms {terms}: the last term leaves {missing} without a gradient"
 
 
 def test_factor_weights_scale_each_factor_term():
@@ -329,9 +353,9 @@ def test_narrow_factors_per_step_draws_narrow_terms_and_keeps_the_expected_gradi
     narrow = factors[:-1]
     objective = TrainingObjective(model, "1", narrow_per_step=1)
     drawn = [objective.terms(torch.Generator().manual_seed(seed)) for seed in range(40)]
-    assert all(len(terms) == 2 and terms[0] == 1.0 and terms[1] in narrow for terms in drawn)
+    assert all(len(terms) == 2 and terms[0] == 1.0 and terms[1] in narrow for terms in drawn)  # widest first
     assert {terms[1] for terms in drawn} == set(narrow)  # every narrow factor gets its turn
-    assert objective.terms() == factors  # without a generator: every factor (names, checks)
+    assert objective.terms() == factors[::-1]  # without a generator: every factor (names, checks)
     distilled = TrainingObjective(model, "1", distillation_weight=0.5, narrow_per_step=2)
     assert all(terms == sorted(terms, reverse=True) and len(terms) == 3
                for terms in (distilled.terms(torch.Generator().manual_seed(s)) for s in range(10)))

@@ -104,22 +104,27 @@ class TrainingObjective(nn.Module):
             self.static_utilization = float(static_utilization)
 
     def terms(self, generator: torch.Generator | None = None) -> list[float | None]:
-        """The terms of one step: every factor (stage '1'), the factor ('static') or None (the router), then
-        every factor in stage '2' with a slimmable weight. With ``narrow_per_step`` the factor terms are the
-        widest and that many narrower ones drawn with ``generator`` (None: every factor, e.g. to check a
-        term's name)."""
+        """The terms of one step: the factors widest first (stage '1'), the factor ('static'), or in stage '2'
+        the factors (with a slimmable weight) and then None (the router). With ``narrow_per_step`` the factor
+        terms are the widest and that many narrower ones drawn with ``generator`` (None: every factor, e.g. to
+        check a term's name).
+
+        The order matters twice: the widest factor is the narrower ones' teacher under distillation, and under
+        DistributedDataParallel only the last term is synchronised, so its one forward must give every
+        trainable parameter a gradient. A narrow factor's does (sliced weights, its per-width gains) where the
+        widest's does not (its gains are fixed at 1); in stage '2' the router's term is the only one that
+        uses the router."""
         factors = [float(u) for u in self.model.config.utilization_factors]
         if self.narrow_per_step and generator is not None:
             *narrow, widest = factors  # the config keeps them strictly increasing
             drawn = torch.randperm(len(narrow), generator=generator)[: self.narrow_per_step].tolist()
-            factors = [widest] + [narrow[index] for index in sorted(drawn)]
-        if self.distillation_weight:
-            factors = sorted(factors, reverse=True)  # the widest first: it is the narrower ones' teacher
+            factors = [widest] + [narrow[index] for index in drawn]
+        factors = sorted(factors, reverse=True)
         if self.stage == "1":
             return factors
         if self.stage == "static":
             return [self.static_utilization]
-        return [None] + (factors if self.slimmable_weight else [])
+        return (factors if self.slimmable_weight else []) + [None]
 
     def forward(self, noisy: torch.Tensor, clean: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 term: float | None = None, gumbel_noise_scale: float = 1.0):
