@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from helpers import randomize_width_gains
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 
@@ -39,12 +40,7 @@ VARIANT = {"hidden": 8, "depth": 2, "resample": 2, "causal": False, "bottleneck"
 
 def make_model(**overrides):
     torch.manual_seed(0)
-    model = AdaSlimModel(AdaSlimConfig(**overrides)).eval()
-    with torch.no_grad():  # with width_gains: gains other than their starting 1
-        for block in [*model.encoder, *model.decoder]:
-            if hasattr(block, "width_gain"):
-                block.width_gain.uniform_(0.5, 1.5)
-    return model
+    return randomize_width_gains(AdaSlimModel(AdaSlimConfig(**overrides)).eval())
 
 
 def run_onnx(path, noisy: torch.Tensor) -> torch.Tensor:

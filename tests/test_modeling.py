@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from helpers import randomize_width_gains
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel, bottleneck, execution, products, resample
 from adaslim_hf.bottleneck import GroupedGRU
@@ -26,17 +27,7 @@ TINY_CONFIGS = {
 
 def make_model(name, seed=0):
     torch.manual_seed(seed)
-    model = AdaSlimModel(AdaSlimConfig(**TINY_CONFIGS[name])).eval()
-    randomize_width_gains(model)
-    return model
-
-
-def randomize_width_gains(model, low=0.5, high=1.5):
-    """Gains other than their starting 1, so that every path is checked to apply them alike."""
-    with torch.no_grad():
-        for block in [*model.encoder, *model.decoder]:
-            if hasattr(block, "width_gain"):
-                block.width_gain.uniform_(low, high)
+    return randomize_width_gains(AdaSlimModel(AdaSlimConfig(**TINY_CONFIGS[name])).eval())  # every path applies them alike
 
 
 def padded_batch(lengths, seed=0):

@@ -7,6 +7,7 @@ tests/test_streaming.py."""
 
 import pytest
 import torch
+from helpers import amplify_bottleneck
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.bottleneck import GroupedGRU, active_groups
@@ -167,12 +168,7 @@ def slim_model(seed=0):
     so that the groups a narrow factor leaves out change the output visibly (a random tiny model hardly passes
     the bottleneck's output on)."""
     torch.manual_seed(seed)
-    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=4, slim_bottleneck=True, normalize=False)).eval()
-    with torch.no_grad():
-        for gru in model.bottleneck.grus:
-            gru.weight_ih_l0.mul_(4)
-        model.decoder[0].conv_in.weight.mul_(20)
-    return model
+    return amplify_bottleneck(AdaSlimModel(AdaSlimConfig(hidden=8, depth=4, slim_bottleneck=True, normalize=False)).eval())
 
 
 def unslimmed_copy(model):

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import amplify_bottleneck, randomize_width_gains
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.streaming import AdaSlimStreamer, _Geometry, stream_latency
@@ -28,10 +29,7 @@ def make_model(seed=2, **overrides):
     with torch.no_grad():
         model.router.conv.weight.mul_(4)
         model.router.projection.weight.mul_(5)
-        for block in [*model.encoder, *model.decoder]:  # with width_gains: gains other than their starting 1
-            if hasattr(block, "width_gain"):
-                block.width_gain.uniform_(0.5, 1.5)
-    return model
+    return randomize_width_gains(model)
 
 
 def noisy_input(samples, seed=1, channels=None):
@@ -175,11 +173,7 @@ def test_streamed_equals_offline_across_architectures(name):
 def test_slimmed_bottleneck_streams_as_offline_at_a_tight_tolerance():
     """slim_bottleneck: a frame's factor decides the groups its bottleneck step runs. Its bottleneck scaled up so
     that the slimming shows in the output above the tolerance (tests/test_slim_bottleneck.py)."""
-    model = make_model(slim_bottleneck=True)
-    with torch.no_grad():
-        for gru in model.bottleneck.grus:
-            gru.weight_ih_l0.mul_(4)
-        model.decoder[0].conv_in.weight.mul_(20)
+    model = amplify_bottleneck(make_model(slim_bottleneck=True))
     unslimmed = AdaSlimModel(AdaSlimConfig(**{**model.config.to_dict(), "slim_bottleneck": False})).eval()
     unslimmed.load_state_dict(model.state_dict())
     noisy = noisy_input(9001)

@@ -292,18 +292,20 @@ def test_stage2_slimmable_weight_adds_stage1_terms_scaled_by_the_weight():
         load_settings(SMOKE, {"slimmable_weight": 0.5})  # the smoke config is stage 1
 
 
-@pytest.mark.parametrize("stage, kwargs", [
-    ("1", {}), ("1", {"distillation_weight": 0.5, "narrow_per_step": 1}),
-    ("2", {}), ("2", {"slimmable_weight": 0.25, "distillation_weight": 0.5, "narrow_per_step": 1}),
+@pytest.mark.parametrize("stage, kwargs, slim_bottleneck", [
+    ("1", {}, False), ("1", {"distillation_weight": 0.5, "narrow_per_step": 1}, False), ("1", {}, True),
+    ("2", {}, False), ("2", {"slimmable_weight": 0.25, "distillation_weight": 0.5, "narrow_per_step": 1}, False),
+    ("2", {"slimmable_weight": 0.25}, True),
 ])
-def test_last_term_gives_every_trainable_parameter_a_gradient(stage, kwargs):
+def test_last_term_gives_every_trainable_parameter_a_gradient(stage, kwargs, slim_bottleneck):
     """Under DistributedDataParallel only a step's last term is synchronised (the others run in no_sync), and
-    DDP fails unless that one forward gives every trainable parameter a gradient: stage 2's slimmable terms
-    leave the router out, so its routed term must come last."""
+    DDP fails unless that one forward gives every trainable parameter a gradient: the widest factor's leaves
+    the per-width gains out and stage 2's slimmable terms the router, so a narrow term or the routed one comes
+    last. A slimmed bottleneck's held groups still get a gradient in training (their update gate is forced)."""
     from adaslim_hf.training.model import freeze_router
 
     torch.manual_seed(0)
-    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, width_gains=True)).train()
+    model = AdaSlimModel(AdaSlimConfig(hidden=8, depth=3, width_gains=True, slim_bottleneck=slim_bottleneck)).train()
     if stage == "1":
         freeze_router(model)
     objective = TrainingObjective(model, stage, **kwargs)
@@ -754,13 +756,15 @@ def test_resume_from_a_checkpoint_in_the_on_disk_format_of_2026_12_05(voicebank,
 
 
 def test_two_processes_train_both_stages_together_with_gloo(voicebank, tmp_path):
+    """Each process draws its own narrow width, and stage 2 has its slimmable terms: DDP must still pair the
+    processes' gradients, with every parameter's (the per-width gains, the router) in the synchronised term."""
     output_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", "29517", str(REPO / "scripts" / "train.py"), "--config", str(SMOKE),
                "--data_dir", str(voicebank), "--output_dir", str(output_dir), "--stage", "1+2",
                "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "0",
-               "--narrow_factors_per_step", "1"]  # each process draws its own narrow width: DDP must still pair
+               "--narrow_factors_per_step", "1", "--slimmable_weight", "0.25", "--model", "width_gains=true"]
     result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
