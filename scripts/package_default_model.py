@@ -60,17 +60,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "x86-64 CPU), all stages' (replaces a 'Training compute' line the report has)")
     parser.add_argument("--extra_compute", action="append", default=[],
                         help="the same for each --extra model, in the order of --extra")
+    parser.add_argument("--train_dataset", action="append", default=[], metavar="TEXT",
+                        help="what the models were trained on, for their cards (repeatable; default: the package "
+                             f"corpus, {TRAIN_DATA!r})")
     parser.add_argument("--note", default=None,
                         help="the card's banner text (default: the card's standard 'preliminary results' note)")
     return parser.parse_args(argv)
 
 
 def package(model_dir: Path, destination: Path, evaluation, training: dict | None, repo_id: str,
-            note: str | None = None) -> Path:
+            note: str | None = None, train_datasets: list[str] | None = None) -> Path:
     model = AdaSlimModel.from_pretrained(model_dir).eval()
     extractor = AdaSlimFeatureExtractor(sampling_rate=model.config.sampling_rate)
     card = build_card(model, repo_id=repo_id, evaluation=evaluation, training=training,
-                      train_datasets=[TRAIN_DATA], status="preliminary", status_note=note)
+                      train_datasets=train_datasets or [TRAIN_DATA], status="preliminary", status_note=note)
     with replace_folder(destination) as building:
         model.save_pretrained(building)
         extractor.save_pretrained(building)
@@ -142,12 +145,12 @@ def main(args: argparse.Namespace) -> list[Path]:
     extra_training = [with_compute(read_training(path), compute)
                       for path, compute in zip(per_extra(args.extra_training), per_extra(args.extra_compute))]
     written = [package(Path(args.model), args.destination / DEFAULT_NAME, evaluation, training, args.repo_id,
-                       args.note)]
+                       args.note, args.train_dataset)]
     for extra, report in zip(args.extra, extra_training):
         target = AdaSlimModel.config_class.from_pretrained(extra).target_utilization
         name = f"{DEFAULT_NAME}-target{target:g}"
         written.append(package(Path(extra), args.destination / name, evaluation, report,
-                               args.repo_id.rsplit("/", 1)[0] + "/" + name, args.note))
+                               args.repo_id.rsplit("/", 1)[0] + "/" + name, args.note, args.train_dataset))
     for path in written:
         print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
     return written

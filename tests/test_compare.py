@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from adaslim_hf.compare import ComparisonError, card_evaluation, compare, curve_at, load_report, markdown, static_points
 
@@ -140,6 +141,24 @@ def test_packaging_keeps_the_training_lines_of_a_packaged_card(tmp_path):
     assert package.with_compute(with_compute, "2 h").count(("Training compute", "2 h")) == 1
     assert ("Training compute", "3 h") in package.with_compute({"stage": "2", "steps": 5}, "3 h")
     assert package.with_compute(lines, None) is lines
+
+
+def test_packaging_writes_a_loadable_copy_whose_card_names_its_training_data(tmp_path):
+    spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    from adaslim_hf import AdaSlimConfig, AdaSlimModel
+
+    torch.manual_seed(0)
+    AdaSlimModel(AdaSlimConfig(hidden=8, depth=3)).save_pretrained(tmp_path / "trained")
+    line = "the git-sources corpus: 2.61 h of speech from 328 speakers"
+    written = package.package(tmp_path / "trained", tmp_path / "packaged", None, None, "org/x", None, [line])
+    assert f"## Training data\n\n- {line}\n" in (written / "README.md").read_text()
+    assert sorted(p.name for p in written.iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                          "preprocessor_config.json"]
+    default = package.package(tmp_path / "trained", tmp_path / "default", None, None, "org/x")
+    assert f"- {package.TRAIN_DATA}" in (default / "README.md").read_text()
+    assert package.parse_args(["--model", "m", "--comparison", "c", "--train_dataset", line]).train_dataset == [line]
 
 
 def test_deepfilternet_row_and_time_per_10s_reach_the_comparison_and_the_card():
