@@ -306,7 +306,9 @@ def _without_settings(signature) -> dict | None:
 
 def read_cache(path: Path, signature: dict) -> dict[str, dict]:
     """Records of ``path`` (one JSON object a line) whose signature matches, the settings list aside (a record
-    serves every setting it holds); the last record of an id wins; a torn last line is ignored."""
+    serves every setting it holds); the records of one id merge, a later record's settings replacing an
+    earlier one's of the same name (so the caches of evaluations run side by side on different factors,
+    concatenated, serve a run over all of them); a torn last line is ignored."""
     wanted = _without_settings(signature)
     done: dict[str, dict] = {}
     if not path.is_file():
@@ -319,6 +321,9 @@ def read_cache(path: Path, signature: dict) -> dict[str, dict]:
                 continue  # a line cut by a crash: that item is redone
             if (isinstance(record, dict) and "id" in record and isinstance(record.get("settings"), dict)
                     and _without_settings(record.get("signature")) == wanted):
+                earlier = done.get(record["id"])
+                if earlier is not None:
+                    record = {**record, "settings": {**earlier["settings"], **record["settings"]}}
                 done[record["id"]] = record
     return done
 

@@ -179,6 +179,33 @@ def test_resume_skips_done_items(setup, first_run, monkeypatch):
     assert calls == ["p232_001"] and fourth["resumed_items"] == 0 and "rnnoise" not in fourth["settings"]
 
 
+def test_caches_of_runs_side_by_side_on_different_factors_merge(setup, first_run, tmp_path, monkeypatch):
+    """Two evaluations on different factors (as two processes would run them, one core each), their
+    items.jsonl concatenated: a run over every factor computes nothing and reports what the single run did."""
+    output_dir, report = first_run
+    calls = []
+    real = evaluation.evaluate_item
+
+    def counting(model, row, **kwargs):
+        calls.append((row["id"], list(kwargs["settings"])))
+        return real(model, row, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_item", counting)
+    options = ("--no_rnnoise", "--no_deepfilternet")
+    low, high, merged = tmp_path / "low", tmp_path / "high", tmp_path / "merged"
+    _run(setup, low, "--factors", "0.125,0.25", *options)
+    _run(setup, high, "--factors", "0.5,1.0", *options)
+    merged.mkdir()
+    (merged / "items.jsonl").write_text((low / "items.jsonl").read_text() + (high / "items.jsonl").read_text())
+    calls.clear()
+    whole = _run(setup, merged, *options)
+    assert calls == [] and whole["resumed_items"] == 3
+    assert list(whole["settings"]) == [*(f"static {u:g}" for u in (0.125, 0.25, 0.5, 1)), "dynamic", "noisy"]
+    for name in whole["settings"]:
+        for key in ("pesq", "si_sdr", "macs_per_sample"):
+            assert whole["settings"][name][key] == pytest.approx(report["settings"][name][key]), (name, key)
+
+
 def test_a_cache_written_before_a_peer_existed_stays_valid(setup, first_run, tmp_path, monkeypatch):
     """An items.jsonl of an evaluation without DeepFilterNet3 (as every evaluation before it was added): a rerun
     runs only DeepFilterNet3 on each item, keeps every cached row as it was, and appends the merged records, so
