@@ -74,6 +74,18 @@ def _run(setup, output_dir, *extra):
     return script.main(script.parse_args(argv))
 
 
+def count_item_runs(monkeypatch, with_settings: bool = False) -> list:
+    """The items ``evaluate_item`` runs from now on (their ids, or (id, settings) pairs), still run for real."""
+    calls, real = [], evaluation.evaluate_item
+
+    def counting(model, row, **kwargs):
+        calls.append((row["id"], list(kwargs["settings"])) if with_settings else row["id"])
+        return real(model, row, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_item", counting)
+    return calls
+
+
 @pytest.fixture(scope="module")
 def first_run(setup):
     output_dir = setup["root"] / "out"
@@ -156,14 +168,7 @@ def test_resume_skips_done_items(setup, first_run, monkeypatch):
     assert len(lines) == 3
     # drop the last item and tear the line before it, as a crash mid-write would
     cache.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
-    calls = []
-    real = evaluation.evaluate_item
-
-    def counting(model, row, **kwargs):
-        calls.append(row["id"])
-        return real(model, row, **kwargs)
-
-    monkeypatch.setattr(evaluation, "evaluate_item", counting)
+    calls = count_item_runs(monkeypatch)
     again = _run(setup, output_dir)
     assert calls == ["p232_001", "p232_002"]
     assert again["resumed_items"] == 1 and again["items"] == 3
@@ -183,14 +188,7 @@ def test_caches_of_runs_side_by_side_on_different_factors_merge(setup, first_run
     """Two evaluations on different factors (as two processes would run them, one core each), their
     items.jsonl concatenated: a run over every factor computes nothing and reports what the single run did."""
     output_dir, report = first_run
-    calls = []
-    real = evaluation.evaluate_item
-
-    def counting(model, row, **kwargs):
-        calls.append((row["id"], list(kwargs["settings"])))
-        return real(model, row, **kwargs)
-
-    monkeypatch.setattr(evaluation, "evaluate_item", counting)
+    calls = count_item_runs(monkeypatch, with_settings=True)
     options = ("--no_rnnoise", "--no_deepfilternet")
     low, high, merged = tmp_path / "low", tmp_path / "high", tmp_path / "merged"
     _run(setup, low, "--factors", "0.125,0.25", *options)
@@ -231,14 +229,7 @@ def test_a_cache_written_before_a_peer_existed_stays_valid(setup, first_run, tmp
             entry.pop("threads", None)  # not recorded then
         lines.append(json.dumps(record))
     (old / "items.jsonl").write_text("\n".join(lines) + "\n")
-    calls = []
-    real = evaluation.evaluate_item
-
-    def counting(model, row, **kwargs):
-        calls.append((row["id"], list(kwargs["settings"])))
-        return real(model, row, **kwargs)
-
-    monkeypatch.setattr(evaluation, "evaluate_item", counting)
+    calls = count_item_runs(monkeypatch, with_settings=True)
     again = _run(setup, old)
     assert calls == [(f"p232_{i:03d}", ["deepfilternet3"]) for i in range(3)]
     assert again["extended_items"] == 3 and again["resumed_items"] == 0
