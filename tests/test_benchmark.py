@@ -40,9 +40,8 @@ def test_profile_reports_every_stage_of_every_row(tmp_path):
 
 def test_speed_checks_are_the_speed_targets():
     """static 0.25 at most 0.40 of full width (0.33 with the slimmed bottleneck), the router's wall ratio at most
-    1.5x its MAC ratio, full width at
-    least 4x faster than denoiser's Demucs (its LSTM variant no slower): each decided on its boundary as
-    written, and only the checks the rows can decide."""
+    1.5x its MAC ratio, full width at least 4x faster than denoiser's Demucs (its LSTM variant no slower): each
+    decided on its boundary as written, and only the checks the rows can decide."""
     spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -73,8 +72,7 @@ def test_slimming_bounds_rows_run_the_slimmed_bottleneck(tmp_path):
         capture_output=True, text=True, check=True,
     )
     rows = {row["name"]: row for row in json.loads(target.read_text())["rows"]}
-    for factor in (0.125, 0.25, 0.5):  # the same blocks at each factor, the groups it leaves out fewer
-        groups = {0.125: 1, 0.25: 1, 0.5: 2}[factor]
+    for factor, groups in ((0.125, 1), (0.25, 1), (0.5, 2)):  # the same blocks, the groups left out fewer
         slimmed = rows[f"slim_bottleneck: static {factor}, the recurrence over {groups} of 4 groups"]
         assert slimmed["macs"] < rows[f"static {factor}"]["macs"]
         assert slimmed["mean_utilization"] == factor

@@ -104,10 +104,16 @@ def test_comparison_becomes_a_valid_card_evaluation():
     assert parsed.datasets[0].settings[4].target_utilization == 0.1 and parsed.datasets[0].items == 3
 
 
-def test_packaging_refuses_a_comparison_with_inverted_clips(tmp_path):
+def package_script():
+    """scripts/package_default_model.py as a module."""
     spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
     package = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(package)
+    return package
+
+
+def test_packaging_refuses_a_comparison_with_inverted_clips(tmp_path):
+    package = package_script()
     comparison = {"items": 3, "static": {"points": [{"utilization": 0.125, "items_inverted": 2},
                                                     {"utilization": 1.0, "items_inverted": 0}]},
                   "dynamic": [{"label": "target 0.25", "items_inverted": None}]}
@@ -119,9 +125,7 @@ def test_packaging_refuses_a_comparison_with_inverted_clips(tmp_path):
 
 
 def test_packaging_keeps_the_training_lines_of_a_packaged_card(tmp_path):
-    spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
+    package = package_script()
     packaged = REPO / "adaslim_hf" / "pretrained" / "adaslim-demucs"
     lines = package.read_training(str(packaged))  # a folder: its README.md
     assert ("Router target utilization", "0.1") in lines and lines[0][0] == "Last stage"
@@ -144,9 +148,7 @@ def test_packaging_keeps_the_training_lines_of_a_packaged_card(tmp_path):
 
 
 def test_packaging_writes_a_loadable_copy_whose_card_names_its_training_data(tmp_path):
-    spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
+    package = package_script()
     from adaslim_hf import AdaSlimConfig, AdaSlimModel
 
     torch.manual_seed(0)
