@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .evaluation import DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, plot_quality_vs_macs, static_factor, static_name
+from .evaluation import (DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, plot_quality_curves, plot_quality_vs_macs,
+                         static_factor, static_name)
 from .peers import PEERS
 
 BASELINES = (NOISY, RNNOISE, DEEPFILTERNET)  # the report rows that are not the model, in table order
@@ -227,16 +228,131 @@ def plot(comparison: dict, path: str | os.PathLike) -> None:
                          static_label=f"{static['label']}, static factors")
 
 
-def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
-    """comparison.json (atomic), comparison.md and pareto_models.png in ``output_dir``."""
+def _write_outputs(comparison: dict, output_dir: str | os.PathLike, *, stem: str, png: str, to_markdown,
+                   draw) -> dict[str, Path]:
+    """STEM.json (atomic), STEM.md and PNG of a comparison in ``output_dir``."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": output_dir / "comparison.json", "md": output_dir / "comparison.md",
-             "png": output_dir / "pareto_models.png"}
+    paths = {"json": output_dir / f"{stem}.json", "md": output_dir / f"{stem}.md", "png": output_dir / png}
     write_json(paths["json"], comparison)
-    write_text(paths["md"], markdown(comparison))
-    plot(comparison, paths["png"])
+    write_text(paths["md"], to_markdown(comparison))
+    draw(comparison, paths["png"])
     return paths
+
+
+def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
+    """comparison.json (atomic), comparison.md and pareto_models.png in ``output_dir``."""
+    return _write_outputs(comparison, output_dir, stem="comparison", png="pareto_models.png", to_markdown=markdown,
+                          draw=plot)
+
+
+def benchmark_row(benchmark: dict, setting: str) -> dict | None:
+    """The float32 row of ``scripts/benchmark.py``'s JSON that times a report's ``setting``: "static u" by its
+    factor (the benchmark writes "static 1.0" where a report writes "static 1"), "dynamic" as the row where the
+    model's own router decides; None when the benchmark has no such row."""
+    factor = static_factor(setting)
+    for row in benchmark.get("rows", []):
+        name = row["name"]
+        if setting == DYNAMIC and name.startswith("dynamic: router decides") and "bf16" not in name:
+            return row
+        if factor is not None and name.startswith("static ") and "," not in name and static_factor(name) == factor:
+            return row
+    return None
+
+
+def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq") -> dict:
+    """Quality against wall time of several architectures on the same clips (issue 27's Pareto table).
+
+    Each entry is (label, evaluation report, benchmark JSON of ``scripts/benchmark.py`` run on the same model):
+    every static factor and the dynamic setting of the report becomes a row with its quality and its wall time
+    per 10 s of audio from the benchmark. A row is on the Pareto front when no other row is at least as fast and
+    strictly better on ``metric``. The benchmarks must time the same input length with the same threads, and
+    the reports must have scored the same items; else ComparisonError.
+    """
+    if not entries:
+        raise ComparisonError("no architectures to compare")
+    first_label, first_report, first_benchmark = entries[0]
+    reference_ids = [item["id"] for item in first_report["per_item"]]
+    rows = []
+    for label, report, benchmark in entries:
+        if [item["id"] for item in report["per_item"]] != reference_ids:
+            raise ComparisonError(f"'{label}' and '{first_label}' scored different items: evaluate every model on "
+                                  "the same test set with the same --max_items.")
+        for key in ("threads", "seconds_of_audio"):
+            if benchmark.get(key) != first_benchmark.get(key):
+                raise ComparisonError(f"the benchmarks of '{label}' and '{first_label}' differ in {key} "
+                                      f"({benchmark.get(key)} against {first_benchmark.get(key)}): time them alike.")
+        for setting, values in report["settings"].items():
+            if static_factor(setting) is None and setting != DYNAMIC:
+                continue
+            timed = benchmark_row(benchmark, setting)
+            if timed is None:
+                raise ComparisonError(f"the benchmark of '{label}' has no row for its '{setting}' setting "
+                                      "(run scripts/benchmark.py --model on the evaluated model)")
+            rows.append({"architecture": label, "setting": setting, "mean_utilization": values.get("mean_utilization"),
+                         "macs_per_sample": values.get("macs_per_sample"),
+                         "ms_per_10s": 1e4 * timed["seconds"] / benchmark["seconds_of_audio"],
+                         "metrics": {key: values.get(key) for key in report["metrics"]}})
+    def dominates(other: dict, row: dict) -> bool:  # at least as fast and strictly better
+        quality, other_quality = row["metrics"].get(metric), other["metrics"].get(metric)
+        return other["ms_per_10s"] <= row["ms_per_10s"] and other_quality is not None and other_quality > quality
+
+    for row in rows:
+        row["pareto_front"] = (row["metrics"].get(metric) is not None
+                               and not any(dominates(other, row) for other in rows))
+    baselines = {name: {key: first_report["settings"][name].get(key) for key in first_report["metrics"]}
+                 for name in BASELINES if name in first_report["settings"]}
+    return {"metric": metric, "items": len(reference_ids), "dataset": first_report.get("dataset"),
+            "threads": first_benchmark.get("threads"), "seconds_of_audio": first_benchmark.get("seconds_of_audio"),
+            "models": {label: report.get("model") for label, report, _ in entries},
+            "benchmark_commands": {label: benchmark.get("command") for label, _, benchmark in entries},
+            "metrics": list(first_report["metrics"]), "rows": rows, "baselines": baselines}
+
+
+def architectures_markdown(comparison: dict) -> str:
+    """The architectures' table: every setting's quality, MACs and wall time, the Pareto front marked."""
+    metrics = comparison["metrics"]
+    columns = ["architecture", "setting", *metrics, "MACs/sample", "ms per 10 s", "Pareto front"]
+    lines = [f"# Quality against wall time on {comparison['dataset']} ({comparison['items']} items; wall time of "
+             f"{comparison['seconds_of_audio']:g} s of audio on {comparison['threads']} thread(s))", "",
+             "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 3) + ":---:|"]
+    for row in sorted(comparison["rows"], key=lambda row: row["ms_per_10s"]):
+        lines.append("| " + " | ".join([row["architecture"], row["setting"],
+                                        *(_fmt(row["metrics"][key]) for key in metrics),
+                                        _fmt(row["macs_per_sample"], 0), _fmt(row["ms_per_10s"], 0),
+                                        "yes" if row["pareto_front"] else ""]) + " |")
+    for name, values in comparison["baselines"].items():
+        lines.append("| " + " | ".join(["–", name, *(_fmt(values[key]) for key in metrics), "–", "–", ""]) + " |")
+    lines += ["", f"Pareto front: no other row is at least as fast and better on {comparison['metric']}.", ""]
+    if comparison.get("command"):
+        lines += ["Reproduce with:", "", "```", comparison["command"], "```", ""]
+    return "\n".join(lines)
+
+
+def plot_architectures(comparison: dict, path: str | os.PathLike) -> None:
+    """Quality against wall time: a line of static factors per architecture, its routed point as a star."""
+    metric = comparison["metric"]
+    curves, dynamics = {}, []
+    for row in comparison["rows"]:
+        quality = row["metrics"].get(metric)
+        if row["setting"] == DYNAMIC:
+            dynamics.append((f"{row['architecture']}, dynamic", row["ms_per_10s"], quality, row["mean_utilization"]))
+        else:
+            curves.setdefault(row["architecture"], []).append((row["ms_per_10s"], quality,
+                                                               static_factor(row["setting"])))
+    dataset = str(comparison.get("dataset") or "").split(" (")[0]
+    plot_quality_curves(path, metric=metric, curves=[(f"{label}, static factors", points)
+                                                     for label, points in curves.items()],
+                        dynamics=dynamics, baselines={name: values.get(metric)
+                                                      for name, values in comparison["baselines"].items()},
+                        title=f"Quality vs wall time — {dataset}, {comparison['items']} items",
+                        x_label=f"ms per 10 s of audio ({comparison['threads']} thread(s))")
+
+
+def write_architectures(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
+    """architectures.json (atomic), architectures.md and pareto_wall_time.png in ``output_dir``."""
+    return _write_outputs(comparison, output_dir, stem="architectures", png="pareto_wall_time.png",
+                          to_markdown=architectures_markdown, draw=plot_architectures)
 
 
 def card_evaluation(comparison: dict, *, dataset_id: str, dataset_name: str, split: str | None = "test",
@@ -265,4 +381,6 @@ def card_evaluation(comparison: dict, *, dataset_id: str, dataset_name: str, spl
             "notes": notes}
 
 
-__all__ = ["ComparisonError", "card_evaluation", "compare", "curve_at", "load_report", "markdown", "plot", "static_points", "write"]
+__all__ = ["ComparisonError", "architectures", "architectures_markdown", "benchmark_row", "card_evaluation", "compare",
+           "curve_at", "load_report", "markdown", "plot", "plot_architectures", "static_points", "write",
+           "write_architectures"]

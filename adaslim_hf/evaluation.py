@@ -636,6 +636,20 @@ def plot_quality_vs_macs(path: str | os.PathLike, *, metric: str, statics: Seque
     each routed model as a star (``dynamics``: (label, macs, value, mean utilization)), the noisy input and the
     peers as horizontal lines (``baselines``: name -> value; missing or non-finite ones are left out). With a
     ``sample_rate``, a second axis on top gives MMACs per second of audio."""
+    plot_quality_curves(path, metric=metric, curves=[(static_label, statics)], dynamics=dynamics,
+                        baselines=baselines, title=title, x_label="MACs per input sample",
+                        top_axis=None if not sample_rate else (
+                            f"MMACs per second of audio ({sample_rate} Hz)",
+                            (lambda x: x * sample_rate / 1e6, lambda m: m * 1e6 / sample_rate)))
+
+
+def plot_quality_curves(path: str | os.PathLike, *, metric: str, curves: Sequence[tuple[str, Sequence[tuple]]],
+                        dynamics: Sequence[tuple], baselines: dict, title: str, x_label: str,
+                        top_axis: tuple | None = None) -> None:
+    """Quality against a cost, written atomically to ``path``: each of ``curves`` (label, [(cost, value,
+    factor)]) as a line of static factors, each of ``dynamics`` (label, cost, value, mean utilization) as a
+    star, ``baselines`` (name -> value; missing or non-finite ones left out) as horizontal lines. ``top_axis``:
+    (label, (forward, inverse)) for a second cost axis on top."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -645,26 +659,27 @@ def plot_quality_vs_macs(path: str | os.PathLike, *, metric: str, statics: Seque
         return np.nan if value is None else value
 
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
-    statics = sorted(statics, key=lambda item: item[0])
-    ax.plot([item[0] for item in statics], [or_nan(item[1]) for item in statics], "o-", color="tab:blue",
-            label=static_label, zorder=3)
-    for macs, value, factor in statics:
-        ax.annotate(f"{factor:g}", (macs, or_nan(value)), textcoords="offset points", xytext=(6, -12), fontsize=9,
-                    color="tab:blue")
+    curve_colours = ["tab:blue", "tab:cyan", "tab:olive", "tab:gray"]
+    for index, (label, points) in enumerate(curves):
+        colour = curve_colours[index % len(curve_colours)]
+        points = sorted(points, key=lambda item: item[0])
+        ax.plot([item[0] for item in points], [or_nan(item[1]) for item in points], "o-", color=colour,
+                label=label, zorder=3)
+        for cost, value, factor in points:
+            ax.annotate(f"{factor:g}", (cost, or_nan(value)), textcoords="offset points", xytext=(6, -12),
+                        fontsize=9, color=colour)
     colours = ["tab:red", "tab:orange", "tab:brown", "tab:pink"]
-    for index, (label, macs, value, utilization) in enumerate(dynamics):
+    for index, (label, cost, value, utilization) in enumerate(dynamics):
         if value is not None:
-            ax.plot([macs], [value], "*", markersize=15, zorder=4, color=colours[index % len(colours)],
+            ax.plot([cost], [value], "*", markersize=15, zorder=4, color=colours[index % len(colours)],
                     label=f"{label} (mean u {_fmt(utilization, 2)})")
     for name, colour in ((NOISY, "gray"), (RNNOISE, "tab:green"), (DEEPFILTERNET, "tab:purple")):
         value = baselines.get(name)
         if value is not None and math.isfinite(value):
             ax.axhline(value, linestyle="--", color=colour, label=f"{name} ({value:.2f})")
-    ax.set_xlabel("MACs per input sample")
-    if sample_rate:
-        seconds_axis = ax.secondary_xaxis("top", functions=(lambda x: x * sample_rate / 1e6,
-                                                            lambda m: m * 1e6 / sample_rate))
-        seconds_axis.set_xlabel(f"MMACs per second of audio ({sample_rate} Hz)", fontsize=9)
+    ax.set_xlabel(x_label)
+    if top_axis is not None:
+        ax.secondary_xaxis("top", functions=top_axis[1]).set_xlabel(top_axis[0], fontsize=9)
     ax.set_ylabel({"pesq": "PESQ (wide-band)"}.get(metric, metric))
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
@@ -745,6 +760,6 @@ def write_report(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]
 __all__ = ["DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError", "by_input_snr",
            "current_setting_name", "deepfilternet_delay", "deepfilternet_enhance", "evaluate", "evaluate_item",
            "input_snr", "is_inverted", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
-           "plot_pareto", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item",
+           "plot_pareto", "plot_quality_curves", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item",
            "score_items", "setting_name", "speech_gain", "static_factor", "static_name", "summarize",
            "write_report"]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from adaslim_hf.compare import ComparisonError, card_evaluation, compare, curve_at, load_report, markdown, static_points
+from adaslim_hf.compare import (ComparisonError, architectures, architectures_markdown, card_evaluation, compare, curve_at,
+                                load_report, markdown, static_points)
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC_MACS = {0.125: 8925.0, 0.25: 15645.0, 0.5: 29085.0, 1.0: 55964.0}
@@ -90,6 +91,66 @@ def test_script_writes_the_three_outputs(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_models.py"), "--static", "nolabel",
                           "--dynamic", "x=y", "--output_dir", str(out)], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "LABEL=path" in bad.stderr
+
+
+def benchmark(seconds: dict, threads=1, seconds_of_audio=10.0) -> dict:
+    """A scripts/benchmark.py JSON whose rows take ``seconds`` (setting -> wall seconds of the input)."""
+    # the benchmark names the router's row so, and a factor as Python prints it ("static 1.0" for "static 1")
+    names = {"dynamic": "dynamic: router decides (router of m)", "static 1": "static 1.0"}
+    rows = [{"name": names.get(setting, setting), "seconds": value} for setting, value in seconds.items()]
+    rows.append({"name": "dynamic: router decides (router of m), bf16", "seconds": 0.001})  # never the float32 row
+    return {"command": "python scripts/benchmark.py --model m", "threads": threads,
+            "seconds_of_audio": seconds_of_audio, "rows": rows}
+
+
+def test_architectures_put_quality_against_wall_time_and_mark_the_pareto_front():
+    # "paper": 2.00 / 2.20 / 2.30 / 2.35 at 0.17 / 0.19 / 0.24 / 0.34 s; "slim": 2.05 / 2.10 / 2.30 / 2.40 at
+    # 0.10 / 0.20 / 0.22 / 0.34 s, plus a routed point of 2.15 at 0.18 s
+    paper = benchmark({f"static {u:g}": t for u, t in zip(STATIC_MACS, (0.17, 0.19, 0.24, 0.34))})
+    slim_report = report({**{f"static {u:g}": (q, 2.5, STATIC_MACS[u], u)
+                             for u, q in zip(STATIC_MACS, (2.05, 2.10, 2.30, 2.40))},
+                          "dynamic": (2.15, 2.6, 12000.0, 0.2), "noisy": (1.40, 2.0, 0.0, None)})
+    slim = benchmark({**{f"static {u:g}": t for u, t in zip(STATIC_MACS, (0.10, 0.20, 0.22, 0.34))}, "dynamic": 0.18})
+    result = architectures([("paper", static_report(), paper), ("slim", slim_report, slim)])
+    rows = {(row["architecture"], row["setting"]): row for row in result["rows"]}
+    assert len(rows) == 9 and rows[("slim", "dynamic")]["ms_per_10s"] == pytest.approx(180.0)  # not the bf16 row
+    front = sorted(key for key, row in rows.items() if row["pareto_front"])
+    # paper 0.125 (0.17 s, 2.00) loses to slim 0.125 (0.10 s, 2.05); slim 0.25 (0.20 s, 2.10) to slim dynamic
+    # (0.18 s, 2.15); paper 1.0 (0.34 s, 2.35) to slim 1.0 (same time, 2.40)
+    assert front == [("paper", "static 0.25"), ("paper", "static 0.5"), ("slim", "dynamic"), ("slim", "static 0.125"),
+                     ("slim", "static 0.5"), ("slim", "static 1")]
+    assert rows[("paper", "static 0.5")]["pareto_front"] and rows[("slim", "static 0.5")]["pareto_front"]  # a tie
+    text = architectures_markdown(result)
+    assert "| slim | static 0.125 | 2.050 |" in text and text.index("slim | static 0.125") < text.index("paper | static 0.125")
+    assert "| – | noisy | 1.400 |" in text
+
+
+def test_architectures_refuse_benchmarks_timed_differently_or_missing_a_setting():
+    timed = benchmark({f"static {u:g}": 0.1 for u in STATIC_MACS})
+    with pytest.raises(ComparisonError, match="differ in threads"):
+        architectures([("a", static_report(), timed), ("b", static_report(), {**timed, "threads": 2})])
+    with pytest.raises(ComparisonError, match="no row for its 'static 0.25' setting"):
+        architectures([("a", static_report(), benchmark({"static 0.125": 0.1}))])
+    with pytest.raises(ComparisonError, match="scored different items"):
+        architectures([("a", static_report(), timed), ("b", report({"static 1": (2, 2, 1, 1)}, ids=("a",)), timed)])
+
+
+def test_architectures_script_writes_table_and_plot(tmp_path):
+    (tmp_path / "e.json").write_text(json.dumps(static_report()))
+    (tmp_path / "b.json").write_text(json.dumps(benchmark({f"static {u:g}": 0.1 * u for u in STATIC_MACS})))
+    script = str(REPO / "scripts" / "compare_architectures.py")
+    run = subprocess.run([sys.executable, script, "--architecture", f"paper={tmp_path / 'e.json'},{tmp_path / 'b.json'}",
+                          "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    saved = json.loads((tmp_path / "out" / "architectures.json").read_text())
+    assert len(saved["rows"]) == 4 and saved["command"].startswith("python scripts/compare_architectures.py")
+    assert (tmp_path / "out" / "pareto_wall_time.png").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, script, "--architecture", f"paper={tmp_path / 'e.json'}", "--output_dir",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "LABEL=evaluation.json,benchmark.json" in bad.stderr
+    missing = subprocess.run([sys.executable, script, "--architecture", f"paper={tmp_path / 'e.json'},{tmp_path / 'no.json'}",
+                              "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 1 and "no benchmark JSON at" in missing.stderr
 
 
 def test_comparison_becomes_a_valid_card_evaluation():
