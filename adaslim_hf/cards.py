@@ -91,7 +91,9 @@ METRICS = {
     "dnsmos_sig": ("DNSMOS SIG", 3),
     "dnsmos_bak": ("DNSMOS BAK", 3),
     "dnsmos_p808": ("DNSMOS P.808", 3),
+    "speech_gain": ("speech gain", 3),  # <output, clean> / <clean, clean> (adaslim_hf.evaluation.speech_gain)
 }
+NOT_HUB_METRICS = ("speech_gain",)  # a level, not a metric of the Hub's metric list: kept out of the card's `metrics`
 SETTING_KINDS = ("static", "dynamic", "baseline")
 
 # What the datasets of this package's reports are called, for cards (id = model-index dataset.type).
@@ -324,7 +326,7 @@ def _from_report(report: dict, rows: dict, dataset_id, dataset_name, split, targ
     reports are renamed by ``evaluation.current_setting_name``) to their metrics and costs. The dataset's
     identity comes from the report's ``dataset`` (and ``evaluated_on``), the router's target from the
     argument or the report's ``target_utilization``."""
-    keys = report.get("metrics") or list(METRICS)
+    keys = [*(report.get("metrics") or list(METRICS)), "speech_gain"]
     target = target_utilization if target_utilization is not None else report.get("target_utilization")
     settings = []
     for name, row in rows.items():
@@ -548,7 +550,8 @@ def build_card(model_or_config, *, repo_id: str, evaluation: Evaluation | None =
     results = eval_results(evaluation) if evaluation is not None else None
     metric_ids = []
     if evaluation is not None:
-        metric_ids = [k for k in METRICS if any(s.metrics.get(k) is not None for d in evaluation.datasets
+        metric_ids = [k for k in METRICS if k not in NOT_HUB_METRICS
+                      and any(s.metrics.get(k) is not None for d in evaluation.datasets
                                                 for s in d.settings if s.kind != "baseline")]
     card_data = ModelCardData(
         library_name="transformers",

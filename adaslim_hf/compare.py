@@ -66,6 +66,12 @@ def static_points(report: dict, metric: str) -> list[tuple[float, float, float]]
     return sorted(points, key=lambda point: point[1])
 
 
+def reported_metrics(report: dict) -> list[str]:
+    """The report's metrics, and the speech gain where its rows carry it (reports since 2026-12-06)."""
+    has_gain = any(row.get("speech_gain") is not None for row in report["settings"].values())
+    return [*report["metrics"], *(["speech_gain"] if has_gain else [])]
+
+
 def curve_at(points: list[tuple[float, float, float]], macs: float) -> float | None:
     """The static curve's quality at ``macs``: linear between the neighbouring static points; None outside."""
     xs = [point[1] for point in points]
@@ -96,7 +102,7 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
     if len(curve) < 2:
         raise ComparisonError(f"'{static_label}' has {len(curve)} static settings with {metric}; the curve needs 2+")
     baselines = {name: static_report["settings"][name] for name in BASELINES if name in static_report["settings"]}
-    metrics = [key for key in static_report["metrics"]]
+    metrics = reported_metrics(static_report)
 
     points = []
     for label, report in dynamic:
@@ -292,7 +298,7 @@ def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq"
             rows.append({"architecture": label, "setting": setting, "mean_utilization": values.get("mean_utilization"),
                          "macs_per_sample": values.get("macs_per_sample"),
                          "ms_per_10s": 1e4 * timed["seconds"] / benchmark["seconds_of_audio"],
-                         "metrics": {key: values.get(key) for key in report["metrics"]}})
+                         "metrics": {key: values.get(key) for key in reported_metrics(report)}})
     def dominates(other: dict, row: dict) -> bool:  # at least as fast and strictly better
         quality, other_quality = row["metrics"].get(metric), other["metrics"].get(metric)
         return other["ms_per_10s"] <= row["ms_per_10s"] and other_quality is not None and other_quality > quality
@@ -300,13 +306,14 @@ def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq"
     for row in rows:
         row["pareto_front"] = (row["metrics"].get(metric) is not None
                                and not any(dominates(other, row) for other in rows))
-    baselines = {name: {key: first_report["settings"][name].get(key) for key in first_report["metrics"]}
+    metrics = reported_metrics(first_report)
+    baselines = {name: {key: first_report["settings"][name].get(key) for key in metrics}
                  for name in BASELINES if name in first_report["settings"]}
     return {"metric": metric, "items": len(reference_ids), "dataset": first_report.get("dataset"),
             "threads": first_benchmark.get("threads"), "seconds_of_audio": first_benchmark.get("seconds_of_audio"),
             "models": {label: report.get("model") for label, report, _ in entries},
             "benchmark_commands": {label: benchmark.get("command") for label, _, benchmark in entries},
-            "metrics": list(first_report["metrics"]), "rows": rows, "baselines": baselines}
+            "metrics": metrics, "rows": rows, "baselines": baselines}
 
 
 def architectures_markdown(comparison: dict) -> str:
@@ -318,7 +325,7 @@ def architectures_markdown(comparison: dict) -> str:
              "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 3) + ":---:|"]
     for row in sorted(comparison["rows"], key=lambda row: row["ms_per_10s"]):
         lines.append("| " + " | ".join([row["architecture"], row["setting"],
-                                        *(_fmt(row["metrics"][key]) for key in metrics),
+                                        *(_fmt(row["metrics"].get(key)) for key in metrics),
                                         _fmt(row["macs_per_sample"], 0), _fmt(row["ms_per_10s"], 0),
                                         "yes" if row["pareto_front"] else ""]) + " |")
     for name, values in comparison["baselines"].items():

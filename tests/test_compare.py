@@ -165,6 +165,27 @@ def test_comparison_becomes_a_valid_card_evaluation():
     assert parsed.datasets[0].settings[4].target_utilization == 0.1 and parsed.datasets[0].items == 3
 
 
+def test_speech_gain_reaches_the_comparison_and_the_card_table_but_not_the_hub_metrics():
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.cards import build_card, parse_evaluation
+
+    static = static_report()
+    for name, row in static["settings"].items():
+        row["speech_gain"] = 0.8 if name.startswith("static") else 1.0
+    dynamic = dynamic_report(2.19, 2.7, 11000.0, 0.18)
+    dynamic["settings"]["dynamic"]["speech_gain"] = 0.75
+    result = compare(("stage1", static), [("t0.1", dynamic)])
+    assert result["metrics"] == ["pesq", "dnsmos_ovrl", "speech_gain"]
+    assert result["dynamic"][0]["metrics"]["speech_gain"] == 0.75
+    assert "speech_gain" not in compare(("stage1", static_report()), [("t0.1", dynamic)])["metrics"]  # older reports
+    card = build_card(AdaSlimConfig(), repo_id="org/m",
+                      evaluation=parse_evaluation(card_evaluation(result, dataset_id="d", dataset_name="corpus")))
+    lines = card.text.splitlines()
+    assert "| setting | PESQ | DNSMOS OVRL | speech gain | MACs/sample | mean utilization |" in lines
+    assert "| dynamic (router) | 2.190 | 2.700 | 0.750 | 11,000 | 0.180 |" in lines
+    assert card.data.metrics == ["pesq", "dnsmos_ovrl"]  # the Hub's metric ids: a level is not one
+
+
 def package_script():
     """scripts/package_default_model.py as a module."""
     spec = importlib.util.spec_from_file_location("package_script", REPO / "scripts" / "package_default_model.py")
