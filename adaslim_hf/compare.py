@@ -31,8 +31,17 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json, write_text
-from .evaluation import (DEEPFILTERNET, DYNAMIC, NOISY, RNNOISE, _fmt, plot_quality_curves, plot_quality_vs_macs,
-                         static_factor, static_name)
+from .evaluation import (
+    DEEPFILTERNET,
+    DYNAMIC,
+    NOISY,
+    RNNOISE,
+    _fmt,
+    plot_quality_curves,
+    plot_quality_vs_macs,
+    static_factor,
+    static_name,
+)
 from .peers import PEERS
 
 BASELINES = (NOISY, RNNOISE, DEEPFILTERNET)  # the report rows that are not the model, in table order
@@ -320,9 +329,9 @@ def architectures_markdown(comparison: dict) -> str:
     """The architectures' table: every setting's quality, MACs and wall time, the Pareto front marked."""
     metrics = comparison["metrics"]
     columns = ["architecture", "setting", *metrics, "MACs/sample", "ms per 10 s", "Pareto front"]
-    lines = [f"# Quality against wall time on {comparison['dataset']} ({comparison['items']} items; wall time of "
-             f"{comparison['seconds_of_audio']:g} s of audio on {comparison['threads']} thread(s))", "",
-             "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 3) + ":---:|"]
+    title = (f"# Quality against wall time on {comparison['dataset']} ({comparison['items']} items; wall time of "
+             f"{comparison['seconds_of_audio']:g} s of audio on {comparison['threads']} thread(s))")
+    lines = [title, "", "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 3) + ":---:|"]
     for row in sorted(comparison["rows"], key=lambda row: row["ms_per_10s"]):
         lines.append("| " + " | ".join([row["architecture"], row["setting"],
                                         *(_fmt(row["metrics"].get(key)) for key in metrics),
