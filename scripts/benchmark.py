@@ -248,7 +248,7 @@ def run(args) -> dict:
         quarter = variant(model, args.seed, hidden=config.hidden // 4, utilization_factors=[1.0])  # full width only
         add(f"bound: every block and the bottleneck at 0.25 (hidden {config.hidden // 4} at full width)",
             lambda: quarter(noisy, utilization=1.0), note="issue 27 item 3, a lower bound")
-    lstm_model = variant(model, args.seed, bottleneck="lstm")
+    lstm_model = variant(model, args.seed, bottleneck="lstm", slim_bottleneck=False)  # DEMUCS: the whole LSTM
     lstm_row = add("static 1.0, LSTM bottleneck (DEMUCS)", lambda: lstm_model(noisy, utilization=1.0))
     try:
         from denoiser.demucs import Demucs

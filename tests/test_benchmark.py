@@ -79,3 +79,19 @@ def test_slimming_bounds_rows_run_the_slimmed_bottleneck(tmp_path):
     assert not any(name.startswith("slim_bottleneck: static 1.0") for name in rows)
     assert rows["slim_bottleneck: dynamic, router decides"]["macs"] > 0
     assert "bound: every block and the bottleneck at 0.25 (hidden 2 at full width)" in rows
+
+
+def test_a_model_trained_with_the_slimmed_bottleneck_is_benchmarked_beside_the_whole_lstm(tmp_path):
+    from adaslim_hf import AdaSlimConfig, AdaSlimModel
+
+    AdaSlimModel(AdaSlimConfig(hidden=8, slim_bottleneck=True)).save_pretrained(tmp_path / "slim")
+    target = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", str(tmp_path / "slim"), "--seconds", "0.3", "--repeats", "1",
+         "--threads", "1", "--input", "random", "--router-strides", "", "--json", str(target)],
+        capture_output=True, text=True, check=False,
+    )
+    assert run.returncode == 0, run.stderr  # the LSTM reference row used to inherit slim_bottleneck and fail
+    rows = {row["name"]: row for row in json.loads(target.read_text())["rows"]}
+    assert rows["static 0.25"]["macs"] < rows["static 1.0"]["macs"]
+    assert rows["static 1.0, LSTM bottleneck (DEMUCS)"]["macs"] > rows["static 1.0"]["macs"]
