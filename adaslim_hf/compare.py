@@ -261,24 +261,43 @@ def write(comparison: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
                           draw=plot)
 
 
-def benchmark_row(benchmark: dict, setting: str) -> dict | None:
+def benchmark_row(benchmark: dict, setting: str, option: str | None = None) -> dict | None:
     """The float32 row of ``scripts/benchmark.py``'s JSON that times a report's ``setting``: "static u" by its
     factor (the benchmark writes "static 1.0" where a report writes "static 1"), "dynamic" as the row where the
-    model's own router decides; None when the benchmark has no such row."""
+    model's own router decides; None when the benchmark has no such row.
+
+    ``option``: read the rows ``--slimming-bounds`` times for a config option instead ("slim_bottleneck:
+    static 0.25, the recurrence over 1 of 4 groups", "slim_bottleneck: dynamic, router decides"): the option
+    and a model without it timed in one round-robin. A factor the option leaves unchanged (it has no row of its
+    own: the full width runs every group) takes the plain row."""
     factor = static_factor(setting)
-    for row in benchmark.get("rows", []):
+    float32 = [row for row in benchmark.get("rows", []) if "bf16" not in row["name"]]
+    if option is not None:
+        prefix = f"{option}: "
+        for row in float32:
+            kind = row["name"][len(prefix):] if row["name"].startswith(prefix) else None
+            if kind is None:
+                continue
+            if setting == DYNAMIC and kind.startswith("dynamic, router decides"):
+                return row
+            if factor is not None and kind.startswith("static ") and static_factor(kind.split(",")[0]) == factor:
+                return row
+        if setting == DYNAMIC:
+            return None  # the plain router row does not time the option's routing
+    for row in float32:
         name = row["name"]
-        if setting == DYNAMIC and name.startswith("dynamic: router decides") and "bf16" not in name:
+        if setting == DYNAMIC and name.startswith("dynamic: router decides"):
             return row
         if factor is not None and name.startswith("static ") and "," not in name and static_factor(name) == factor:
             return row
     return None
 
 
-def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq") -> dict:
+def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
     """Quality against wall time of several architectures on the same clips (issue 27's Pareto table).
 
-    Each entry is (label, evaluation report, benchmark JSON of ``scripts/benchmark.py`` run on the same model):
+    Each entry is (label, evaluation report, benchmark JSON of ``scripts/benchmark.py``[, option]): with an option,
+    the benchmark's rows for that option (``benchmark_row``), else its plain rows (benchmark the evaluated model):
     every static factor and the dynamic setting of the report becomes a row with its quality and its wall time
     per 10 s of audio from the benchmark. A row is on the Pareto front when no other row is at least as fast and
     strictly better on ``metric``. The benchmarks must time the same input length with the same threads, and
@@ -286,10 +305,10 @@ def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq"
     """
     if not entries:
         raise ComparisonError("no architectures to compare")
-    first_label, first_report, first_benchmark = entries[0]
+    first_label, first_report, first_benchmark = entries[0][:3]
     reference_ids = [item["id"] for item in first_report["per_item"]]
     rows = []
-    for label, report, benchmark in entries:
+    for label, report, benchmark, *option in entries:
         if [item["id"] for item in report["per_item"]] != reference_ids:
             raise ComparisonError(f"'{label}' and '{first_label}' scored different items: evaluate every model on "
                                   "the same test set with the same --max_items.")
@@ -300,11 +319,12 @@ def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq"
         for setting, values in report["settings"].items():
             if static_factor(setting) is None and setting != DYNAMIC:
                 continue
-            timed = benchmark_row(benchmark, setting)
+            timed = benchmark_row(benchmark, setting, *option)
             if timed is None:
                 raise ComparisonError(f"the benchmark of '{label}' has no row for its '{setting}' setting "
                                       "(run scripts/benchmark.py --model on the evaluated model)")
-            rows.append({"architecture": label, "setting": setting, "mean_utilization": values.get("mean_utilization"),
+            rows.append({"architecture": label, "setting": setting, "benchmark_row": timed["name"],
+                         "mean_utilization": values.get("mean_utilization"),
                          "macs_per_sample": values.get("macs_per_sample"),
                          "ms_per_10s": 1e4 * timed["seconds"] / benchmark["seconds_of_audio"],
                          "metrics": {key: values.get(key) for key in reported_metrics(report)}})
@@ -320,8 +340,8 @@ def architectures(entries: list[tuple[str, dict, dict]], *, metric: str = "pesq"
                  for name in BASELINES if name in first_report["settings"]}
     return {"metric": metric, "items": len(reference_ids), "dataset": first_report.get("dataset"),
             "threads": first_benchmark.get("threads"), "seconds_of_audio": first_benchmark.get("seconds_of_audio"),
-            "models": {label: report.get("model") for label, report, _ in entries},
-            "benchmark_commands": {label: benchmark.get("command") for label, _, benchmark in entries},
+            "models": {entry[0]: entry[1].get("model") for entry in entries},
+            "benchmark_commands": {entry[0]: entry[2].get("command") for entry in entries},
             "metrics": metrics, "rows": rows, "baselines": baselines}
 
 

@@ -9,7 +9,13 @@ the paper's architecture beside the options of the config (for example ``slim_bo
 
 Each architecture is its evaluation.json (scripts/evaluate.py, the same test set and --max_items for all) and
 the JSON of scripts/benchmark.py run on the same model (the same --threads and --seconds for all; time them
-one after the other on a quiet machine). Writes architectures.json, architectures.md and pareto_wall_time.png.
+one after the other on a quiet machine). Better, time a config option and the model without it in one
+round-robin (`benchmark.py --slimming-bounds`) and name the option after that JSON: its rows are read.
+
+    python scripts/compare_architectures.py --architecture "paper=runs/eval-paper/evaluation.json,runs/bench.json" \\
+        --architecture "slim bottleneck=runs/eval-slim/evaluation.json,runs/bench.json,slim_bottleneck" ...
+
+Writes architectures.json, architectures.md and pareto_wall_time.png.
 """
 
 from __future__ import annotations
@@ -28,18 +34,20 @@ sys.path.insert(0, str(_HERE.parent))
 from adaslim_hf.compare import ComparisonError, architectures, load_report, write_architectures
 
 
-def architecture(text: str) -> tuple[str, str, str]:
-    label, separator, paths = text.partition("=")
-    evaluation, comma, benchmark = paths.partition(",")
-    if not separator or not comma or not label or not evaluation or not benchmark:
-        raise argparse.ArgumentTypeError(f"expected LABEL=evaluation.json,benchmark.json, got {text!r}")
-    return label, evaluation, benchmark
+def architecture(text: str) -> tuple[str, ...]:
+    label, separator, fields = text.partition("=")
+    parts = fields.split(",")
+    if not separator or not label or len(parts) not in (2, 3) or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected LABEL=evaluation.json,benchmark.json[,option], got {text!r}")
+    return (label, *parts)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--architecture", type=architecture, action="append", required=True,
-                        metavar="LABEL=EVALUATION_JSON,BENCHMARK_JSON", help="one architecture (repeat)")
+                        metavar="LABEL=EVALUATION_JSON,BENCHMARK_JSON[,OPTION]",
+                        help="one architecture (repeat); OPTION (e.g. slim_bottleneck) reads the benchmark's rows for "
+                        "that config option (benchmark.py --slimming-bounds)")
     parser.add_argument("--metric", default="pesq", help="the quality axis (default pesq, wide-band)")
     parser.add_argument("--output_dir", required=True)
     args = parser.parse_args(argv)
@@ -61,8 +69,8 @@ def load_benchmark(path: str) -> dict:
 
 def main(args: argparse.Namespace) -> dict:
     try:
-        entries = [(label, load_report(evaluation), load_benchmark(benchmark))
-                   for label, evaluation, benchmark in args.architecture]
+        entries = [(label, load_report(evaluation), load_benchmark(benchmark), *option)
+                   for label, evaluation, benchmark, *option in args.architecture]
         comparison = architectures(entries, metric=args.metric)
     except ComparisonError as error:
         raise SystemExit(f"error: {error}") from None

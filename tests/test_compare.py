@@ -14,6 +14,7 @@ from adaslim_hf.compare import (
     ComparisonError,
     architectures,
     architectures_markdown,
+    benchmark_row,
     card_evaluation,
     compare,
     curve_at,
@@ -134,6 +135,23 @@ def test_architectures_put_quality_against_wall_time_and_mark_the_pareto_front()
     assert "| – | noisy | 1.400 |" in text
 
 
+def test_an_option_is_read_from_the_rows_its_bounds_run_timed_beside_the_plain_model():
+    bounds = benchmark({"static 0.125": 0.17, "static 0.25": 0.19, "static 0.5": 0.24, "static 1": 0.34,
+                        "dynamic": 0.20})
+    bounds["rows"] += [{"name": "slim_bottleneck: static 0.125, the recurrence over 1 of 4 groups", "seconds": 0.15},
+                       {"name": "slim_bottleneck: static 0.25, the recurrence over 1 of 4 groups", "seconds": 0.16},
+                       {"name": "slim_bottleneck: static 0.5, the recurrence over 2 of 4 groups", "seconds": 0.23},
+                       {"name": "static 1.0, LSTM bottleneck (DEMUCS)", "seconds": 0.5}]
+    result = architectures([("paper", static_report(), bounds), ("slim", static_report(), bounds, "slim_bottleneck")])
+    times = {(row["architecture"], row["setting"]): row["ms_per_10s"] for row in result["rows"]}
+    assert times[("paper", "static 0.25")] == pytest.approx(190.0) and times[("slim", "static 0.25")] == pytest.approx(160.0)
+    assert times[("paper", "static 1")] == times[("slim", "static 1")] == pytest.approx(340.0)  # the full width: plain
+    assert benchmark_row(bounds, "dynamic", "slim_bottleneck") is None  # the option's routing was not timed here
+    bounds["rows"].append({"name": "slim_bottleneck: dynamic, router decides", "seconds": 0.18})
+    assert benchmark_row(bounds, "dynamic", "slim_bottleneck")["seconds"] == 0.18
+    assert benchmark_row(bounds, "dynamic")["seconds"] == 0.20
+
+
 def test_architectures_refuse_benchmarks_timed_differently_or_missing_a_setting():
     timed = benchmark({f"static {u:g}": 0.1 for u in STATIC_MACS})
     with pytest.raises(ComparisonError, match="differ in threads"):
@@ -159,7 +177,7 @@ def test_architectures_script_writes_table_and_plot(tmp_path):
     assert len(saved["rows"]) == 4 and saved["command"].startswith("python scripts/compare_architectures.py")
     assert (tmp_path / "out" / "pareto_wall_time.png").stat().st_size > 1000
     no_benchmark = script(f"paper={tmp_path / 'e.json'}")
-    assert no_benchmark.returncode == 2 and "LABEL=evaluation.json,benchmark.json" in no_benchmark.stderr
+    assert no_benchmark.returncode == 2 and "LABEL=evaluation.json,benchmark.json[,option]" in no_benchmark.stderr
     missing = script(f"paper={tmp_path / 'e.json'},{tmp_path / 'no.json'}")
     assert missing.returncode == 1 and "no benchmark JSON at" in missing.stderr
 
