@@ -275,9 +275,9 @@ def benchmark_row(benchmark: dict, setting: str, option: str | None = None) -> d
     if option is not None:
         prefix = f"{option}: "
         for row in float32:
-            kind = row["name"][len(prefix):] if row["name"].startswith(prefix) else None
-            if kind is None:
+            if not row["name"].startswith(prefix):
                 continue
+            kind = row["name"][len(prefix):]
             if setting == DYNAMIC and kind.startswith("dynamic, router decides"):
                 return row
             if factor is not None and kind.startswith("static ") and static_factor(kind.split(",")[0]) == factor:
@@ -321,13 +321,16 @@ def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
                 continue
             timed = benchmark_row(benchmark, setting, *option)
             if timed is None:
-                raise ComparisonError(f"the benchmark of '{label}' has no row for its '{setting}' setting "
-                                      "(run scripts/benchmark.py --model on the evaluated model)")
+                where = f"'{option[0]}: ' rows (scripts/benchmark.py --slimming-bounds)" if option else (
+                    "rows (run scripts/benchmark.py --model on the evaluated model)")
+                raise ComparisonError(f"the benchmark of '{label}' has no row for its '{setting}' setting among its "
+                                      f"{where}")
             rows.append({"architecture": label, "setting": setting, "benchmark_row": timed["name"],
                          "mean_utilization": values.get("mean_utilization"),
                          "macs_per_sample": values.get("macs_per_sample"),
                          "ms_per_10s": 1e4 * timed["seconds"] / benchmark["seconds_of_audio"],
                          "metrics": {key: values.get(key) for key in reported_metrics(report)}})
+
     def dominates(other: dict, row: dict) -> bool:  # at least as fast and strictly better
         quality, other_quality = row["metrics"].get(metric), other["metrics"].get(metric)
         return other["ms_per_10s"] <= row["ms_per_10s"] and other_quality is not None and other_quality > quality
