@@ -293,11 +293,11 @@ def benchmark_row(benchmark: dict, setting: str, option: str | None = None) -> d
     return None
 
 
-def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
+def architectures(entries: list[tuple[str, dict, dict, str | None]], *, metric: str = "pesq") -> dict:
     """Quality against wall time of several architectures on the same clips (issue 27's Pareto table).
 
-    Each entry is (label, evaluation report, benchmark JSON of ``scripts/benchmark.py``[, option]): with an option,
-    the benchmark's rows for that option (``benchmark_row``), else its plain rows (benchmark the evaluated model):
+    Each entry is (label, evaluation report, benchmark JSON of ``scripts/benchmark.py``, option or None): with an
+    option, the benchmark's rows for that option (``benchmark_row``), else its plain rows (benchmark the evaluated model):
     every static factor and the dynamic setting of the report becomes a row with its quality and its wall time
     per 10 s of audio from the benchmark. A row is on the Pareto front when no other row is at least as fast and
     strictly better on ``metric``. The benchmarks must time the same input length with the same threads, and
@@ -305,10 +305,10 @@ def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
     """
     if not entries:
         raise ComparisonError("no architectures to compare")
-    first_label, first_report, first_benchmark = entries[0][:3]
+    first_label, first_report, first_benchmark, _ = entries[0]
     reference_ids = [item["id"] for item in first_report["per_item"]]
     rows = []
-    for label, report, benchmark, *option in entries:
+    for label, report, benchmark, option in entries:
         if [item["id"] for item in report["per_item"]] != reference_ids:
             raise ComparisonError(f"'{label}' and '{first_label}' scored different items: evaluate every model on "
                                   "the same test set with the same --max_items.")
@@ -316,12 +316,13 @@ def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
             if benchmark.get(key) != first_benchmark.get(key):
                 raise ComparisonError(f"the benchmarks of '{label}' and '{first_label}' differ in {key} "
                                       f"({benchmark.get(key)} against {first_benchmark.get(key)}): time them alike.")
+        metrics = reported_metrics(report)
         for setting, values in report["settings"].items():
             if static_factor(setting) is None and setting != DYNAMIC:
                 continue
-            timed = benchmark_row(benchmark, setting, *option)
+            timed = benchmark_row(benchmark, setting, option)
             if timed is None:
-                where = f"'{option[0]}: ' rows (scripts/benchmark.py --slimming-bounds)" if option else (
+                where = f"'{option}: ' rows (scripts/benchmark.py --slimming-bounds)" if option else (
                     "rows (run scripts/benchmark.py --model on the evaluated model)")
                 raise ComparisonError(f"the benchmark of '{label}' has no row for its '{setting}' setting among its "
                                       f"{where}")
@@ -329,7 +330,7 @@ def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
                          "mean_utilization": values.get("mean_utilization"),
                          "macs_per_sample": values.get("macs_per_sample"),
                          "ms_per_10s": 1e4 * timed["seconds"] / benchmark["seconds_of_audio"],
-                         "metrics": {key: values.get(key) for key in reported_metrics(report)}})
+                         "metrics": {key: values.get(key) for key in metrics}})
 
     def dominates(other: dict, row: dict) -> bool:  # at least as fast and strictly better
         quality, other_quality = row["metrics"].get(metric), other["metrics"].get(metric)
@@ -343,8 +344,8 @@ def architectures(entries: list[tuple], *, metric: str = "pesq") -> dict:
                  for name in BASELINES if name in first_report["settings"]}
     return {"metric": metric, "items": len(reference_ids), "dataset": first_report.get("dataset"),
             "threads": first_benchmark.get("threads"), "seconds_of_audio": first_benchmark.get("seconds_of_audio"),
-            "models": {entry[0]: entry[1].get("model") for entry in entries},
-            "benchmark_commands": {entry[0]: entry[2].get("command") for entry in entries},
+            "models": {label: report.get("model") for label, report, _, _ in entries},
+            "benchmark_commands": {label: benchmark.get("command") for label, _, benchmark, _ in entries},
             "metrics": metrics, "rows": rows, "baselines": baselines}
 
 

@@ -34,12 +34,14 @@ sys.path.insert(0, str(_HERE.parent))
 from adaslim_hf.compare import ComparisonError, architectures, load_report, write_architectures
 
 
-def architecture(text: str) -> tuple[str, ...]:
+def architecture(text: str) -> tuple[str, str, str, str | None]:
+    """LABEL=evaluation.json,benchmark.json[,option] -> (label, evaluation, benchmark, option or None)."""
     label, separator, fields = text.partition("=")
     parts = fields.split(",")
     if not separator or not label or len(parts) not in (2, 3) or not all(parts):
         raise argparse.ArgumentTypeError(f"expected LABEL=evaluation.json,benchmark.json[,option], got {text!r}")
-    return (label, *parts)
+    evaluation, benchmark, option = (*parts, None)[:3]
+    return label, evaluation, benchmark, option
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,8 +71,8 @@ def load_benchmark(path: str) -> dict:
 
 def main(args: argparse.Namespace) -> dict:
     try:
-        entries = [(label, load_report(evaluation), load_benchmark(benchmark), *option)
-                   for label, evaluation, benchmark, *option in args.architecture]
+        entries = [(label, load_report(evaluation), load_benchmark(benchmark), option)
+                   for label, evaluation, benchmark, option in args.architecture]
         comparison = architectures(entries, metric=args.metric)
     except ComparisonError as error:
         raise SystemExit(f"error: {error}") from None

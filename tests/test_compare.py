@@ -121,7 +121,7 @@ def test_architectures_put_quality_against_wall_time_and_mark_the_pareto_front()
                              for u, q in zip(STATIC_MACS, (2.05, 2.10, 2.30, 2.40))},
                           "dynamic": (2.15, 2.6, 12000.0, 0.2), "noisy": (1.40, 2.0, 0.0, None)})
     slim = benchmark({**{f"static {u:g}": t for u, t in zip(STATIC_MACS, (0.10, 0.20, 0.22, 0.34))}, "dynamic": 0.18})
-    result = architectures([("paper", static_report(), paper), ("slim", slim_report, slim)])
+    result = architectures([("paper", static_report(), paper, None), ("slim", slim_report, slim, None)])
     rows = {(row["architecture"], row["setting"]): row for row in result["rows"]}
     assert len(rows) == 9 and rows[("slim", "dynamic")]["ms_per_10s"] == pytest.approx(180.0)  # not the bf16 row
     front = sorted(key for key, row in rows.items() if row["pareto_front"])
@@ -142,7 +142,7 @@ def test_an_option_is_read_from_the_rows_its_bounds_run_timed_beside_the_plain_m
                        {"name": "slim_bottleneck: static 0.25, the recurrence over 1 of 4 groups", "seconds": 0.16},
                        {"name": "slim_bottleneck: static 0.5, the recurrence over 2 of 4 groups", "seconds": 0.23},
                        {"name": "static 1.0, LSTM bottleneck (DEMUCS)", "seconds": 0.5}]
-    result = architectures([("paper", static_report(), bounds), ("slim", static_report(), bounds, "slim_bottleneck")])
+    result = architectures([("paper", static_report(), bounds, None), ("slim", static_report(), bounds, "slim_bottleneck")])
     times = {(row["architecture"], row["setting"]): row["ms_per_10s"] for row in result["rows"]}
     assert times[("paper", "static 0.25")] == pytest.approx(190.0) and times[("slim", "static 0.25")] == pytest.approx(160.0)
     assert times[("paper", "static 1")] == times[("slim", "static 1")] == pytest.approx(340.0)  # the full width: plain
@@ -155,11 +155,12 @@ def test_an_option_is_read_from_the_rows_its_bounds_run_timed_beside_the_plain_m
 def test_architectures_refuse_benchmarks_timed_differently_or_missing_a_setting():
     timed = benchmark({f"static {u:g}": 0.1 for u in STATIC_MACS})
     with pytest.raises(ComparisonError, match="differ in threads"):
-        architectures([("a", static_report(), timed), ("b", static_report(), {**timed, "threads": 2})])
+        architectures([("a", static_report(), timed, None), ("b", static_report(), {**timed, "threads": 2}, None)])
     with pytest.raises(ComparisonError, match="no row for its 'static 0.25' setting"):
-        architectures([("a", static_report(), benchmark({"static 0.125": 0.1}))])
+        architectures([("a", static_report(), benchmark({"static 0.125": 0.1}), None)])
     with pytest.raises(ComparisonError, match="scored different items"):
-        architectures([("a", static_report(), timed), ("b", report({"static 1": (2, 2, 1, 1)}, ids=("a",)), timed)])
+        architectures([("a", static_report(), timed, None),
+                       ("b", report({"static 1": (2, 2, 1, 1)}, ids=("a",)), timed, None)])
 
 
 def test_architectures_script_writes_table_and_plot(tmp_path):
