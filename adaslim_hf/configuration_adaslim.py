@@ -15,7 +15,7 @@ from transformers import PreTrainedConfig
 # the loss weights, each >= 0; they only shape training (``training.settings.TRAINING_ONLY_FIELDS``)
 LOSS_WEIGHTS = ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
                 "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight",
-                "suppression_weight")
+                "suppression_weight", "pesq_weight")
 # fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", *LOSS_WEIGHTS)
@@ -137,6 +137,9 @@ class AdaSlimConfig(PreTrainedConfig):
             the compressed-magnitude error of the bins where the output holds less than the target, squared and
             averaged; the bins that keep noise cost nothing) to L_SE, so that taking speech away costs more than
             leaving noise in; 0 keeps the loss symmetric.
+        pesq_weight (`float`, defaults to 0.0): adds pesq_weight * L_PESQ (`losses.pesq_loss`: the symmetric and
+            asymmetric disturbances of P.862 as a differentiable loss, from the PyPI package `torch-pesq`, which the
+            `train` extra installs) to L_SE; 0 leaves it out. About 1 for speech at 20 dB SNR, 0 for the target.
     """
 
     model_type = "adaslim"
@@ -185,6 +188,7 @@ class AdaSlimConfig(PreTrainedConfig):
     pause_weight: float | int = 0.0
     compressed_weight: float | int = 0.0
     suppression_weight: float | int = 0.0
+    pesq_weight: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]

@@ -7,12 +7,13 @@
 - L_Pause (optional): how much of the noise the estimate lets through in the target's pauses, in [0, 1).
 - L_Cmp (optional): squared error of power-law compressed spectra; L_Sup (optional): its one-sided part that
   costs only the speech the estimate takes away.
+- L_PESQ (optional): P.862's disturbances as a loss, from the PyPI package ``torch-pesq`` (imported when used).
 - L_Eff = (sum_j Y_j u_j - u_target)^2 pulls the mean utilization to the target.
 - L_Bal = (J sum_j Y_j^2 - 1) / (J - 1): 0 when every factor is used equally, 1 when one takes every frame.
 Y_j is the fraction of router frames that chose factor j, from the straight-through one-hots (so it
 carries gradient to the router); ``choice_fractions`` computes it.
 
-Imports only torch: this file travels to the Hub next to the model as remote code.
+Imports only torch at load time: this file travels to the Hub next to the model as remote code.
 """
 
 import torch
@@ -315,6 +316,37 @@ def suppression_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask:
     return compressed_spectral_terms(estimate, target, padding_mask, **kwargs)[1]
 
 
+_PESQ_LOSSES = {}  # sample rate -> torch_pesq.PesqLoss, built once per process
+
+
+def pesq_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int,
+              padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """L_PESQ: the mean over the batch of 0.1 d_sym + 0.0309 d_asym, P.862's disturbances before its mapping to a
+    MOS (lower is better; 0 for the target itself), as ``torch_pesq.PesqLoss`` (Schmidt, audiolabs) computes them
+    differentiably (no time alignment: fine for an estimate aligned with its target). estimate, target [B, T] at
+    ``sample_rate``; computed in float32 outside autocast. Items whose target or estimate is silent (PESQ is
+    undefined there: the package divides by their power) are left out; a batch with none left gives 0."""
+    _check_pair(estimate, target)
+    try:
+        from torch_pesq import PesqLoss
+    except ImportError as error:
+        raise ImportError("pesq_weight > 0 needs the PyPI package torch-pesq: pip install 'adaslim-hf[train]' "
+                          "(or pip install torch-pesq)") from error
+    if sample_rate not in _PESQ_LOSSES:
+        _PESQ_LOSSES[sample_rate] = PesqLoss(1.0, sample_rate=sample_rate)
+    module = _PESQ_LOSSES[sample_rate].to(estimate.device)
+    mask = _check_mask(padding_mask, estimate, "padding_mask")
+    with torch.autocast(estimate.device.type, enabled=False):
+        estimate, target = estimate.float(), target.float()
+        if mask is not None:
+            estimate, target = estimate * mask, target * mask
+        with torch.no_grad():
+            audible = (target.square().mean(dim=-1) > 1e-10) & (estimate.square().mean(dim=-1) > 1e-10)
+        if not bool(audible.any()):
+            return estimate.sum() * 0.0
+        return module(target[audible], estimate[audible]).mean().to(estimate.dtype)
+
+
 def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8,
            padding_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scale-invariant signal-to-distortion ratio in dB, per item: [B, T] -> [B], or [T] -> [].
@@ -446,7 +478,7 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
                        padding_mask: torch.Tensor | None = None, target_magnitudes=None):
     """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR, pause and compressed-spectrum terms added to
     L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``,
-    ``suppression_weight``; the last two from one pair of spectra). estimate, target, noisy [B, T];
+    ``suppression_weight``, the two from one pair of spectra, and ``pesq_weight``). estimate, target, noisy [B, T];
     ``padding_mask`` [B, T] (1 = real sample) applies to every term; ``target_magnitudes``:
     ``stft_magnitudes(target)`` computed before (``AdaSlimModel.share_inputs``)."""
     se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
@@ -460,6 +492,8 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
     if config.compressed_weight or config.suppression_weight:
         compressed, suppression = compressed_spectral_terms(estimate, target, padding_mask)
         se_loss = se_loss + config.compressed_weight * compressed + config.suppression_weight * suppression
+    if config.pesq_weight:
+        se_loss = se_loss + config.pesq_weight * pesq_loss(estimate, target, config.sample_rate, padding_mask)
     return se_loss, polarity_loss(estimate, target, padding_mask)
 
 

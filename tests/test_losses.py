@@ -464,3 +464,44 @@ def test_suppression_loss_costs_only_the_speech_taken_away():
     torch.testing.assert_close(weighted - plain, 3.0 * suppression_loss(estimate, speech))
     with pytest.raises(ValueError, match="suppression_weight"):
         AdaSlimConfig(suppression_weight=-0.5)
+
+
+def test_pesq_loss_ranks_noise_leaves_silence_out_and_joins_l_se():
+    """L_PESQ (torch-pesq's P.862 disturbances): 0 for the target itself, larger the more noise is added, agrees
+    in rank with the real PESQ-WB, leaves out an item whose target is silent instead of returning NaN, gives 0
+    with a finite gradient when no item is left, and the config weight adds it to L_SE."""
+    from pesq import pesq as pesq_reference
+
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.losses import enhancement_losses, pesq_loss
+
+    generator = torch.Generator().manual_seed(0)
+    speech = harmonic_speech(2.0).float()[None] * 0.1  # [1, T]
+    noise = torch.randn(speech.shape, generator=generator) * speech.std()
+    levels = (0.001, 0.005, 0.02)  # 60, 46 and 34 dB SNR (white noise on this signal saturates P.862 by 30 dB)
+    noisy = torch.cat([speech + k * noise for k in levels])  # [3, T]
+    assert float(pesq_loss(speech, speech, SAMPLE_RATE)) == pytest.approx(0.0, abs=1e-6)
+    losses = [float(pesq_loss(item[None], speech, SAMPLE_RATE)) for item in noisy]
+    assert 0 < losses[0] < losses[1] < losses[2]
+    reference = [pesq_reference(SAMPLE_RATE, speech[0].numpy(), item.numpy(), "wb") for item in noisy]
+    assert reference[0] > reference[1] > reference[2]
+
+    targets = torch.cat([speech, torch.zeros_like(speech)])  # the second item's target is silent
+    estimates = noisy[1:3].clone().requires_grad_(True)
+    mixed = pesq_loss(estimates, targets, SAMPLE_RATE)
+    assert mixed.item() == pytest.approx(losses[1], rel=1e-4)
+    mixed.backward()
+    assert torch.isfinite(estimates.grad).all() and float(estimates.grad[1].abs().sum()) == 0.0
+    silent = torch.zeros_like(speech).requires_grad_(True)
+    nothing = pesq_loss(silent, speech, SAMPLE_RATE)
+    nothing.backward()
+    assert nothing.item() == 0.0 and torch.isfinite(silent.grad).all()
+
+    estimate = noisy[1:2]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(pesq_loss(estimate.bfloat16(), speech, SAMPLE_RATE))
+    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, estimate)[0]
+    weighted = enhancement_losses(AdaSlimConfig(pesq_weight=0.5), estimate, speech, estimate)[0]
+    torch.testing.assert_close(weighted - plain, 0.5 * pesq_loss(estimate, speech, SAMPLE_RATE))
+    with pytest.raises(ValueError, match="pesq_weight"):
+        AdaSlimConfig(pesq_weight=-1.0)
