@@ -330,7 +330,7 @@ def pesq_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int,
     try:
         from torch_pesq import PesqLoss
     except ImportError as error:
-        raise ImportError("pesq_weight > 0 needs the PyPI package torch-pesq: pip install 'adaslim-hf[train]' "
+        raise ImportError("pesq_weight > 0 needs the PyPI package torch-pesq: pip install 'adaslim_hf[train]' "
                           "(or pip install torch-pesq)") from error
     if sample_rate not in _PESQ_LOSSES:
         _PESQ_LOSSES[sample_rate] = PesqLoss(1.0, sample_rate=sample_rate)
