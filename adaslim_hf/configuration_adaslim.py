@@ -139,7 +139,8 @@ class AdaSlimConfig(PreTrainedConfig):
             leaving noise in; 0 keeps the loss symmetric.
         pesq_weight (`float`, defaults to 0.0): adds pesq_weight * L_PESQ (`losses.pesq_loss`: the symmetric and
             asymmetric disturbances of P.862 as a differentiable loss, from the PyPI package `torch-pesq`, which the
-            `train` extra installs) to L_SE; 0 leaves it out. About 1 for speech at 20 dB SNR, 0 for the target.
+            `train` extra installs) to L_SE; 0 leaves it out. It is 0 for the target, about 1.3 at PESQ-WB 3.5 and 5
+            at PESQ-WB 1.05 (git-corpus test mixtures).
     """
 
     model_type = "adaslim"
