@@ -1,4 +1,4 @@
-# stopped by hand after update 36 of 100 at the session's end (started to time a bf16 stage-2 update: median 33 s of a step's own time); steps committed, no weights
+# stopped by hand after update 36 of 100 at the end of session 20 (to time a bf16 stage-2 update: median 33 s); resumed from its update-35 checkpoint in session 21 (resume.sh) to update 100
 # stage 2 at target 0.25 from run A (runs/s1-pesq-a/model; pesq_weight 0.1 and slim_bottleneck carried in its config),
 # run S's stage-2 recipe (runs/s2-t025-a) in bf16 on both cores
 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision bf16 --dynamo_backend no \
