@@ -479,6 +479,9 @@ def _parameters(model_or_config) -> dict:
     return {"backbone": total - router, "router": router, "router_percent": 100.0 * router / (total - router)}
 
 
+LOSS_LABEL = "Loss"
+
+
 def training_summary(report: dict | None) -> list[tuple[str, str]]:
     """(label, value) lines for the card from the ``evaluation.json`` training writes next to the model."""
     if not report:
@@ -513,6 +516,18 @@ def training_summary(report: dict | None) -> list[tuple[str, str]]:
     if report.get("weights"):
         lines.append(("Weights kept", str(report["weights"])))
     return lines
+
+
+def loss_summary(config: AdaSlimConfig) -> str:
+    """The speech-enhancement loss a config trains with, in words: DEMUCS' L1 + multi-resolution STFT (its two
+    factors) and every extra term whose weight is not 0 (``configuration_adaslim.LOSS_WEIGHTS``), e.g.
+    "L1 + multi-resolution STFT (spectral convergence 0.1, log magnitude 0) + L_Cmp x 1 + L_PESQ x 0.1 + L_Pol x 1"."""
+    terms = [f"L1 + multi-resolution STFT (spectral convergence {config.stft_sc_factor:g}, "
+             f"log magnitude {config.stft_mag_factor:g})"]
+    extra = {"compressed_weight": "L_Cmp", "suppression_weight": "L_Sup", "pesq_weight": "L_PESQ",
+             "pause_weight": "L_Pause", "si_sdr_weight": "-SI-SDR", "polarity_weight": "L_Pol"}
+    terms += [f"{name} x {getattr(config, field):g}" for field, name in extra.items() if getattr(config, field)]
+    return " + ".join(terms)
 
 
 def training_lines_from_card(card_text: str) -> list[tuple[str, str]]:
@@ -568,6 +583,8 @@ def build_card(model_or_config, *, repo_id: str, evaluation: Evaluation | None =
         status_note = (f"The results below were measured by this package on {scope}, not taken from the paper "
                        "(whose numbers are listed separately for reference); treat them as preliminary.")
     training_lines = training_summary(training) if isinstance(training, dict) else list(training or [])
+    if training_lines and not any(label == LOSS_LABEL for label, _ in training_lines):
+        training_lines.append((LOSS_LABEL, loss_summary(config)))
     arch = {
         "hidden": config.hidden, "depth": config.depth, "kernel_size": config.kernel_size, "stride": config.stride,
         "resample": config.resample, "causal": config.causal,
@@ -703,6 +720,7 @@ __all__ = [
     "Evaluation",
     "Setting",
     "build_card",
+    "loss_summary",
     "check_card",
     "eval_results",
     "load_evaluation",

@@ -9,7 +9,7 @@ and SI-SDR cannot see an inverted output; mixing widths frame by frame can (the 
 alternates between the smallest and the largest factor every 16 router frames is printed beside the two
 static ones).
 
-    python scripts/router_usage.py --model adaslim_hf/pretrained/adaslim-demucs-target0.25 \\
+    python scripts/router_usage.py --model adaslim_hf/pretrained/adaslim-demucs \\
         --data_dir data/corpus --max_items 40
 """
 

@@ -20,6 +20,7 @@ from adaslim_hf.cards import (
     check_card,
     eval_results,
     load_evaluation,
+    loss_summary,
     training_lines_from_card,
     training_summary,
 )
@@ -236,7 +237,7 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
     assert "every factor kept on at least 8% of the frames (now 40.0/40.0/12.0/8.0%); on validation 0.262" in card.text
     # a card rendered again once the report is gone keeps its training lines (scripts/package_default_model.py)
     kept = training_lines_from_card(card.text)
-    assert kept == training_summary(training) and len(kept) == 6
+    assert kept == [*training_summary(training), ("Loss", loss_summary(model.config))] and len(kept) == 7
     assert build_card(model, repo_id=REPO_ID, evaluation=evaluation, training=kept).text == card.text
 
 
@@ -407,3 +408,20 @@ def test_dry_run_push_of_the_packaged_model_takes_its_code_from_the_package(tmp_
     for name in ("configuration_adaslim.py", "modeling_adaslim.py", "blocks.py", "execution.py", "products.py"):
         assert (out / name).read_bytes() == (Path(adaslim_hf.__file__).parent / name).read_bytes(), name
     assert (out / "model.safetensors").read_bytes() == (packaged / "model.safetensors").read_bytes()
+
+
+def test_card_names_the_loss_terms_the_config_trains_with(model):
+    """The "Loss" line of the training procedure comes from the config: DEMUCS' STFT factors and every extra
+    term with a weight, none of the terms at weight 0; a card rendered again from its lines keeps one."""
+    config = AdaSlimConfig(**TINY, compressed_weight=1.0, suppression_weight=1.0, pesq_weight=0.1, stft_mag_factor=0.0)
+    assert loss_summary(config) == ("L1 + multi-resolution STFT (spectral convergence 0.1, log magnitude 0) + "
+                                    "L_Cmp x 1 + L_Sup x 1 + L_PESQ x 0.1 + L_Pol x 1")
+    assert loss_summary(AdaSlimConfig(**TINY, polarity_weight=0.0)).endswith("log magnitude 0.1)")
+    torch.manual_seed(0)
+    card = build_card(AdaSlimModel(config), repo_id=REPO_ID, training={"stage": "2", "steps": 10})
+    assert f"- **Loss:** {loss_summary(config)}" in card.text
+    lines = training_lines_from_card(card.text)
+    assert [label for label, _ in lines].count("Loss") == 1
+    again = build_card(AdaSlimModel(config), repo_id=REPO_ID, training=lines)
+    assert again.text.count("- **Loss:**") == 1
+    assert "- **Loss:**" not in build_card(model, repo_id=REPO_ID).text  # no training report: no training lines

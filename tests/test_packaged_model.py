@@ -93,7 +93,8 @@ def test_no_width_inverts_the_speech(folder):
 
 # ---- outputs pinned to recorded values ------------------------------------------------------------------
 # tests/fixtures/packaged_outputs.safetensors holds what every packaged model gave on a quarter second of the
-# example (samples 2000-6000) when the code was restructured (issue 24): at every factor and routed, without
+# example (samples 2000-6000) when it was packaged (2026-12-07; first recorded when the code was restructured,
+# issue 24), also with the paper's unslimmed bottleneck (``_pinned_models``): at every factor and routed, without
 # autograd (the inference paths) and, for the default model, with autograd on (the training paths) and through
 # the masked path. A change to the model's code that alters any of them by more than 1e-6 fails here.
 # Re-record (only for a deliberate change of the numbers): ADASLIM_RECORD_PINNED=1 pytest -k pinned.
@@ -122,11 +123,27 @@ def _pinned_outputs(model, folder: str) -> dict:
     return outputs
 
 
-@pytest.mark.parametrize("folder", [p.name for p in sorted(PACKAGED_MODEL.parent.iterdir()) if p.is_dir()])
+def _pinned_models() -> list[str]:
+    """Every packaged folder, and "<folder>@paper-bottleneck" for one trained with the slimmed bottleneck: the
+    same weights with ``slim_bottleneck=False`` (every GRU group at every factor), so that the paper's
+    architecture keeps a trained model's outputs pinned too."""
+    names = []
+    for config in sorted(PACKAGED_MODEL.parent.glob("*/config.json")):
+        names.append(config.parent.name)
+        if json.loads(config.read_text(encoding="utf-8")).get("slim_bottleneck"):
+            names.append(f"{config.parent.name}@paper-bottleneck")
+    return names
+
+
+@pytest.mark.parametrize("folder", _pinned_models())
 def test_outputs_equal_the_pinned_ones(folder):
     from safetensors.torch import load_file, save_file
 
-    model = AdaSlimModel.from_pretrained(PACKAGED_MODEL.parent / folder).eval()
+    name, _, variant = folder.partition("@")
+    overrides = {"slim_bottleneck": False} if variant == "paper-bottleneck" else {}
+    model = AdaSlimModel.from_pretrained(PACKAGED_MODEL.parent / name, **overrides).eval()
+    if overrides:  # the override reached the config: the unslimmed recurrence runs
+        assert model.config.slim_bottleneck is False
     outputs = _pinned_outputs(model, folder)
     if os.environ.get("ADASLIM_RECORD_PINNED") == "1":
         recorded = load_file(PINNED) if PINNED.exists() else {}
@@ -144,7 +161,7 @@ def test_outputs_equal_the_pinned_ones(folder):
 def test_the_readme_example_comes_out_with_less_noise():
     """scripts/score_example.py on the README's example (speech + vinyl hiss, with its clean reference): the
     packaged default, routed, raises DNSMOS BAK (background noise) and SI-SDR over the noisy input (measured
-    2026-12-05: BAK 1.96 -> 2.80, SI-SDR 4.90 -> 5.95 dB)."""
+    2026-12-07 with the default packaged then: BAK 1.96 -> 2.53, SI-SDR 4.90 -> 6.08 dB)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("score_example_script", REPO / "scripts" / "score_example.py")
