@@ -1,7 +1,12 @@
 """Model set-ups that several test modules share (imported as ``from helpers import ...``: pytest puts
 this folder on sys.path, as it has no __init__.py)."""
 
+from pathlib import Path
+
 import torch
+
+# where the package keeps its trained models (adaslim_hf/pretrained/<name>/config.json)
+PRETRAINED = Path(__file__).resolve().parents[1] / "adaslim_hf" / "pretrained"
 
 
 def randomize_width_gains(model, low=0.5, high=1.5):
@@ -23,3 +28,8 @@ def amplify_bottleneck(model):
             gru.weight_ih_l0.mul_(4)
         model.decoder[0].conv_in.weight.mul_(20)
     return model
+
+
+def packaged_model_names() -> list[str]:
+    """The folder names of every model the package ships (``adaslim_hf/pretrained/<name>/config.json``)."""
+    return sorted(config.parent.name for config in PRETRAINED.glob("*/config.json"))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import packaged_model_names
+
 from adaslim_hf import AdaSlimModel
 from adaslim_hf.audio_io import load_audio
 from adaslim_hf.cards import check_card
@@ -74,7 +76,7 @@ def test_card_reports_the_committed_comparison():
                 assert (name, round(float(value), 4)) in reported, (point["label"], name, value)
 
 
-@pytest.mark.parametrize("folder", [p.name for p in sorted(PACKAGED_MODEL.parent.iterdir()) if p.is_dir()])
+@pytest.mark.parametrize("folder", packaged_model_names())
 def test_no_width_inverts_the_speech(folder):
     """Every packaged model, at every width and routed, keeps the polarity of the speech: its output on the
     example correlates positively with the (speech-dominated) input. An inverted output scores as well on
@@ -128,10 +130,10 @@ def _pinned_models() -> list[str]:
     same weights with ``slim_bottleneck=False`` (every GRU group at every factor), so that the paper's
     architecture keeps a trained model's outputs pinned too."""
     names = []
-    for config in sorted(PACKAGED_MODEL.parent.glob("*/config.json")):
-        names.append(config.parent.name)
-        if json.loads(config.read_text(encoding="utf-8")).get("slim_bottleneck"):
-            names.append(f"{config.parent.name}@paper-bottleneck")
+    for name in packaged_model_names():
+        names.append(name)
+        if json.loads((PACKAGED_MODEL.parent / name / "config.json").read_text(encoding="utf-8")).get("slim_bottleneck"):
+            names.append(f"{name}@paper-bottleneck")
     return names
 
 

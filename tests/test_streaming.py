@@ -11,14 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import amplify_bottleneck, randomize_width_gains
+from helpers import amplify_bottleneck, packaged_model_names, randomize_width_gains
 
 from adaslim_hf import AdaSlimConfig, AdaSlimModel
 from adaslim_hf.streaming import AdaSlimStreamer, _Geometry, stream_latency
-
-# every model folder the package ships (adaslim_hf/pretrained/<name>/config.json)
-PACKAGED_NAMES = sorted(path.parent.name for path in
-                        (Path(__file__).resolve().parents[1] / "adaslim_hf" / "pretrained").glob("*/config.json"))
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -241,7 +237,7 @@ def _example() -> torch.Tensor:
     return torch.from_numpy(samples)
 
 
-@pytest.mark.parametrize("name", PACKAGED_NAMES)
+@pytest.mark.parametrize("name", packaged_model_names())
 def test_what_the_stream_equals_for_the_packaged_models(name):
     """The claims of the README, docs/architecture.md and `adaslim stream --help`, on the packaged trained
     models and the example recording: with the whole input's std (``input_std``, `--normalization file`) the
