@@ -1,94 +1,139 @@
 #!/usr/bin/env bash
-# The packaged default model, from the real-audio corpus to the committed folder and its card, in one command:
+# The packaged default model, from the four public git sources to the committed folder and its card, in one
+# command (about 21 CPU hours of updates on a 2-core x86-64 CPU, both cores, bfloat16 where the CPU has it):
 #
-#   bash scripts/make_default_model.sh            # ~4.7 h on this 2-core CPU, measured 2026-12-01
+#   SOURCES=/path/to/sources bash scripts/make_default_model.sh
 #
-# (Not yet run end to end at full scale with L_Pol, the share floor at 0.25 or the target-0.1 weights of
-# 2026-12-02: the packaged models were made by the steps of
-# docs/results/default-model/how-these-weights-were-made.md. The whole chain did run at smoke scale, the
-# command below, on 2026-12-03: every step, exit 0, 4 minutes.)
+# SOURCES holds the four repositories of docs/training.md, each a clone or a bare git directory, named
+# speechocean762, Resemblyzer, noise_dataset and Noises (git clone https://github.com/jimbozhang/speechocean762
+# and so on). The steps, each skipped when its output exists and resumed from its last checkpoint when it was
+# cut off (so the command is simply run again after an interruption):
 #
-# 1. stage 1 (slimmable backbone, every factor) on data/corpus, one thread (~110 min);
-# 2. stage 2 from it at target 0.25 and at target 0.1 ("as cheap as possible", the paper's headline setting),
-#    both at once, one thread each (~85 min);
-# 3. scripts/evaluate.py on the same held-out test clips (TEST_ITEMS of them, spread evenly over the test
-#    split): the stage-1 backbone at every static factor (the static curve, with the noisy input and
-#    RNNoise; ~85 min), beside it each stage-2 model routed;
-# 4. scripts/compare_models.py: the Pareto report and the checks of issue 6;
-# 5. the target-0.1 model copied to adaslim_hf/pretrained/adaslim-demucs (and target 0.25 beside it) with a
-#    model card rendered from the comparison; the comparison copied to docs/results/default-model.
-# Every number in the card and in the README's "Trained model" section comes from runs/default/compare.
-# Each step is skipped when its output exists, so an interrupted run continues where it stopped (a training
-# run that was cut off resumes from its last checkpoint; an evaluation from its items.jsonl).
+# 0. the corpus (scripts/build_corpus.py --git-sources ... --train-noise packages babble -> data/corpus-git-noise);
+# 1. the full width alone from scratch with L_Cmp, FULL_WIDTH_STEPS (400) at 1e-3, then FURTHER_STEPS (1730)
+#    from 3e-4 (both cosine);
+# 2. stage 1, every width, with per-width output gains, the suppression loss, in-place distillation from the full
+#    width and the slimmed bottleneck (STAGE1_STEPS, 400);
+# 3. stage 1 with L_PESQ at weight 0.1 (PESQ_STEPS, 160);
+# 4. stage 2, the router at target 0.25 with stage 1's terms beside it (STAGE2_STEPS, 320), then its calibration;
+# 5. scripts/evaluate.py on TEST_ITEMS (120) clips of the test split (held-out speakers and noise categories):
+#    every width, routed, the noisy input, RNNoise and DeepFilterNet3, in two processes that share the clips;
+# 6. scripts/compare_models.py and scripts/package_default_model.py: the model and its card to DESTINATION
+#    (adaslim_hf/pretrained/adaslim-demucs), the comparison to RESULTS_DIR (docs/results/default-model).
 #
-# Settings (environment): RUNS (runs/default), STAGE1_STEPS (600), STAGE2_STEPS (1000), TEST_ITEMS (200),
-# DESTINATION (adaslim_hf/pretrained) and RESULTS_DIR (docs/results/default-model) where the packaged models
-# and the comparison go, TRAIN_ARGS (more scripts/train.py flags for every run), PACKAGE_ARGS (more
-# scripts/package_default_model.py flags). A smoke run of the whole chain that leaves the package alone
-# (about 4 minutes; its models are untrained, so their widths may invert speech, hence --allow_inverted):
+# What this is: the recipe of the packaged weights in the order and with the settings their runs converged to,
+# each stage in one run. The packaged weights themselves came from fourteen runs whose settings changed on the
+# way (docs/results/default-model/how-these-weights-were-made.md lists them); this consolidation has not been run
+# end to end at full scale (21 CPU hours), only at smoke scale (tests/test_recipe.py, opt-in):
 #
-#   RUNS=/tmp/mdm STAGE1_STEPS=4 STAGE2_STEPS=4 TEST_ITEMS=4 DESTINATION=/tmp/mdm/pretrained \
-#   RESULTS_DIR=/tmp/mdm/results TRAIN_ARGS="--max_valid_items 4 --max_test_items 4 --calibrate_router 4" \
+#   SOURCES=... RUNS=/tmp/mdm FULL_WIDTH_STEPS=1 FURTHER_STEPS=1 STAGE1_STEPS=1 PESQ_STEPS=1 STAGE2_STEPS=1 \
+#   TEST_ITEMS=2 DESTINATION=/tmp/mdm/pretrained RESULTS_DIR=/tmp/mdm/results PROCESSES=1 \
+#   TRAIN_ARGS="--max_valid_items 2 --calibrate_router 2 --gradient_accumulation_steps 1 --train_batch_size 2" \
 #   PACKAGE_ARGS=--allow_inverted bash scripts/make_default_model.sh
+#
+# More settings (environment): CORPUS (data/corpus-git-noise), RUNS (runs/default), PROCESSES (2: one training
+# process per core through `accelerate launch`, 1: one process; the batch is 64 segments of 4 s either way),
+# TRAIN_ARGS (more scripts/train.py flags for every run, last so they win), PACKAGE_ARGS (more
+# scripts/package_default_model.py flags). After packaging into the repository, record the pinned outputs again:
+# delete tests/fixtures/packaged_outputs.json and run `ADASLIM_RECORD_PINNED=1 python -m pytest -k pinned`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
+SOURCES=${SOURCES:-sources}
+CORPUS=${CORPUS:-data/corpus-git-noise}
 RUNS=${RUNS:-runs/default}
-STAGE1_STEPS=${STAGE1_STEPS:-600}
-STAGE2_STEPS=${STAGE2_STEPS:-1000}
-TEST_ITEMS=${TEST_ITEMS:-200}
+FULL_WIDTH_STEPS=${FULL_WIDTH_STEPS:-400}
+FURTHER_STEPS=${FURTHER_STEPS:-1730}
+STAGE1_STEPS=${STAGE1_STEPS:-400}
+PESQ_STEPS=${PESQ_STEPS:-160}
+STAGE2_STEPS=${STAGE2_STEPS:-320}
+TEST_ITEMS=${TEST_ITEMS:-120}
+PROCESSES=${PROCESSES:-2}
 DESTINATION=${DESTINATION:-adaslim_hf/pretrained}
 RESULTS_DIR=${RESULTS_DIR:-docs/results/default-model}
 read -r -a TRAIN_ARGS <<< "${TRAIN_ARGS:-}"
 read -r -a PACKAGE_ARGS <<< "${PACKAGE_ARGS:-}"
 export OMP_NUM_THREADS=1
 
-[ -f data/corpus/corpus.json ] || $PY scripts/build_corpus.py
+if [ ! -f "$CORPUS/corpus.json" ]; then
+  for name in speechocean762 Resemblyzer noise_dataset Noises; do
+    [ -e "$SOURCES/$name" ] || { echo "make_default_model.sh: expected the git source $SOURCES/$name (a clone or a bare git directory; SOURCES names their folder, docs/training.md)" >&2; exit 2; }
+  done
+  $PY scripts/build_corpus.py --output "$CORPUS" --git-sources speechocean762="$SOURCES/speechocean762" \
+      resemblyzer="$SOURCES/Resemblyzer" noise_dataset="$SOURCES/noise_dataset" noises="$SOURCES/Noises" \
+      --train-noise packages babble --workers 2
+fi
+
+# One process: batch 8 x 8 accumulated; two: 8 x 4 on each (configs/git_corpus_b64.yaml, 64 segments an update).
+if [ "$PROCESSES" -gt 1 ]; then
+  LAUNCH=("$(dirname "$PY")/accelerate" launch --multi_gpu --num_processes "$PROCESSES" --num_machines 1
+          --mixed_precision bf16 --dynamo_backend no)
+  ACCUMULATION=$((8 / PROCESSES))
+else
+  LAUNCH=("$PY")
+  ACCUMULATION=8
+fi
 
 train() {  # train OUTPUT_DIR ARGS...: skipped when OUTPUT_DIR/model exists; resumed when it has checkpoints
   local out=$1; shift
   [ -f "$out/model/model.safetensors" ] && return 0
   local resume=()
   [ -d "$out/checkpoints" ] && resume=(--resume_from_checkpoint latest)
-  $PY scripts/train.py --config configs/corpus_cpu.yaml --num_threads 1 --output_dir "$out" "$@" \
-      ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} ${resume[@]+"${resume[@]}"}
+  "${LAUNCH[@]}" scripts/train.py --config configs/git_corpus_b64.yaml --data_dir "$CORPUS" \
+      --gradient_accumulation_steps "$ACCUMULATION" --max_valid_items 120 --checkpointing_steps 10 \
+      --final_model last --output_dir "$out" "$@" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} ${resume[@]+"${resume[@]}"}
 }
 
-train "$RUNS/stage1" --stage 1 --max_train_steps "$STAGE1_STEPS" --validation_steps 200
+# 1. the full width (Once-for-all's order: the largest network first), L_Cmp in place of the log-magnitude term
+FULL_WIDTH_LOSS=(compressed_weight=1.0 stft_mag_factor=0.0)
+train "$RUNS/full-width" --stage static --static_utilization 1.0 --model "${FULL_WIDTH_LOSS[@]}" \
+    --learning_rate 1e-3 --lr_scheduler cosine --lr_warmup_steps 4 --max_train_steps "$FULL_WIDTH_STEPS" \
+    --validation_steps 100
+train "$RUNS/full-width-further" --stage static --static_utilization 1.0 --init_from "$RUNS/full-width/model" \
+    --model "${FULL_WIDTH_LOSS[@]}" --learning_rate 3e-4 --lr_scheduler cosine --lr_warmup_steps 4 \
+    --max_train_steps "$FURTHER_STEPS" --validation_steps 200
 
-# target 0.25 with configs/corpus_cpu.yaml's share floor (every factor on >= 8% of the frames); target 0.1 (below
-# the smallest factor, where no floor fits) with the weights the packaged default of 2026-12-02 was trained with:
-# a stronger efficiency loss and a weaker balance loss, so that its router spends what the target asks for
-declare -A STAGE2_MODEL=([0.25]="" [0.1]="min_factor_share=0 efficiency_weight=10 balance_weight=0.05")
-for target in 0.25 0.1; do
-  read -r -a overrides <<< "${STAGE2_MODEL[$target]}"
-  train "$RUNS/stage2-t$target" --stage 2 --init_from "$RUNS/stage1/model" --target_utilization "$target" \
-      --max_train_steps "$STAGE2_STEPS" --gumbel_noise_decay_steps $((STAGE2_STEPS * 7 / 10)) \
-      --validation_steps 250 ${overrides[@]+--model "${overrides[@]}"} &
-done
-wait
+# 2-4. every width: per-width output gains, the suppression loss and the slimmed bottleneck; the full width
+# weighted 4x and one narrow width sampled per update, each distilled from the full width's output
+EVERY_WIDTH=(--distillation_weight 0.5 --factor_weights 1 1 1 4 --narrow_factors_per_step 1)
+train "$RUNS/stage1" --stage 1 --init_from "$RUNS/full-width-further/model" \
+    --model "${FULL_WIDTH_LOSS[@]}" suppression_weight=1.0 width_gains=true slim_bottleneck=true \
+    "${EVERY_WIDTH[@]}" --gain_learning_rate 1e-1 --learning_rate 3e-4 --lr_scheduler cosine --lr_warmup_steps 2 \
+    --max_train_steps "$STAGE1_STEPS" --validation_steps 100
+train "$RUNS/stage1-pesq" --stage 1 --init_from "$RUNS/stage1/model" --model pesq_weight=0.1 \
+    "${EVERY_WIDTH[@]}" --gain_learning_rate 6.7e-2 --learning_rate 2e-4 --lr_scheduler cosine --lr_warmup_steps 10 \
+    --max_train_steps "$PESQ_STEPS" --validation_steps 80
+train "$RUNS/stage2" --stage 2 --init_from "$RUNS/stage1-pesq/model" --target_utilization 0.25 \
+    "${EVERY_WIDTH[@]}" --gain_learning_rate 6.7e-2 --max_train_steps "$STAGE2_STEPS" \
+    --gumbel_noise_decay_steps $((STAGE2_STEPS * 3 / 4)) --validation_steps 80
 
-EVAL=(--dataset corpus --data_dir data/corpus --max_items "$TEST_ITEMS" --threads 1 --no_progress)
-$PY scripts/evaluate.py --model "$RUNS/stage1/model" "${EVAL[@]}" --output_dir "$RUNS/eval-stage1" &
-# the two stage-2 evaluations one after the other, beside the (longer) stage-1 evaluation
-$PY scripts/evaluate.py --model "$RUNS/stage2-t0.25/model" "${EVAL[@]}" --factors 0.25 --no_rnnoise \
-    --output_dir "$RUNS/eval-t0.25"
-$PY scripts/evaluate.py --model "$RUNS/stage2-t0.1/model" "${EVAL[@]}" --factors 0.125 --no_rnnoise \
-    --output_dir "$RUNS/eval-t0.1"
-wait
+# 5. the test split: every width, routed and the peers, in two processes over the same clips, then merged
+EVAL=(--model "$RUNS/stage2/model" --data_dir "$CORPUS" --split test --max_items "$TEST_ITEMS"
+      --metrics pesq,si_sdr,dnsmos --threads 1 --no_progress)
+if [ ! -f "$RUNS/eval-test/evaluation.json" ]; then
+  $PY scripts/evaluate.py "${EVAL[@]}" --factors 0.125,0.25 --output_dir "$RUNS/eval-test-1" &
+  $PY scripts/evaluate.py "${EVAL[@]}" --factors 0.5,1.0 --no_rnnoise --no_deepfilternet \
+      --output_dir "$RUNS/eval-test-2"
+  wait
+  mkdir -p "$RUNS/eval-test"
+  cat "$RUNS/eval-test-1/items.jsonl" "$RUNS/eval-test-2/items.jsonl" > "$RUNS/eval-test/items.jsonl"
+  $PY scripts/evaluate.py "${EVAL[@]}" --output_dir "$RUNS/eval-test"
+fi
 
-$PY scripts/compare_models.py --static "stage 1 backbone=$RUNS/eval-stage1/evaluation.json" \
-    --dynamic "target 0.1 (default)=$RUNS/eval-t0.1/evaluation.json" \
-    --dynamic "target 0.25=$RUNS/eval-t0.25/evaluation.json" --output_dir "$RUNS/compare"
-
-NOTE="Trained by scripts/make_default_model.sh on a 2-core CPU ($STAGE1_STEPS stage-1 and $STAGE2_STEPS stage-2 steps), \
-far shorter than DEMUCS recipes. Numbers below are this package's own measurements on its held-out test clips."
-# The default is the target-0.1 model: on the test clips it scored above the target-0.25 model on every metric
-# but DNSMOS BAK at about half its compute on 2026-12-01, and within 0.002 PESQ-WB at 9% fewer MACs in the
-# repaired models of 2026-12-02 (docs/results/default-model; README "Trained model").
-$PY scripts/package_default_model.py --model "$RUNS/stage2-t0.1/model" --extra "$RUNS/stage2-t0.25/model" \
-    --comparison "$RUNS/compare/comparison.json" --training "$RUNS/stage2-t0.1/evaluation.json" \
-    --extra_training "$RUNS/stage2-t0.25/evaluation.json" --note "$NOTE" --destination "$DESTINATION" \
-    ${PACKAGE_ARGS[@]+"${PACKAGE_ARGS[@]}"}
+# 6. the comparison and the package
+$PY scripts/compare_models.py --static "default backbone=$RUNS/eval-test/evaluation.json" \
+    --dynamic "target 0.25 (default)=$RUNS/eval-test/evaluation.json" --output_dir "$RUNS/compare"
+UPDATES=$((FULL_WIDTH_STEPS + FURTHER_STEPS + STAGE1_STEPS + PESQ_STEPS + STAGE2_STEPS))
+# CPU hours of the updates: each run's logged seconds per update (steps.jsonl, the main process) times the processes
+CPU_HOURS=$($PY -c 'import json, sys; from pathlib import Path
+seconds = sum(json.loads(line)["seconds"] for run in sys.argv[2:] for line in Path(run, "steps.jsonl").read_text().splitlines() if line.strip())
+print(f"{seconds * int(sys.argv[1]) / 3600:.1f}")' "$PROCESSES" "$RUNS"/{full-width,full-width-further,stage1,stage1-pesq,stage2})
+$PY scripts/package_default_model.py --model "$RUNS/stage2/model" \
+    --comparison "$RUNS/compare/comparison.json" --training "$RUNS/stage2/evaluation.json" \
+    --dataset_name "git-sources corpus (held-out speakers and noises)" --dataset_id adaslim-git-sources-corpus \
+    --train_dataset "the git-sources corpus of scripts/build_corpus.py (docs/training.md): screened recorded speech (speechocean762, CC BY 4.0; LibriSpeech train-clean-100 from Resemblyzer's audio_data, CC BY 4.0) mixed on the fly with recorded noise (ambient recordings of ruiiwang/noise_dataset, no licence stated; Hu's Nonspeech set from speechdnn/Noises, research use only; Debian game/ambience packages; babble); test speakers and noise categories held out" \
+    --note "Trained by scripts/make_default_model.sh ($UPDATES updates of 64 four-second segments) on a CPU, far shorter than DEMUCS recipes. Numbers below are this package's own measurements on its held-out test clips." \
+    --compute "about $CPU_HOURS CPU hours of updates ($PROCESSES process(es) of one thread), all stages" \
+    --destination "$DESTINATION" ${PACKAGE_ARGS[@]+"${PACKAGE_ARGS[@]}"}
 mkdir -p "$RESULTS_DIR"
 cp "$RUNS/compare/comparison.json" "$RUNS/compare/comparison.md" "$RUNS/compare/pareto_models.png" "$RESULTS_DIR/"

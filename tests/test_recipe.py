@@ -1,8 +1,9 @@
 """scripts/make_default_model.sh end to end at smoke scale (opt-in: `pytest -m slow tests/test_recipe.py`).
 
-Needs the real-audio corpus (`python scripts/build_corpus.py`, data/corpus) and the project's .venv, which the
-script runs; about 2.5 minutes on the 2-core machine (138 and 143 s on 2026-12-03). Checks that every step of the recipe runs and that the
-packaged models and the comparison go where DESTINATION / RESULTS_DIR say, leaving the committed package alone.
+Needs the git-sources corpus (data/corpus-git-noise, docs/training.md) and the project's .venv, which the script
+runs; a few minutes on the 2-core machine. Checks that every step of the recipe runs, in order, that each stage
+carries the settings of the one before it (the slimmed bottleneck, the gains, L_PESQ), and that the packaged
+model and the comparison go where DESTINATION / RESULTS_DIR say, leaving the committed package alone.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGED = ROOT / "adaslim_hf" / "pretrained"
+CORPUS = ROOT / "data" / "corpus-git-noise"
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -23,27 +25,42 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / "data" / "corpus" / "corpus.json").exists(),
-                    reason="needs data/corpus (python scripts/build_corpus.py)")
+@pytest.mark.skipif(not (CORPUS / "corpus.json").exists(),
+                    reason="needs data/corpus-git-noise (scripts/build_corpus.py --git-sources, docs/training.md)")
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the project's .venv")
 def test_make_default_model_smoke_run_writes_only_where_told(tmp_path):
     before = _digest(PACKAGED)
     results_before = _digest(ROOT / "docs" / "results" / "default-model")
-    env = {**os.environ, "RUNS": str(tmp_path / "runs"), "STAGE1_STEPS": "2", "STAGE2_STEPS": "2",
+    runs = tmp_path / "runs"
+    env = {**os.environ, "RUNS": str(runs), "CORPUS": str(CORPUS), "PROCESSES": "1",
+           **{name: "1" for name in ("FULL_WIDTH_STEPS", "FURTHER_STEPS", "STAGE1_STEPS", "PESQ_STEPS",
+                                     "STAGE2_STEPS")},
            "TEST_ITEMS": "2", "DESTINATION": str(tmp_path / "pretrained"), "RESULTS_DIR": str(tmp_path / "results"),
-           "TRAIN_ARGS": "--max_valid_items 2 --max_test_items 2 --calibrate_router 2",
+           "TRAIN_ARGS": "--max_valid_items 2 --calibrate_router 2 --gradient_accumulation_steps 1 "
+                         "--train_batch_size 2 --eval_batch_size 2",
            "PACKAGE_ARGS": "--allow_inverted"}
     done = subprocess.run(["bash", "scripts/make_default_model.sh"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    for name in ("adaslim-demucs", "adaslim-demucs-target0.25"):
-        folder = tmp_path / "pretrained" / name
-        assert {"model.safetensors", "config.json", "README.md"} <= {p.name for p in folder.iterdir()}
-    config = json.loads((tmp_path / "pretrained" / "adaslim-demucs" / "config.json").read_text())
-    assert config["target_utilization"] == pytest.approx(0.1)
+    # each stage started from the one before and kept what it switched on
+    stage1 = json.loads((runs / "stage1" / "model" / "config.json").read_text())
+    assert stage1["slim_bottleneck"] and stage1["width_gains"] and stage1["suppression_weight"] == 1.0
+    assert stage1["compressed_weight"] == 1.0 and stage1["stft_mag_factor"] == 0.0
+    final = json.loads((tmp_path / "pretrained" / "adaslim-demucs" / "config.json").read_text())
+    assert final["pesq_weight"] == pytest.approx(0.1) and final["slim_bottleneck"] and final["width_gains"]
+    assert final["target_utilization"] == pytest.approx(0.25)
+    settings = json.loads((runs / "stage2" / "training_settings.json").read_text())
+    assert settings["init_from"].endswith("stage1-pesq/model") and settings["stage"] == "2"
+
+    folder = tmp_path / "pretrained" / "adaslim-demucs"
+    assert {"model.safetensors", "config.json", "README.md"} <= {p.name for p in folder.iterdir()}
+    card = (folder / "README.md").read_text()
+    assert "CPU hours of updates" in card and "make_default_model.sh" in card
+    evaluation = json.loads((runs / "eval-test" / "evaluation.json").read_text())
+    assert evaluation  # the merged report of the two evaluation processes
     comparison = json.loads((tmp_path / "results" / "comparison.json").read_text())
-    assert comparison  # the report the cards were rendered from
+    assert comparison  # the report the card was rendered from
     assert (tmp_path / "results" / "pareto_models.png").stat().st_size > 0
     # the committed package and its results are untouched
     assert _digest(PACKAGED) == before

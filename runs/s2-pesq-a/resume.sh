@@ -1,4 +1,4 @@
-# resumed in session 21 from checkpoint_5 (global step 30) of the same command
+# resumed in session 21 from the checkpoint of update 35 of the same command (steps.jsonl logs update 36 twice)
 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision bf16 --dynamo_backend no \
   scripts/train.py --config configs/git_corpus_b64.yaml --stage 2 --mixed_precision bf16 \
   --init_from /work/main/runs/s1-pesq-a/model --target_utilization 0.25 \
