@@ -56,7 +56,7 @@ def test_make_default_model_smoke_run_writes_only_where_told(tmp_path):
     folder = tmp_path / "pretrained" / "adaslim-demucs"
     assert {"model.safetensors", "config.json", "README.md"} <= {p.name for p in folder.iterdir()}
     card = (folder / "README.md").read_text()
-    assert "CPU hours of updates" in card and "make_default_model.sh" in card
+    assert "CPU hours of updates" in card and "Trained by scripts/make_default_model.sh (5 updates" in card
     evaluation = json.loads((runs / "eval-test" / "evaluation.json").read_text())
     assert evaluation  # the merged report of the two evaluation processes
     comparison = json.loads((tmp_path / "results" / "comparison.json").read_text())
