@@ -15,6 +15,12 @@ folder, and a rerun with the same model, metrics and options skips the items fou
 settings an item's cached record lacks (a peer added since, say) computes only those and appends the merged
 record, so the caches of earlier evaluations stay valid.
 
+``processes=N`` spreads the items that still need work over N worker processes (spawned, each with the caller's
+torch threads), each appending to its own cache under ``workers/``; once they finish, their records join
+``items.jsonl`` and the report is built from it as from a single-process run. An interrupted run leaves the
+workers' caches, and the next run (with workers or without) takes them in first, so nothing finished is done again. Times per item are
+then measured beside the other workers (``threads`` in each record is the thread count of its own process).
+
     from adaslim_hf.evaluation import evaluate, load_test_set, write_report
     model = AdaSlimModel.from_pretrained("path/to/model")
     dataset = load_test_set("data/corpus", "corpus", max_items=50, sample_rate=model.config.sample_rate)
@@ -53,6 +59,7 @@ from .waveform import check_dry, mix_dry
 
 DATASETS = ("voicebank", "corpus")
 CACHE_NAME = "items.jsonl"
+WORKERS_DIR = "workers"  # output_dir/workers/<k>/items.jsonl: the caches of evaluate(processes=N)'s workers
 NOISY, RNNOISE, DYNAMIC = "noisy", "rnnoise", "dynamic"
 STATIC_PREFIX = "static "  # static_name's prefix
 PEER_SETTINGS = (RNNOISE, DEEPFILTERNET)  # "rnnoise", "deepfilternet3": the peers' names in reports
@@ -331,12 +338,13 @@ def read_cache(path: Path, signature: dict) -> dict[str, dict]:
 def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence[str] = ALL_SCORES,
              include_rnnoise: bool = True, factors: Sequence[float] | None = None, dnsmos_input: str = "clip",
              model_name: str | None = None, dataset_name: str | None = None, progress: bool = True,
-             dry: float = 0.0, include_deepfilternet: bool = True) -> dict:
+             dry: float = 0.0, include_deepfilternet: bool = True, processes: int = 1) -> dict:
     """Evaluate ``model`` on every row of ``dataset`` (``id``, ``noisy``, ``clean``) and return the report
     (see ``summarize``). Finished items go to ``output_dir/items.jsonl``; a rerun with the same model, metrics
     and options skips them, and computes only the settings a cached item lacks. ``dry`` in [0, 1] mixes that
     share of the input into the model's output (the pipeline's ``dry``); the noisy and peer rows are never
-    mixed. A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
+    mixed. ``processes`` > 1 runs the items left to do in that many worker processes at once (module
+    docstring). A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
     from tqdm.auto import tqdm
 
     metrics = list(dict.fromkeys(metrics))
@@ -345,6 +353,8 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
         raise ValueError(f"unknown or no metrics {unknown or metrics}; choose from {list(ALL_SCORES)}.")
     if dnsmos_input not in DNSMOS_INPUTS:
         raise ValueError(f"dnsmos_input must be one of {DNSMOS_INPUTS}, got {dnsmos_input!r}.")
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes must be a whole number of at least 1, got {processes!r}.")
     dry = check_dry(dry)
     if factors is not None:
         for factor in factors:
@@ -361,16 +371,16 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
                  "sample_rate": model.config.sample_rate}
     if dry:  # (absent at 0, so the caches of earlier runs stay valid)
         signature["dry"] = dry
-    done = read_cache(cache_path, signature)
     ids = list(dataset["id"])
+    _take_in_worker_caches(output_dir)  # what the workers of an interrupted processes > 1 run finished
+    if processes > 1:
+        options = {"metrics": metrics, "include_rnnoise": include_rnnoise, "factors": factors,
+                   "dnsmos_input": dnsmos_input, "model_name": model_name, "dry": dry,
+                   "include_deepfilternet": include_deepfilternet}
+        _run_workers(model, dataset, ids, output_dir, signature, processes, options, progress)
+    done = read_cache(cache_path, signature)
     records, skipped, extended = [], 0, 0
-    if cache_path.is_file() and cache_path.stat().st_size:
-        with open(cache_path, "rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            torn = handle.read(1) != b"\n"
-        if torn:  # a line cut by a crash: end it, so the next record starts on a line of its own
-            with open(cache_path, "a", encoding="utf-8") as handle:
-                handle.write("\n")
+    _end_torn_line(cache_path)
     with open(cache_path, "a", encoding="utf-8") as cache:
         bar = tqdm(range(len(dataset)), desc="evaluating", unit="item", disable=not progress)
         for index in bar:
@@ -398,6 +408,73 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
                    "sample_rate": model.config.sample_rate,
                    "utilization_factors": [float(f) for f in model.config.utilization_factors]})
     return report
+
+
+def _end_torn_line(cache_path: Path) -> None:
+    """End a last line cut by a crash with a newline, so the next record appended starts on a line of its own."""
+    if cache_path.is_file() and cache_path.stat().st_size:
+        with open(cache_path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        if torn:
+            with open(cache_path, "a", encoding="utf-8") as handle:
+                handle.write("\n")
+
+
+def _take_in_worker_caches(output_dir: Path) -> None:
+    """Append the records of every worker cache (``output_dir/workers/<k>/items.jsonl``) to the main cache and
+    remove the workers' folder: the main cache is fsynced before anything is removed, so a crash between the two
+    leaves a record twice (read_cache merges them), never lost."""
+    workers = output_dir / WORKERS_DIR
+    caches = sorted(workers.glob(f"*/{CACHE_NAME}")) if workers.is_dir() else []
+    if caches:
+        _end_torn_line(output_dir / CACHE_NAME)
+        with open(output_dir / CACHE_NAME, "a", encoding="utf-8") as cache:
+            for path in caches:
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        cache.write(line + "\n")  # a torn line stays torn: read_cache skips it
+            cache.flush()
+            os.fsync(cache.fileno())
+    if workers.is_dir():
+        for path in caches:
+            path.unlink()
+        for folder in sorted(workers.iterdir()):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if not any(workers.iterdir()):
+            workers.rmdir()
+
+
+def _evaluate_shard(model, dataset, indices: list[int], output_dir: str, threads: int, progress: bool,
+                    options: dict) -> None:
+    """One worker of ``evaluate(processes=N)``: the rows ``indices`` of ``dataset`` into ``output_dir``'s cache
+    (a module-level function, so a spawned process can run it)."""
+    torch.set_num_threads(threads)
+    evaluate(model, dataset.select(indices), output_dir, progress=progress, **options)
+
+
+def _run_workers(model, dataset, ids: list, output_dir: Path, signature: dict, processes: int, options: dict,
+                 progress: bool) -> None:
+    """Run the items of ``dataset`` that the cache does not yet hold in full over ``processes`` spawned workers
+    (item i of the list left to do goes to worker i mod N), then take their caches into the main one."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = read_cache(output_dir / CACHE_NAME, signature)
+    todo = [index for index, item_id in enumerate(ids)
+            if item_id not in done or any(name not in done[item_id]["settings"] for name in signature["settings"])]
+    workers = min(processes, len(todo))
+    if workers < 2:
+        return  # nothing, or one item, left: the caller's own loop does it
+    threads = torch.get_num_threads()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_evaluate_shard, model, dataset, todo[k::workers],
+                               str(output_dir / WORKERS_DIR / str(k)), threads, progress and k == 0, options)
+                   for k in range(workers)]
+        for future in futures:
+            future.result()  # a worker's exception is raised here; the caches of the others stay for a rerun
+    _take_in_worker_caches(output_dir)
 
 
 def _only(record: dict, settings: Sequence[str]) -> dict:

@@ -17,7 +17,7 @@
 # 3. stage 1 with L_PESQ at weight 0.1 (PESQ_STEPS, 160);
 # 4. stage 2, the router at target 0.25 with stage 1's terms beside it (STAGE2_STEPS, 320), then its calibration;
 # 5. scripts/evaluate.py on TEST_ITEMS (120) clips of the test split (held-out speakers and noise categories):
-#    every width, routed, the noisy input, RNNoise and DeepFilterNet3, in two processes that share the clips;
+#    every width, routed, the noisy input, RNNoise and DeepFilterNet3 (--processes 2: two workers share the clips);
 # 6. scripts/compare_models.py and scripts/package_default_model.py: the model and its card to DESTINATION
 #    (adaslim_hf/pretrained/adaslim-demucs), the comparison to RESULTS_DIR (docs/results/default-model).
 #
@@ -107,17 +107,10 @@ train "$RUNS/stage2" --stage 2 --init_from "$RUNS/stage1-pesq/model" --target_ut
     "${EVERY_WIDTH[@]}" --gain_learning_rate 6.7e-2 --max_train_steps "$STAGE2_STEPS" \
     --gumbel_noise_decay_steps $((STAGE2_STEPS * 3 / 4)) --validation_steps 80
 
-# 5. the test split: every width, routed and the peers, in two processes over the same clips, then merged
-EVAL=(--model "$RUNS/stage2/model" --data_dir "$CORPUS" --split test --max_items "$TEST_ITEMS"
-      --metrics pesq,si_sdr,dnsmos --threads 1 --no_progress)
+# 5. the test split: every width, routed and the peers, the clips spread over two worker processes
 if [ ! -f "$RUNS/eval-test/evaluation.json" ]; then
-  $PY scripts/evaluate.py "${EVAL[@]}" --factors 0.125,0.25 --output_dir "$RUNS/eval-test-1" &
-  $PY scripts/evaluate.py "${EVAL[@]}" --factors 0.5,1.0 --no_rnnoise --no_deepfilternet \
-      --output_dir "$RUNS/eval-test-2"
-  wait
-  mkdir -p "$RUNS/eval-test"
-  cat "$RUNS/eval-test-1/items.jsonl" "$RUNS/eval-test-2/items.jsonl" > "$RUNS/eval-test/items.jsonl"
-  $PY scripts/evaluate.py "${EVAL[@]}" --output_dir "$RUNS/eval-test"
+  $PY scripts/evaluate.py --model "$RUNS/stage2/model" --data_dir "$CORPUS" --split test --max_items "$TEST_ITEMS" \
+      --metrics pesq,si_sdr,dnsmos --threads 1 --processes 2 --no_progress --output_dir "$RUNS/eval-test"
 fi
 
 # 6. the comparison and the package

@@ -204,6 +204,42 @@ def test_caches_of_runs_side_by_side_on_different_factors_merge(setup, first_run
             assert whole["settings"][name][key] == pytest.approx(report["settings"][name][key]), (name, key)
 
 
+def test_two_worker_processes_report_what_one_process_reports(setup, first_run, tmp_path):
+    """--processes 2: the three items spread over two spawned workers; their caches join items.jsonl (the
+    workers' folder is gone), every score and MAC count equals the single-process run's, and a rerun resumes
+    everything."""
+    output_dir, report = first_run
+    options = ("--no_rnnoise", "--no_deepfilternet")
+    single = _run(setup, tmp_path / "single", *options)
+    both = _run(setup, tmp_path / "both", *options, "--processes", "2")
+    assert not (tmp_path / "both" / evaluation.WORKERS_DIR).exists()
+    lines = (tmp_path / "both" / "items.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == ["p232_000", "p232_001", "p232_002"]
+    assert both["items"] == 3 and both["resumed_items"] == 3  # the final pass found every worker's record
+    for name in single["settings"]:
+        for key in ("pesq", "stoi", "si_sdr", "macs_per_sample"):
+            assert both["settings"][name][key] == pytest.approx(single["settings"][name][key]), (name, key)
+    assert _run(setup, tmp_path / "both", *options, "--processes", "2")["resumed_items"] == 3
+
+
+def test_a_worker_cache_left_by_an_interrupted_run_is_taken_in(setup, first_run, tmp_path, monkeypatch):
+    """An interrupted --processes run leaves output_dir/workers/<k>/items.jsonl: the next run, with workers or
+    without, takes those records in first and redoes only the items none of them holds."""
+    output_dir, _ = first_run
+    lines = (output_dir / "items.jsonl").read_text().splitlines()[:3]
+    for processes in ("1", "2"):
+        out = tmp_path / processes
+        (out / evaluation.WORKERS_DIR / "1").mkdir(parents=True)
+        (out / evaluation.WORKERS_DIR / "1" / "items.jsonl").write_text(lines[0] + "\n" + lines[2][:40])
+        calls = count_item_runs(monkeypatch)  # counts in this process only: workers are other processes
+        report = _run(setup, out, "--processes", processes)
+        assert report["items"] == 3 and not (out / evaluation.WORKERS_DIR).exists()
+        if processes == "1":
+            assert calls == ["p232_001", "p232_002"] and report["resumed_items"] == 1
+        else:  # two items left, one per worker; the final pass in this process resumes all three
+            assert calls == [] and report["resumed_items"] == 3
+
+
 def test_a_cache_written_before_a_peer_existed_stays_valid(setup, first_run, tmp_path, monkeypatch):
     """An items.jsonl of an evaluation without DeepFilterNet3 (as every evaluation before it was added): a rerun
     runs only DeepFilterNet3 on each item, keeps every cached row as it was, and appends the merged records, so
@@ -378,6 +414,8 @@ def test_bad_inputs(setup, tmp_path, capsys):
         _run(setup, tmp_path / "o", "--dataset", "corpus")  # a VoiceBank folder is not a built corpus
     with pytest.raises(SystemExit, match="unknown metric"):
         _run(setup, tmp_path / "o", "--metrics", "pesq,mos")
+    with pytest.raises(SystemExit, match="--processes must be at least 1, got 0"):
+        _run(setup, tmp_path / "o", "--processes", "0")
     with pytest.raises(SystemExit, match="Expected the VoiceBank folder"):
         _run(setup, tmp_path / "o", "--data_dir", str(tmp_path))
 
