@@ -1,0 +1,3 @@
+# git test split, 120 clips: run E (runs/s2-sup03-e) at every width, routed, and the peers, two worker processes
+python scripts/evaluate.py --model runs/s2-sup03-e/model --data_dir data/corpus-git-v1 --split test --max_items 120 \
+  --metrics pesq,si_sdr,dnsmos --threads 1 --processes 2 --no_progress --output_dir runs/eval-s2sup03e-test
