@@ -18,8 +18,9 @@ record, so the caches of earlier evaluations stay valid.
 ``processes=N`` spreads the items that still need work over N worker processes (spawned, each with the caller's
 torch threads), each appending to its own cache under ``workers/``; once they finish, their records join
 ``items.jsonl`` and the report is built from it as from a single-process run. An interrupted run leaves the
-workers' caches, and the next run (with workers or without) takes them in first, so nothing finished is done again. Times per item are
-then measured beside the other workers (``threads`` in each record is the thread count of its own process).
+workers' caches, and the next run (with workers or without) takes them in first, so nothing finished is done
+again. Times per item are then measured beside the other workers (``threads`` in each record is the thread count
+of its own process).
 
     from adaslim_hf.evaluation import evaluate, load_test_set, write_report
     model = AdaSlimModel.from_pretrained("path/to/model")
@@ -34,6 +35,7 @@ import json
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from itertools import pairwise
@@ -386,7 +388,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
         for index in bar:
             item_id = ids[index]
             cached = done.get(item_id)
-            missing = settings if cached is None else [name for name in settings if name not in cached["settings"]]
+            missing = _missing_settings(cached, settings)
             if not missing:
                 records.append(_only(cached, settings))
                 skipped += 1
@@ -408,6 +410,11 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
                    "sample_rate": model.config.sample_rate,
                    "utilization_factors": [float(f) for f in model.config.utilization_factors]})
     return report
+
+
+def _missing_settings(cached: dict | None, settings: Sequence[str]) -> list[str]:
+    """The settings a cached record (None: no record) lacks: what an item still needs computed."""
+    return list(settings) if cached is None else [name for name in settings if name not in cached["settings"]]
 
 
 def _end_torn_line(cache_path: Path) -> None:
@@ -437,13 +444,7 @@ def _take_in_worker_caches(output_dir: Path) -> None:
             cache.flush()
             os.fsync(cache.fileno())
     if workers.is_dir():
-        for path in caches:
-            path.unlink()
-        for folder in sorted(workers.iterdir()):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        if not any(workers.iterdir()):
-            workers.rmdir()
+        shutil.rmtree(workers)  # only the workers' caches live there, every record of them now in the main one
 
 
 def _evaluate_shard(model, dataset, indices: list[int], output_dir: str, threads: int, progress: bool,
@@ -462,8 +463,7 @@ def _run_workers(model, dataset, ids: list, output_dir: Path, signature: dict, p
     from concurrent.futures import ProcessPoolExecutor
 
     done = read_cache(output_dir / CACHE_NAME, signature)
-    todo = [index for index, item_id in enumerate(ids)
-            if item_id not in done or any(name not in done[item_id]["settings"] for name in signature["settings"])]
+    todo = [index for index, item_id in enumerate(ids) if _missing_settings(done.get(item_id), signature["settings"])]
     workers = min(processes, len(todo))
     if workers < 2:
         return  # nothing, or one item, left: the caller's own loop does it
