@@ -768,7 +768,8 @@ def test_two_processes_train_both_stages_together_with_gloo(voicebank, tmp_path)
     result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=170, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert output.count("(2 process(es), MULTI_CPU, gloo)") == 2  # stage 1, then stage 2 in the same group
+    # stage 1, then stage 2 in the same group
+    assert output.count("(2 process(es), distributed: multi_cpu, gloo; mixed precision: no)") == 2
     for stage in ("stage1", "stage2"):
         assert sorted(read_steps(output_dir / stage)) == [1, 2]
         assert (output_dir / stage / "checkpoints" / "checkpoint_0" / "random_states_1.pkl").is_file()

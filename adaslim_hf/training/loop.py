@@ -297,8 +297,9 @@ def prepare(settings: TrainingSettings, datasets: tuple | None = None) -> Run:
         f"parameters, {train_dataset.description if streaming else f'{len(train_dataset)} training segments'}, "
         f"{updates_per_epoch or 'unknown'} steps per epoch, "
         f"{max_steps} steps, effective batch {total_batch} ({accelerator.num_processes} process(es), "
-        f"{accelerator.distributed_type.value}"
-        f"{', ' + str(accelerator.state.backend) if accelerator.state.backend else ''})"
+        f"distributed: {accelerator.distributed_type.value.lower()}"
+        f"{', ' + str(accelerator.state.backend) if accelerator.state.backend else ''}; "
+        f"mixed precision: {accelerator.mixed_precision})"
     )
     return Run(settings=settings, accelerator=accelerator, objective=objective, optimizer=optimizer,
                scheduler=scheduler, train_dataset=train_dataset, valid_dataset=valid_dataset,
