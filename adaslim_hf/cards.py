@@ -493,7 +493,8 @@ def training_summary(report: dict | None) -> list[tuple[str, str]]:
     if stage is not None:
         lines.append(("Last stage", stages.get(str(stage), str(stage))))
     if report.get("steps") is not None:
-        lines.append(("Optimizer steps (last stage)", f"{report['steps']:,}"))
+        # a packaged model may come from many runs: the compute line counts them all
+        lines.append(("Optimizer steps (last run)", f"{report['steps']:,}"))
     if report.get("dataset"):
         lines.append(("Training dataset", str(report["dataset"])))
     if report.get("target_utilization") is not None:

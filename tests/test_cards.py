@@ -229,7 +229,7 @@ def test_reports_of_scripts_evaluate_and_of_training_convert(model):
     card = build_card(model, repo_id=REPO_ID, evaluation=evaluation, training=training)
     check_card(card)
     assert "**Last stage:** stage 2 (joint router training)" in card.text
-    assert "**Optimizer steps (last stage):** 500" in card.text and "0.4 -> 0.25" in card.text
+    assert "**Optimizer steps (last run):** 500" in card.text and "0.4 -> 0.25" in card.text
     assert "every factor kept" not in card.text  # no share floor in that calibration
     training["router_calibration"].update(min_share=0.08, shares_after=[0.4, 0.4, 0.12, 0.08],
                                           validation_utilization=0.262)
