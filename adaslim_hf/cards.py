@@ -528,7 +528,8 @@ def loss_summary(config: AdaSlimConfig) -> str:
     extra = {"compressed_weight": "L_Cmp", "suppression_weight": "L_Sup", "pesq_weight": "L_PESQ",
              "pause_weight": "L_Pause", "si_sdr_weight": "-SI-SDR", "polarity_weight": "L_Pol"}
     terms += [f"{name} x {getattr(config, field):g}" for field, name in extra.items() if getattr(config, field)]
-    return " + ".join(terms)
+    routed = "; the router's term takes the mean of each item's log L_SE" if config.routed_loss == "log" else ""
+    return " + ".join(terms) + routed
 
 
 def training_lines_from_card(card_text: str) -> list[tuple[str, str]]:

@@ -16,6 +16,9 @@ from transformers import PreTrainedConfig
 LOSS_WEIGHTS = ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
                 "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight",
                 "suppression_weight", "pesq_weight")
+# how the router's term averages L_SE over a batch (``routed_loss``): the paper's batch mean, or the mean of each
+# item's log
+ROUTED_LOSSES = ("mean", "log")
 # fields that take any real number: typed `float | int`, so that `efficiency_weight=3` is accepted, and stored as
 # floats
 FLOAT_FIELDS = ("rescale", "floor", "gumbel_temperature", "target_utilization", *LOSS_WEIGHTS)
@@ -141,6 +144,13 @@ class AdaSlimConfig(PreTrainedConfig):
             asymmetric disturbances of P.862 as a differentiable loss, from the PyPI package `torch-pesq`, which the
             `train` extra installs) to L_SE; 0 leaves it out. It is 0 for the target, about 1.3 at PESQ-WB 3.5 and 5
             at PESQ-WB 1.05 (git-corpus test mixtures).
+        routed_loss (`str`, defaults to "mean"): how the routed call with a clean target (stage 2's router term)
+            averages L_SE over its batch: "mean", the paper's batch L_SE, or "log", the mean over items of the
+            log of each item's own L_SE (`losses.model_losses`). With "log" an output made 10% better counts the
+            same on a nearly clean item as on a very noisy one, where the batch mean lets the noisy items'
+            larger losses decide where the router spends its width (PESQ-WB, nearer a log scale, gains most
+            from width on the cleaner items: docs/results/2026-12-07-stage2-longer-and-lsup-off.md). Needs
+            `si_sdr_weight` 0 (the log of a negative L_SE is undefined). Static calls are unchanged.
     """
 
     model_type = "adaslim"
@@ -190,6 +200,7 @@ class AdaSlimConfig(PreTrainedConfig):
     compressed_weight: float | int = 0.0
     suppression_weight: float | int = 0.0
     pesq_weight: float | int = 0.0
+    routed_loss: str = "mean"
 
     def __post_init__(self, **kwargs):
         self.utilization_factors = [float(u) for u in self.utilization_factors]
@@ -225,6 +236,11 @@ class AdaSlimConfig(PreTrainedConfig):
         require(
             self.bottleneck in ("gru", "lstm"), f"`bottleneck` must be 'gru' or 'lstm', got {self.bottleneck!r}."
         )
+        require(self.routed_loss in ROUTED_LOSSES,
+                f"`routed_loss` must be one of {ROUTED_LOSSES}, got {self.routed_loss!r}.")
+        require(self.routed_loss != "log" or self.si_sdr_weight == 0,
+                "`routed_loss='log'` takes the log of each item's L_SE, which -SI-SDR (`si_sdr_weight` > 0) can make "
+                f"negative: set si_sdr_weight=0 or routed_loss='mean', got si_sdr_weight={self.si_sdr_weight}.")
         require(self.bottleneck_layers >= 1, f"`bottleneck_layers` must be >= 1, got {self.bottleneck_layers}.")
         if self.bottleneck == "gru":
             require(

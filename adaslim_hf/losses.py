@@ -497,6 +497,24 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
     return se_loss, polarity_loss(estimate, target, padding_mask)
 
 
+LOG_LOSS_FLOOR = 1e-6  # routed_loss="log": an item's L_SE below this (a silent target) is taken as this
+
+
+def per_item_enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
+                                padding_mask: torch.Tensor | None = None, target_magnitudes=None):
+    """(L_SE of each item alone [B], the batch's mean L_Pol of the items): ``enhancement_losses`` on every item
+    of the batch as a batch of one. Signals as there."""
+    se_losses, pol_losses = [], []
+    for item in range(estimate.shape[0]):
+        one = slice(item, item + 1)
+        magnitudes = None if target_magnitudes is None else [m[one] for m in target_magnitudes]
+        se_loss, pol_loss = enhancement_losses(config, estimate[one], target[one], noisy[one],
+                                               None if padding_mask is None else padding_mask[one], magnitudes)
+        se_losses.append(se_loss)
+        pol_losses.append(pol_loss)
+    return torch.stack(se_losses), torch.stack(pol_losses).mean()
+
+
 def routing_losses(config, one_hot: torch.Tensor, frame_mask: torch.Tensor | None = None):
     """(L_Eff, L_Bal, L_Share or None when ``min_factor_share`` is 0) of the router's choices one_hot [B, N, J]
     over the valid router frames ``frame_mask`` [B, N]."""
@@ -513,10 +531,21 @@ def model_losses(config, estimate: torch.Tensor, target: torch.Tensor, noisy: to
     the router decided (``one_hot`` [B, N, J] given), efficiency_weight * L_Eff + balance_weight * L_Bal
     (+ share_weight * L_Share when min_factor_share > 0). Signals as in ``enhancement_losses``.
 
+    With ``config.routed_loss == "log"`` and the router's choices given, the L_SE that enters the loss is the mean
+    over items of log(L_SE of the item alone) instead of the batch's L_SE; ``se_loss`` still reports the mean of
+    the items' L_SE.
+
     Returns ``{"loss", "se_loss", "polarity_loss", "efficiency_loss", "balance_loss", "share_loss"}``, None
     for the terms not computed."""
-    se_loss, pol_loss = enhancement_losses(config, estimate, target, noisy, padding_mask, target_magnitudes)
-    loss = se_loss + config.polarity_weight * pol_loss if config.polarity_weight else se_loss
+    if one_hot is not None and config.routed_loss == "log":
+        item_se_loss, pol_loss = per_item_enhancement_losses(config, estimate, target, noisy, padding_mask,
+                                                             target_magnitudes)
+        se_loss = item_se_loss.mean()
+        loss = item_se_loss.clamp(min=LOG_LOSS_FLOOR).log().mean()
+    else:
+        se_loss, pol_loss = enhancement_losses(config, estimate, target, noisy, padding_mask, target_magnitudes)
+        loss = se_loss
+    loss = loss + config.polarity_weight * pol_loss if config.polarity_weight else loss
     eff_loss = bal_loss = share_loss = None
     if one_hot is not None:
         eff_loss, bal_loss, share_loss = routing_losses(config, one_hot, frame_mask)
@@ -537,6 +566,7 @@ __all__ = [
     "enhancement_losses",
     "model_losses",
     "multi_resolution_stft_loss",
+    "per_item_enhancement_losses",
     "pause_residual_loss",
     "polarity_loss",
     "routing_losses",

@@ -417,6 +417,8 @@ def test_card_names_the_loss_terms_the_config_trains_with(model):
     assert loss_summary(config) == ("L1 + multi-resolution STFT (spectral convergence 0.1, log magnitude 0) + "
                                     "L_Cmp x 1 + L_Sup x 1 + L_PESQ x 0.1 + L_Pol x 1")
     assert loss_summary(AdaSlimConfig(**TINY, polarity_weight=0.0)).endswith("log magnitude 0.1)")
+    assert loss_summary(AdaSlimConfig(**TINY, routed_loss="log")).endswith(
+        "L_Pol x 1; the router's term takes the mean of each item's log L_SE")
     torch.manual_seed(0)
     card = build_card(AdaSlimModel(config), repo_id=REPO_ID, training={"stage": "2", "steps": 10})
     assert f"- **Loss:** {loss_summary(config)}" in card.text

@@ -505,3 +505,39 @@ def test_pesq_loss_ranks_noise_leaves_silence_out_and_joins_l_se():
     torch.testing.assert_close(weighted - plain, 0.5 * pesq_loss(estimate, speech, SAMPLE_RATE))
     with pytest.raises(ValueError, match="pesq_weight"):
         AdaSlimConfig(pesq_weight=-1.0)
+
+
+def test_routed_loss_log_is_the_mean_of_each_items_log_l_se(pair):
+    """routed_loss="log": with the router's choices given, the loss is the mean over items of log(L_SE of the
+    item alone) (so each item's gradient is divided by its own L_SE: a cleaner item, with the smaller loss,
+    weighs more), se_loss reports the items' mean L_SE, and the routing terms are added as with "mean"; a static
+    call (no choices) is unchanged. The config refuses an unknown mode and "log" beside -SI-SDR."""
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.losses import enhancement_losses, model_losses
+
+    estimate, clean = (x.float() for x in pair)
+    estimate = torch.stack([clean[0] + 0.002 * torch.randn_like(clean[0]), estimate[1] + 0.1 * estimate[1]])
+    estimate.requires_grad_(True)
+    one_hot = torch.nn.functional.one_hot(torch.tensor([[0, 1, 3], [2, 2, 3]]), 4).float()  # [B, N, J]
+    config = AdaSlimConfig(routed_loss="log", compressed_weight=1.0)
+    items = [enhancement_losses(config, estimate[i:i + 1], clean[i:i + 1], estimate[i:i + 1])[0] for i in range(2)]
+    assert float(items[0].detach()) < float(items[1].detach())  # the first item is the cleaner one
+
+    logged = model_losses(config, estimate, clean, estimate, one_hot=one_hot)
+    routing = config.efficiency_weight * logged["efficiency_loss"] + config.balance_weight * logged["balance_loss"]
+    expected = (items[0].log() + items[1].log()) / 2 + config.polarity_weight * logged["polarity_loss"] + routing
+    torch.testing.assert_close(logged["loss"], expected)
+    torch.testing.assert_close(logged["se_loss"], (items[0] + items[1]) / 2)
+    (gradient,) = torch.autograd.grad(logged["loss"], estimate)
+    (reference,) = torch.autograd.grad((items[0] / items[0].detach() + items[1] / items[1].detach()) / 2, estimate)
+    torch.testing.assert_close(gradient, reference)  # polarity 0 here: both items correlate with their targets
+
+    mean_config = AdaSlimConfig(compressed_weight=1.0)
+    static = model_losses(config, estimate, clean, estimate)
+    torch.testing.assert_close(static["loss"], model_losses(mean_config, estimate, clean, estimate)["loss"])
+    routed_mean = model_losses(mean_config, estimate, clean, estimate, one_hot=one_hot)
+    assert not torch.allclose(routed_mean["loss"], logged["loss"])
+    with pytest.raises(ValueError, match="routed_loss"):
+        AdaSlimConfig(routed_loss="median")
+    with pytest.raises(ValueError, match="si_sdr_weight"):
+        AdaSlimConfig(routed_loss="log", si_sdr_weight=0.1)

@@ -531,7 +531,9 @@ def test_stage1_then_stage2_then_router_only_save_loadable_models(voicebank, tmp
     before = AdaSlimModel.from_pretrained(stage1).state_dict()
     router_only = train(smoke(voicebank, tmp_path / "router", stage="2", init_from=str(stage1),
                               train_router_only=True, max_train_steps=2, final_model="last",
-                              learning_rate=0.05))
+                              learning_rate=0.05, model={"routed_loss": "log"}))
+    assert AdaSlimModel.from_pretrained(router_only).config.routed_loss == "log"
+    assert all(math.isfinite(step["loss"]) for step in read_steps(tmp_path / "router").values())
     after = AdaSlimModel.from_pretrained(router_only).state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("router.") for k in changed)

@@ -26,7 +26,7 @@ SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 BEST_METRICS = ("pesq", "stoi", "si_sdr", "loss")
 # config fields that only weigh the loss or shape training: they may differ from a checkpoint's values
-TRAINING_ONLY_FIELDS = ("target_utilization", "gumbel_temperature", *LOSS_WEIGHTS)
+TRAINING_ONLY_FIELDS = ("target_utilization", "gumbel_temperature", "routed_loss", *LOSS_WEIGHTS)
 
 
 def _setting(default, help: str, **kwargs):
