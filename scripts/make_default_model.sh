@@ -16,7 +16,8 @@
 #    width and the slimmed bottleneck (STAGE1_STEPS, 400);
 # 3. stage 1 with L_PESQ at weight 0.1 (PESQ_STEPS, 160);
 # 4. stage 2, the router at target 0.25 with stage 1's terms beside it (STAGE2_STEPS, 380), then its calibration,
-#    and STAGE2_TAIL_STEPS (60) more of it from half the rate with L_Sup at 0.3 instead of 1 (less noise kept);
+#    and STAGE2_TAIL_STEPS (60) more of it from half the rate with L_Sup at 0.3 instead of 1 (less noise kept),
+#    then STAGE2_LONG_STEPS (160) more from the same rate with L_Sup at 0.1;
 # 5. scripts/evaluate.py on TEST_ITEMS (120) clips of the test split (held-out speakers and noise categories):
 #    every width, routed, the noisy input, RNNoise and DeepFilterNet3 (--processes 2: two workers share the clips);
 # 6. scripts/compare_models.py and scripts/package_default_model.py: the model and its card to DESTINATION
@@ -28,7 +29,7 @@
 # end to end at full scale (about 23 CPU hours), only at smoke scale (tests/test_recipe.py, opt-in):
 #
 #   SOURCES=... RUNS=/tmp/mdm FULL_WIDTH_STEPS=1 FURTHER_STEPS=1 STAGE1_STEPS=1 PESQ_STEPS=1 STAGE2_STEPS=1 \
-#   STAGE2_TAIL_STEPS=1 TEST_ITEMS=2 DESTINATION=/tmp/mdm/pretrained RESULTS_DIR=/tmp/mdm/results PROCESSES=1 \
+#   STAGE2_TAIL_STEPS=1 STAGE2_LONG_STEPS=1 TEST_ITEMS=2 DESTINATION=/tmp/mdm/pretrained RESULTS_DIR=/tmp/mdm/results PROCESSES=1 \
 #   TRAIN_ARGS="--max_valid_items 2 --calibrate_router 2 --gradient_accumulation_steps 1 --train_batch_size 2" \
 #   PACKAGE_ARGS=--allow_inverted bash scripts/make_default_model.sh
 #
@@ -49,6 +50,7 @@ STAGE1_STEPS=${STAGE1_STEPS:-400}
 PESQ_STEPS=${PESQ_STEPS:-160}
 STAGE2_STEPS=${STAGE2_STEPS:-380}
 STAGE2_TAIL_STEPS=${STAGE2_TAIL_STEPS:-60}
+STAGE2_LONG_STEPS=${STAGE2_LONG_STEPS:-160}
 TEST_ITEMS=${TEST_ITEMS:-120}
 PROCESSES=${PROCESSES:-2}
 DESTINATION=${DESTINATION:-adaslim_hf/pretrained}
@@ -112,23 +114,27 @@ train "$RUNS/stage2-tail" --stage 2 --init_from "$RUNS/stage2/model" --target_ut
     --model suppression_weight=0.3 "${EVERY_WIDTH[@]}" --gain_learning_rate 6.7e-2 --learning_rate 1.5e-4 \
     --max_train_steps "$STAGE2_TAIL_STEPS" --gumbel_noise_decay_steps $((STAGE2_TAIL_STEPS * 3 / 4)) \
     --validation_steps 30
+train "$RUNS/stage2-long" --stage 2 --init_from "$RUNS/stage2-tail/model" --target_utilization 0.25 \
+    --model suppression_weight=0.1 "${EVERY_WIDTH[@]}" --gain_learning_rate 6.7e-2 --learning_rate 1.5e-4 \
+    --max_train_steps "$STAGE2_LONG_STEPS" --gumbel_noise_decay_steps $((STAGE2_LONG_STEPS * 3 / 4)) \
+    --validation_steps 80
 
 # 5. the test split: every width, routed and the peers, the clips spread over two worker processes
 if [ ! -f "$RUNS/eval-test/evaluation.json" ]; then
-  $PY scripts/evaluate.py --model "$RUNS/stage2-tail/model" --data_dir "$CORPUS" --split test --max_items "$TEST_ITEMS" \
+  $PY scripts/evaluate.py --model "$RUNS/stage2-long/model" --data_dir "$CORPUS" --split test --max_items "$TEST_ITEMS" \
       --metrics pesq,si_sdr,dnsmos --threads 1 --processes 2 --no_progress --output_dir "$RUNS/eval-test"
 fi
 
 # 6. the comparison and the package
 $PY scripts/compare_models.py --static "default backbone=$RUNS/eval-test/evaluation.json" \
     --dynamic "target 0.25 (default)=$RUNS/eval-test/evaluation.json" --output_dir "$RUNS/compare"
-UPDATES=$((FULL_WIDTH_STEPS + FURTHER_STEPS + STAGE1_STEPS + PESQ_STEPS + STAGE2_STEPS + STAGE2_TAIL_STEPS))
+UPDATES=$((FULL_WIDTH_STEPS + FURTHER_STEPS + STAGE1_STEPS + PESQ_STEPS + STAGE2_STEPS + STAGE2_TAIL_STEPS + STAGE2_LONG_STEPS))
 # CPU hours of the updates: each run's logged seconds per update (steps.jsonl, the main process) times the processes
 CPU_HOURS=$($PY -c 'import json, sys; from pathlib import Path
 seconds = sum(json.loads(line)["seconds"] for run in sys.argv[2:] for line in Path(run, "steps.jsonl").read_text().splitlines() if line.strip())
-print(f"{seconds * int(sys.argv[1]) / 3600:.1f}")' "$PROCESSES" "$RUNS"/{full-width,full-width-further,stage1,stage1-pesq,stage2,stage2-tail})
-$PY scripts/package_default_model.py --model "$RUNS/stage2-tail/model" \
-    --comparison "$RUNS/compare/comparison.json" --training "$RUNS/stage2-tail/evaluation.json" \
+print(f"{seconds * int(sys.argv[1]) / 3600:.1f}")' "$PROCESSES" "$RUNS"/{full-width,full-width-further,stage1,stage1-pesq,stage2,stage2-tail,stage2-long})
+$PY scripts/package_default_model.py --model "$RUNS/stage2-long/model" \
+    --comparison "$RUNS/compare/comparison.json" --training "$RUNS/stage2-long/evaluation.json" \
     --dataset_name "git-sources corpus (held-out speakers and noises)" --dataset_id adaslim-git-sources-corpus \
     --train_dataset "the git-sources corpus of scripts/build_corpus.py (docs/training.md): screened recorded speech (speechocean762, CC BY 4.0; LibriSpeech train-clean-100 from Resemblyzer's audio_data, CC BY 4.0) mixed on the fly with recorded noise (ambient recordings of ruiiwang/noise_dataset, no licence stated; Hu's Nonspeech set from speechdnn/Noises, research use only; Debian game/ambience packages; babble); test speakers and noise categories held out" \
     --note "Trained by scripts/make_default_model.sh ($UPDATES updates of 64 four-second segments) on a CPU, far shorter than DEMUCS recipes. Numbers below are this package's own measurements on its held-out test clips." \

@@ -34,7 +34,7 @@ def test_make_default_model_smoke_run_writes_only_where_told(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "RUNS": str(runs), "CORPUS": str(CORPUS), "PROCESSES": "1",
            **{name: "1" for name in ("FULL_WIDTH_STEPS", "FURTHER_STEPS", "STAGE1_STEPS", "PESQ_STEPS",
-                                     "STAGE2_STEPS", "STAGE2_TAIL_STEPS")},
+                                     "STAGE2_STEPS", "STAGE2_TAIL_STEPS", "STAGE2_LONG_STEPS")},
            "TEST_ITEMS": "2", "DESTINATION": str(tmp_path / "pretrained"), "RESULTS_DIR": str(tmp_path / "results"),
            "TRAIN_ARGS": "--max_valid_items 2 --calibrate_router 2 --gradient_accumulation_steps 1 "
                          "--train_batch_size 2 --eval_batch_size 2",
@@ -49,18 +49,20 @@ def test_make_default_model_smoke_run_writes_only_where_told(tmp_path):
     assert stage1["compressed_weight"] == 1.0 and stage1["stft_mag_factor"] == 0.0
     final = json.loads((tmp_path / "pretrained" / "adaslim-demucs" / "config.json").read_text())
     assert final["pesq_weight"] == pytest.approx(0.1) and final["slim_bottleneck"] and final["width_gains"]
-    assert final["target_utilization"] == pytest.approx(0.25) and final["suppression_weight"] == pytest.approx(0.3)
+    assert final["target_utilization"] == pytest.approx(0.25) and final["suppression_weight"] == pytest.approx(0.1)
     settings = json.loads((runs / "stage2" / "training_settings.json").read_text())
     assert settings["init_from"].endswith("stage1-pesq/model") and settings["stage"] == "2"
     tail = json.loads((runs / "stage2-tail" / "training_settings.json").read_text())
     assert tail["init_from"].endswith("stage2/model") and tail["stage"] == "2"
+    long = json.loads((runs / "stage2-long" / "training_settings.json").read_text())
+    assert long["init_from"].endswith("stage2-tail/model") and long["stage"] == "2"
 
     folder = tmp_path / "pretrained" / "adaslim-demucs"
     assert {"model.safetensors", "config.json", "README.md"} <= {p.name for p in folder.iterdir()}
     card = (folder / "README.md").read_text()
-    assert "CPU hours of updates" in card and "Trained by scripts/make_default_model.sh (6 updates" in card
+    assert "CPU hours of updates" in card and "Trained by scripts/make_default_model.sh (7 updates" in card
     evaluation = json.loads((runs / "eval-test" / "evaluation.json").read_text())
-    assert evaluation["model"].endswith("stage2-tail/model")  # the report of the two evaluation workers
+    assert evaluation["model"].endswith("stage2-long/model")  # the report of the two evaluation workers
     comparison = json.loads((tmp_path / "results" / "comparison.json").read_text())
     assert comparison  # the report the card was rendered from
     assert (tmp_path / "results" / "pareto_models.png").stat().st_size > 0
