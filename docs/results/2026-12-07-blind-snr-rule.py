@@ -33,12 +33,6 @@ def blind_snr_db(noisy: torch.Tensor, rate: int) -> float:
     return float(torch.quantile(energy_db, 0.95) - torch.quantile(energy_db, 0.10))
 
 
-def correlation(a, b):
-    ma, mb = statistics.mean(a), statistics.mean(b)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
-    return cov / (sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)) ** 0.5
-
-
 def fit_threshold(estimates, low, high):
     """The threshold putting as many clips at `high` (those above it) as the budget allows."""
     share = (BUDGET - low) / (high - low)  # the largest share of clips at `high`
@@ -57,9 +51,9 @@ def main(items_path, data_dir):
                              noisy[item["id"]]["sampling_rate"]) for item in items]
     snr = [item["input_snr"] for item in items]
     gain = [item["settings"]["static 1"]["pesq"] - item["settings"]["static 0.125"]["pesq"] for item in items]
-    print(f"{len(items)} clips; r(estimate, input SNR) {correlation(estimate, snr):+.2f}, "
-          f"r(estimate, gain 1.0 over 0.125) {correlation(estimate, gain):+.2f}, r(input SNR, gain) "
-          f"{correlation(snr, gain):+.2f}")
+    print(f"{len(items)} clips; r(estimate, input SNR) {statistics.correlation(estimate, snr):+.2f}, "
+          f"r(estimate, gain 1.0 over 0.125) {statistics.correlation(estimate, gain):+.2f}, r(input SNR, gain) "
+          f"{statistics.correlation(snr, gain):+.2f}")
     folds = {"even": list(range(0, len(items), 2)), "odd": list(range(1, len(items), 2))}
     for fit, score in (("even", "odd"), ("odd", "even")):
         held = folds[score]

@@ -16,12 +16,6 @@ FACTORS = (0.125, 0.25, 0.5, 1.0)
 NAMES = ("static 0.125", "static 0.25", "static 0.5", "static 1")
 
 
-def correlation(a, b):
-    ma, mb = statistics.mean(a), statistics.mean(b)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
-    return cov / (sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)) ** 0.5
-
-
 def oracle(items, budget):
     weights = [item["num_samples"] for item in items]
     total = sum(weights)
@@ -51,8 +45,8 @@ def main(path):
         band = [i for i, s in enumerate(snr) if low <= s < high]
         print(f"SNR [{low}, {high}) dB: {len(band)} clips, gain {statistics.mean(gain[i] for i in band):.3f}, "
               f"routed u {statistics.mean(routed_u[i] for i in band):.3f}")
-    print(f"r(gain, SNR) {correlation(gain, snr):+.2f}, r(routed u, SNR) {correlation(routed_u, snr):+.2f}, "
-          f"r(routed u, gain) {correlation(routed_u, gain):+.2f}")
+    print(f"r(gain, SNR) {statistics.correlation(gain, snr):+.2f}, r(routed u, SNR) {statistics.correlation(routed_u, snr):+.2f}, "
+          f"r(routed u, gain) {statistics.correlation(routed_u, gain):+.2f}")
     for budget in (0.256, 0.3, 0.5):
         print("clip-level oracle at budget %.3f: PESQ-WB %.3f at u %.3f" % (budget, *oracle(items, budget)))
     total = sum(item["num_samples"] for item in items)
