@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The packaged default model, from the four public git sources to the committed folder and its card, in one
-# command (about 23 CPU hours of updates on a 2-core x86-64 CPU, both cores, bfloat16 where the CPU has it):
+# command (about 26 CPU hours of updates on a 2-core x86-64 CPU, both cores, bfloat16 where the CPU has it):
 #
 #   SOURCES=/path/to/sources bash scripts/make_default_model.sh
 #
@@ -24,9 +24,9 @@
 #    (adaslim_hf/pretrained/adaslim-demucs), the comparison to RESULTS_DIR (docs/results/default-model).
 #
 # What this is: the recipe of the packaged weights in the order and with the settings their runs converged to,
-# each stage in one run. The packaged weights themselves came from fourteen runs whose settings changed on the
+# each stage in one run. The packaged weights themselves came from eighteen runs (to run G) whose settings changed on the
 # way (docs/results/default-model/how-these-weights-were-made.md lists them); this consolidation has not been run
-# end to end at full scale (about 23 CPU hours), only at smoke scale (tests/test_recipe.py, opt-in):
+# end to end at full scale (about 26 CPU hours), only at smoke scale (tests/test_recipe.py, opt-in):
 #
 #   SOURCES=... RUNS=/tmp/mdm FULL_WIDTH_STEPS=1 FURTHER_STEPS=1 STAGE1_STEPS=1 PESQ_STEPS=1 STAGE2_STEPS=1 \
 #   STAGE2_TAIL_STEPS=1 STAGE2_LONG_STEPS=1 TEST_ITEMS=2 DESTINATION=/tmp/mdm/pretrained RESULTS_DIR=/tmp/mdm/results PROCESSES=1 \
