@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The packaged default model, from the four public git sources to the committed folder and its card, in one
-# command (about 26 CPU hours of updates on a 2-core x86-64 CPU, both cores, bfloat16 where the CPU has it):
+# command (about 31 CPU hours of updates on a 2-core x86-64 CPU, both cores, bfloat16 where the CPU has it):
 #
 #   SOURCES=/path/to/sources bash scripts/make_default_model.sh
 #
@@ -17,16 +17,16 @@
 # 3. stage 1 with L_PESQ at weight 0.1 (PESQ_STEPS, 160);
 # 4. stage 2, the router at target 0.25 with stage 1's terms beside it (STAGE2_STEPS, 380), then its calibration,
 #    and STAGE2_TAIL_STEPS (60) more of it from half the rate with L_Sup at 0.3 instead of 1 (less noise kept),
-#    then STAGE2_LONG_STEPS (160) more from the same rate with L_Sup at 0.1;
+#    then STAGE2_LONG_STEPS (360) more from the same rate with L_Sup at 0.1;
 # 5. scripts/evaluate.py on TEST_ITEMS (120) clips of the test split (held-out speakers and noise categories):
 #    every width, routed, the noisy input, RNNoise and DeepFilterNet3 (--processes 2: two workers share the clips);
 # 6. scripts/compare_models.py and scripts/package_default_model.py: the model and its card to DESTINATION
 #    (adaslim_hf/pretrained/adaslim-demucs), the comparison to RESULTS_DIR (docs/results/default-model).
 #
 # What this is: the recipe of the packaged weights in the order and with the settings their runs converged to,
-# each stage in one run. The packaged weights themselves came from eighteen runs (to run G) whose settings changed on the
+# each stage in one run. The packaged weights themselves came from nineteen runs (to run I) whose settings changed on the
 # way (docs/results/default-model/how-these-weights-were-made.md lists them); this consolidation has not been run
-# end to end at full scale (about 26 CPU hours), only at smoke scale (tests/test_recipe.py, opt-in):
+# end to end at full scale (about 31 CPU hours), only at smoke scale (tests/test_recipe.py, opt-in):
 #
 #   SOURCES=... RUNS=/tmp/mdm FULL_WIDTH_STEPS=1 FURTHER_STEPS=1 STAGE1_STEPS=1 PESQ_STEPS=1 STAGE2_STEPS=1 \
 #   STAGE2_TAIL_STEPS=1 STAGE2_LONG_STEPS=1 TEST_ITEMS=2 DESTINATION=/tmp/mdm/pretrained RESULTS_DIR=/tmp/mdm/results PROCESSES=1 \
@@ -50,7 +50,7 @@ STAGE1_STEPS=${STAGE1_STEPS:-400}
 PESQ_STEPS=${PESQ_STEPS:-160}
 STAGE2_STEPS=${STAGE2_STEPS:-380}
 STAGE2_TAIL_STEPS=${STAGE2_TAIL_STEPS:-60}
-STAGE2_LONG_STEPS=${STAGE2_LONG_STEPS:-160}
+STAGE2_LONG_STEPS=${STAGE2_LONG_STEPS:-360}
 TEST_ITEMS=${TEST_ITEMS:-120}
 PROCESSES=${PROCESSES:-2}
 DESTINATION=${DESTINATION:-adaslim_hf/pretrained}

@@ -163,7 +163,7 @@ def test_outputs_equal_the_pinned_ones(folder):
 def test_the_readme_example_comes_out_with_less_noise():
     """scripts/score_example.py on the README's example (speech + vinyl hiss, with its clean reference): the
     packaged default, routed, raises DNSMOS BAK (background noise) and SI-SDR over the noisy input (measured
-    2026-12-07 with the default packaged then, run G: BAK 1.96 -> 2.67, SI-SDR 4.90 -> 6.52 dB)."""
+    2026-12-07 with the default packaged then, run I: BAK 1.96 -> 2.58, SI-SDR 4.90 -> 6.47 dB)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("score_example_script", REPO / "scripts" / "score_example.py")

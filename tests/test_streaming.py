@@ -243,8 +243,8 @@ def test_what_the_stream_equals_for_the_packaged_models(name):
     models and the example recording: with the whole input's std (``input_std``, `--normalization file`) the
     stream equals the offline output; with the running estimate (the default) it equals the model on the
     causally scaled input, and differs from the offline output by less than 0.1 at a fixed width and 0.15 routed
-    (the output peaking at ~0.5; the default packaged in session 24 of 2026-12-07, run G: 0.070 at 1.0, 0.050 at
-    0.25, 0.076 routed; run E before it: 0.046 routed; run C: 0.117 routed, where the router picked another width
+    (the output peaking at ~0.5; the default packaged in session 26 of 2026-12-07, run I: 0.073 at 1.0, 0.047 at
+    0.25, 0.042 routed; run G before it: 0.076 routed; run E: 0.046 routed; run C: 0.117 routed, where the router picked another width
     for a few frames near 1.9 s while the running std was still settling; earlier models in
     docs/results/2026-12-02-streaming-speed.md)."""
     from adaslim_hf.pipeline_adaslim import PACKAGED_MODEL
