@@ -1,3 +1,0 @@
-# git test split, 120 clips: run J (runs/s2-router-j: stage 1 from run I, the router refitted) at every width, routed, and the peers; 2 worker process(es)
-python scripts/evaluate.py --model runs/s2-router-j/model --data_dir data/corpus-git-v1 --split test --max_items 120 \
-  --metrics pesq,si_sdr,dnsmos --threads 1 --processes 2 --no_progress --output_dir runs/eval-j-test "$@"
