@@ -50,6 +50,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--dry", type=float, default=0.0,
                         help="mix this share of the input into the model's output, in [0, 1] (the pipeline's "
                              "strength knob); noisy and RNNoise are never mixed")
+    parser.add_argument("--voice", action="store_true",
+                        help="also feed the clean speech itself through every setting and report how much of its "
+                             "2-4 and 4-8 kHz bands comes out (dB; 0 = kept, below 0 = a duller voice): what an "
+                             "enhancer does to a voice without noise. One more pass of every setting per item")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (RTF is measured with these)")
     parser.add_argument("--processes", type=int, default=1,
@@ -116,7 +120,7 @@ def evaluate_from_args(args: argparse.Namespace, command: str) -> dict:
                           factors=factors, dnsmos_input=args.dnsmos_input, model_name=args.model,
                           dataset_name=f"{args.dataset} {args.split} ({data_dir})", progress=not args.no_progress,
                           dry=args.dry, include_deepfilternet=not args.no_deepfilternet,
-                          processes=args.processes)
+                          processes=args.processes, voice=args.voice)
     except (ValueError, PeerUnavailableError) as error:
         raise UsageError(str(error)) from None
     report["command"] = command

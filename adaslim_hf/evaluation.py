@@ -9,6 +9,10 @@ its delay removed so the output lines up with the reference. Beside the metrics,
 sample, mean utilization, real-time factor (seconds of compute per second of audio, with this process' torch
 threads) and the same time as milliseconds per 10 s of audio (``ms_per_10s``, with the thread count it was
 measured with), and each item its input SNR (from the clean and noisy signals), for the router-vs-SNR analysis.
+With ``voice=True`` each setting also gets what it does to a voice without noise: the clean speech itself is
+fed through it and the level change of the 2-4 and 4-8 kHz bands is recorded (``voice_2_4k_db``,
+``voice_4_8k_db``; 0 dB = kept, a dull or muffled output is well below 0), which the level-blind metrics and
+PESQ's asymmetric disturbance do not charge for.
 
 Long sets are resumable: every finished item is appended (flushed and fsynced) to ``items.jsonl`` in the output
 folder, and a rerun with the same model, metrics and options skips the items found there. A rerun that asks for
@@ -235,6 +239,37 @@ def speech_gain(enhanced, clean) -> float:
     return float(np.dot(enhanced, clean)) / energy if energy > 0 else 0.0
 
 
+# The bands of the voice check (``evaluate(voice=True)``): where speech keeps its clarity and where a muffling
+# enhancer takes it away first.
+VOICE_BANDS = ((2000, 4000), (4000, 8000))
+
+
+def voice_key(low: int, high: int) -> str:
+    """The record / report key of one voice band: ``voice_2_4k_db`` for (2000, 4000)."""
+    return f"voice_{low // 1000}_{high // 1000}k_db"
+
+
+def band_level_change(output, clean, sample_rate: int, bands=VOICE_BANDS) -> dict[str, float | None]:
+    """{voice_key(band): 10 log10(sum |Y|^2 / sum |S|^2) over the band's bins of the whole-clip spectra of
+    ``output`` (Y) and ``clean`` (S)} (float64): how much louder (> 0 dB) or quieter the output carries each band.
+    None for a band above the Nyquist frequency or where the clean signal is silent; floored at -100 dB."""
+    output = np.asarray(output, dtype=np.float64).reshape(-1)
+    clean = np.asarray(clean, dtype=np.float64).reshape(-1)
+    if output.shape != clean.shape:
+        raise ValueError(f"output {output.shape} and clean {clean.shape} must have the same length.")
+    frequencies = np.fft.rfftfreq(len(clean), 1 / sample_rate)
+    output_power, clean_power = np.abs(np.fft.rfft(output)) ** 2, np.abs(np.fft.rfft(clean)) ** 2
+    changes: dict[str, float | None] = {}
+    for low, high in bands:
+        band = (frequencies >= low) & (frequencies < high)
+        reference = float(clean_power[band].sum())
+        if high > sample_rate / 2 or reference <= 0:
+            changes[voice_key(low, high)] = None
+            continue
+        changes[voice_key(low, high)] = 10 * math.log10(max(float(output_power[band].sum()) / reference, 1e-10))
+    return changes
+
+
 def metric_keys(metrics: Sequence[str]) -> list[str]:
     """The result keys of compute_all for the requested metric names (``dnsmos`` gives four)."""
     return [key for name in metrics for key in SCORES[name][2].values()]
@@ -268,8 +303,9 @@ def settings_for(model, include_rnnoise: bool = True, factors: Sequence[float] |
 
 
 def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequence[str],
-                  dnsmos_input: str = "clip", dry: float = 0.0) -> dict:
-    """The cache record of one test item: id, length, input SNR and, per setting, its scores and costs."""
+                  dnsmos_input: str = "clip", dry: float = 0.0, voice: bool = False) -> dict:
+    """The cache record of one test item: id, length, input SNR and, per setting, its scores and costs (and with
+    ``voice``, the level change of VOICE_BANDS when the clean speech itself goes through the setting)."""
     rate = model.config.sample_rate
     noisy = np.asarray(row["noisy"]["array"], dtype=np.float32)
     clean = np.asarray(row["clean"]["array"], dtype=np.float32)
@@ -298,8 +334,19 @@ def evaluate_item(model, row: dict, *, metrics: Sequence[str], settings: Sequenc
         entry["peak"] = float(np.max(np.abs(enhanced))) if len(enhanced) else 0.0
         entry["speech_gain"] = speech_gain(enhanced, clean)
         entry["inverted"] = is_inverted(enhanced, clean)
+        if voice:
+            entry.update(band_level_change(_through(model, name, clean, rate, factors, dry), clean, rate))
         record["settings"][name] = entry
     return record
+
+
+def _through(model, name: str, signal: np.ndarray, rate: int, factors: dict, dry: float) -> np.ndarray:
+    """``signal`` through setting ``name`` (the noisy row passes it unchanged)."""
+    if name == NOISY:
+        return signal
+    if name in PEERS:
+        return run_peer(name, signal, rate)[0]
+    return run_model(model, signal, None if name == DYNAMIC else factors[name], dry)["enhanced"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -340,13 +387,13 @@ def read_cache(path: Path, signature: dict) -> dict[str, dict]:
 def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence[str] = ALL_SCORES,
              include_rnnoise: bool = True, factors: Sequence[float] | None = None, dnsmos_input: str = "clip",
              model_name: str | None = None, dataset_name: str | None = None, progress: bool = True,
-             dry: float = 0.0, include_deepfilternet: bool = True, processes: int = 1) -> dict:
+             dry: float = 0.0, include_deepfilternet: bool = True, processes: int = 1, voice: bool = False) -> dict:
     """Evaluate ``model`` on every row of ``dataset`` (``id``, ``noisy``, ``clean``) and return the report
     (see ``summarize``). Finished items go to ``output_dir/items.jsonl``; a rerun with the same model, metrics
     and options skips them, and computes only the settings a cached item lacks. ``dry`` in [0, 1] mixes that
     share of the input into the model's output (the pipeline's ``dry``); the noisy and peer rows are never
     mixed. ``processes`` > 1 runs the items left to do in that many worker processes at once (module
-    docstring). A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
+    docstring). ``voice`` adds the voice check (module docstring): one more pass of every setting per item. A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
     from tqdm.auto import tqdm
 
     metrics = list(dict.fromkeys(metrics))
@@ -373,12 +420,14 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
                  "sample_rate": model.config.sample_rate}
     if dry:  # (absent at 0, so the caches of earlier runs stay valid)
         signature["dry"] = dry
+    if voice:  # (absent when off, likewise)
+        signature["voice"] = True
     ids = list(dataset["id"])
     _take_in_worker_caches(output_dir)  # what the workers of an interrupted processes > 1 run finished
     if processes > 1:
         options = {"metrics": metrics, "include_rnnoise": include_rnnoise, "factors": factors,
                    "dnsmos_input": dnsmos_input, "model_name": model_name, "dry": dry,
-                   "include_deepfilternet": include_deepfilternet}
+                   "include_deepfilternet": include_deepfilternet, "voice": voice}
         _run_workers(model, dataset, ids, output_dir, signature, processes, options, progress)
     done = read_cache(cache_path, signature)
     records, skipped, extended = [], 0, 0
@@ -394,7 +443,7 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
                 skipped += 1
                 continue
             record = evaluate_item(model, dataset[index], metrics=metrics, settings=missing,
-                                   dnsmos_input=dnsmos_input, dry=dry)
+                                   dnsmos_input=dnsmos_input, dry=dry, voice=voice)
             if cached is not None:  # keep what the cache holds, add what it lacked
                 record = {**cached, "settings": {**cached["settings"], **record["settings"]}}
                 extended += 1
@@ -511,6 +560,8 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
     and the torch threads it was measured with (``threads``; null when not recorded or mixed); plus input SNR
     statistics, the router's utilization-vs-SNR correlation and, for the peers, their package and delay."""
     keys = metric_keys(metrics)
+    voice_keys = [voice_key(*band) for band in VOICE_BANDS
+                  if any(voice_key(*band) in entry for record in records for entry in record["settings"].values())]
     lengths = np.array([record["num_samples"] for record in records], dtype=np.float64)
     summary: dict[str, dict] = {}
     for name in settings:
@@ -533,6 +584,8 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
         row["items_over_full_scale"] = sum(1 for entry in entries if entry.get("peak", 0.0) > 1.0)
         row["items_inverted"] = int(sum(entry.get("inverted", 0.0) for entry in entries))
         row["speech_gain"] = _mean(entry.get("speech_gain") for entry in entries)  # None for older caches
+        for key in voice_keys:
+            row[key] = _mean(entry.get(key) for entry in entries)
         summary[name] = row
     snrs = [record["input_snr"] for record in records]
     report = {
@@ -555,6 +608,10 @@ def summarize(records: Sequence[dict], *, metrics: Sequence[str], settings: Sequ
             "speech_gain": "mean over clips of <output, clean> / <clean, clean>: the level at which the output "
                            "carries the clean speech (about 1 for the noisy input, 0 for a silent output), which "
                            "the level-blind PESQ, STOI and SI-SDR cannot see.",
+            **({"voice": "voice check: the clean speech itself fed through each setting, and the level change of "
+                         "its " + " and ".join(f"{low / 1000:g}-{high / 1000:g} kHz" for low, high in VOICE_BANDS)
+                         + " bands (whole-clip spectra; mean over clips of the dB values): 0 = the voice kept, "
+                         "below 0 = a duller voice."} if voice_keys else {}),
             "items_inverted": "clips whose output correlates negatively with the clean speech (a polarity-"
                               "inverted output scores as well on PESQ, STOI and SI-SDR, but cancels speech "
                               "when mixed with the input or with another width).",
@@ -650,7 +707,12 @@ def markdown_table(report: dict) -> str:
     keys = report["metrics"]
     timed = any("ms_per_10s" in row for row in report["settings"].values())
     gained = any(row.get("speech_gain") is not None for row in report["settings"].values())
-    columns = ["setting", *keys, *(["speech gain"] if gained else []), "MACs/sample", "mean utilization", "RTF",
+    voiced = [voice_key(*band) for band in VOICE_BANDS
+              if any(row.get(voice_key(*band)) is not None for row in report["settings"].values())]
+    voice_columns = [f"voice {low / 1000:g}-{high / 1000:g} kHz (dB)" for low, high in VOICE_BANDS
+                     if voice_key(low, high) in voiced]
+    columns = ["setting", *keys, *(["speech gain"] if gained else []), *voice_columns, "MACs/sample",
+               "mean utilization", "RTF",
                *(["ms per 10 s"] if timed else []), "inverted clips"]
     lines = [
         f"# Evaluation of `{report.get('model')}` on {report.get('dataset')} ({report['items']} items)",
@@ -660,6 +722,7 @@ def markdown_table(report: dict) -> str:
     ]
     for name, row in report["settings"].items():
         cells = [name, *(_fmt(row.get(key)) for key in keys), *([_fmt(row.get("speech_gain"))] if gained else []),
+                 *(_fmt(row.get(key), 1) for key in voiced),
                  _fmt(row["macs_per_sample"], 0),
                  _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4),
                  *([_fmt(row.get("ms_per_10s"), 0)] if timed else []),
@@ -839,4 +902,4 @@ __all__ = ["DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError",
            "input_snr", "is_inverted", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
            "plot_pareto", "plot_quality_curves", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item",
            "score_items", "setting_name", "speech_gain", "static_factor", "static_name", "summarize",
-           "write_report"]
+           "voice_key", "write_report"]

@@ -571,6 +571,59 @@ def test_dry_mixes_the_input_into_the_model_rows_only(setup, first_run, tmp_path
         _run(setup, tmp_path / "bad", "--dry", "1.5")
 
 
+def test_band_level_change_measures_a_muffled_voice():
+    """The voice check's measure: a band scaled by g comes out at 20 log10 g dB, the other band untouched; a
+    signal that lacks the top band entirely is floored at -100 dB; a band above Nyquist is None; lengths must
+    match."""
+    from adaslim_hf.evaluation import VOICE_BANDS, band_level_change, voice_key
+
+    speech, _ = sf.read(FIXTURES / "speech.wav", dtype="float32")
+    clean = speech[:RATE].astype(np.float64)
+    spectrum = np.fft.rfft(clean)
+    frequencies = np.fft.rfftfreq(len(clean), 1 / RATE)
+    top = frequencies >= 4000
+    muffled = np.fft.irfft(np.where(top, 0.5 * spectrum, spectrum), len(clean))
+    changes = band_level_change(muffled, clean, RATE)
+    assert list(changes) == [voice_key(*band) for band in VOICE_BANDS] == ["voice_2_4k_db", "voice_4_8k_db"]
+    assert changes["voice_2_4k_db"] == pytest.approx(0.0, abs=1e-6)
+    assert changes["voice_4_8k_db"] == pytest.approx(20 * math.log10(0.5), abs=1e-3)
+    cut = np.fft.irfft(np.where(top, 0.0, spectrum), len(clean))
+    assert band_level_change(cut, clean, RATE)["voice_4_8k_db"] == pytest.approx(-100.0)
+    assert band_level_change(clean[::2], clean[::2], 8000)["voice_4_8k_db"] is None
+    with pytest.raises(ValueError, match="same length"):
+        band_level_change(clean[:-1], clean, RATE)
+
+
+def test_voice_check_feeds_the_clean_speech_through_every_setting(setup, tmp_path, monkeypatch):
+    """--voice: every row gets both voice bands, the noisy row exactly 0 dB (it passes the voice unchanged), the
+    model rows what band_level_change says of the model's output on the clean clip; the markdown shows the
+    columns, the JSON's notes explain them, and a cache made without the check is not reused for it."""
+    from adaslim_hf.evaluation import load_test_set, run_model
+
+    report = _run(setup, tmp_path / "voice", "--voice", "--no_rnnoise", "--no_deepfilternet")
+    for name, row in report["settings"].items():
+        for key in ("voice_2_4k_db", "voice_4_8k_db"):
+            assert row[key] is not None and math.isfinite(row[key]), (name, key)
+    assert report["settings"]["noisy"]["voice_2_4k_db"] == 0.0
+    model = AdaSlimModel.from_pretrained(setup["model"]).eval()
+    dataset = load_test_set(setup["data"], "voicebank")
+    expected = []
+    for row in dataset:
+        clean = np.asarray(row["clean"]["array"], np.float32)
+        output = run_model(model, clean, 1.0)["enhanced"]
+        expected.append(evaluation.band_level_change(output, clean, RATE)["voice_4_8k_db"])
+    assert report["settings"]["static 1"]["voice_4_8k_db"] == pytest.approx(np.mean(expected), abs=1e-6)
+    text = (tmp_path / "voice" / "evaluation.md").read_text()
+    assert "voice 2-4 kHz (dB)" in text and "voice 4-8 kHz (dB)" in text and "voice check" in text
+    plain = _run(setup, tmp_path / "plain", "--no_rnnoise", "--no_deepfilternet")
+    assert "voice_4_8k_db" not in plain["settings"]["noisy"]
+    plain_text = (tmp_path / "plain" / "evaluation.md").read_text()
+    assert "voice 2-4 kHz" not in plain_text and "voice check" not in plain_text
+    calls = count_item_runs(monkeypatch)
+    _run(setup, tmp_path / "plain", "--voice", "--no_rnnoise", "--no_deepfilternet")
+    assert len(calls) == len(SNRS)  # the cache without the check does not serve a run with it
+
+
 def test_score_breakdown_groups_by_speaker_noise_and_snr(tmp_path, capsys):
     """scripts/score_breakdown.py: the means per speaker, noise source and SNR of an items.jsonl, with the
     corpus' mixtures; a metric the evaluation did not compute or a foreign item is refused with a message."""

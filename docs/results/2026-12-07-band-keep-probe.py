@@ -1,5 +1,5 @@
-"""How much of the speech's spectrum does a model keep? On the first N clips of the git test split (spread over the
-split), each model at one utilization, per band (0-1, 1-2, 2-4, 4-8 kHz), whole-clip spectra:
+"""How much of the speech's spectrum does a model keep? On N clips of the git test split (spread over the split), each
+model at one utilization (a factor, or ``auto``: the router), per band (0-1, 1-2, 2-4, 4-8 kHz), whole-clip spectra:
 
 - ``clean in``: the clean speech itself fed as the input. ``energy`` = sum |Y|^2 / sum |S|^2 (1 = the band's level
   kept, 0.1 = 10 dB down) and ``kept`` = Re <Y, S> / <S, S> (the share of the speech kept in phase);
@@ -47,10 +47,10 @@ def peak_lag(output: np.ndarray, clean: np.ndarray, reach: int = 20) -> float:
     return peak - reach + (0.5 * (before - after) / curvature if curvature else 0.0)
 
 
-def main(utilization: float, items: int, model_dirs: list[str]) -> None:
+def main(utilization: float | None, items: int, model_dirs: list[str]) -> None:
     torch.set_num_threads(1)
     rows = list(load_test_set("data/corpus-git-v1", split="test", max_items=items))
-    print(f"{len(rows)} test clips, utilization {utilization}; bands {', '.join(f'{a}-{b}' for a, b in BANDS)} Hz")
+    print(f"{len(rows)} test clips, utilization {'auto (the router)' if utilization is None else utilization}; bands {', '.join(f'{a}-{b}' for a, b in BANDS)} Hz")
     print("| model | clean in: energy | clean in: kept | noisy in: kept | lag (samples) |")
     print("|---|---|---|---|---:|")
     for model_dir in model_dirs:
@@ -74,4 +74,4 @@ def main(utilization: float, items: int, model_dirs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])
+    main(None if sys.argv[1] == "auto" else float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])
