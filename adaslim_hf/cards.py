@@ -92,8 +92,11 @@ METRICS = {
     "dnsmos_bak": ("DNSMOS BAK", 3),
     "dnsmos_p808": ("DNSMOS P.808", 3),
     "speech_gain": ("speech gain", 3),  # <output, clean> / <clean, clean> (adaslim_hf.evaluation.speech_gain)
+    "voice_2_4k_db": ("voice 2-4 kHz (dB)", 1),  # the clean speech through the system (evaluate --voice)
+    "voice_4_8k_db": ("voice 4-8 kHz (dB)", 1),
 }
-NOT_HUB_METRICS = ("speech_gain",)  # a level, not a metric of the Hub's metric list: kept out of the card's `metrics`
+# levels, not metrics of the Hub's metric list: kept out of the card's `metrics`
+NOT_HUB_METRICS = ("speech_gain", "voice_2_4k_db", "voice_4_8k_db")
 SETTING_KINDS = ("static", "dynamic", "baseline")
 
 # What the datasets of this package's reports are called, for cards (id = model-index dataset.type).
@@ -326,7 +329,7 @@ def _from_report(report: dict, rows: dict, dataset_id, dataset_name, split, targ
     reports are renamed by ``evaluation.current_setting_name``) to their metrics and costs. The dataset's
     identity comes from the report's ``dataset`` (and ``evaluated_on``), the router's target from the
     argument or the report's ``target_utilization``."""
-    keys = [*(report.get("metrics") or list(METRICS)), "speech_gain"]
+    keys = [*(report.get("metrics") or list(METRICS)), *NOT_HUB_METRICS]
     target = target_utilization if target_utilization is not None else report.get("target_utilization")
     settings = []
     for name, row in rows.items():

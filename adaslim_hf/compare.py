@@ -36,11 +36,13 @@ from .evaluation import (
     DYNAMIC,
     NOISY,
     RNNOISE,
+    VOICE_BANDS,
     _fmt,
     plot_quality_curves,
     plot_quality_vs_macs,
     static_factor,
     static_name,
+    voice_key,
 )
 from .peers import PEERS
 
@@ -76,9 +78,19 @@ def static_points(report: dict, metric: str) -> list[tuple[float, float, float]]
 
 
 def reported_metrics(report: dict) -> list[str]:
-    """The report's metrics, and the speech gain where its rows carry it (reports since 2026-12-06)."""
-    has_gain = any(row.get("speech_gain") is not None for row in report["settings"].values())
-    return [*report["metrics"], *(["speech_gain"] if has_gain else [])]
+    """The report's metrics, and the speech gain and the voice check's bands where its rows carry them (reports
+    since 2026-12-06 and runs with ``--voice``)."""
+    extra = ["speech_gain", *(voice_key(*band) for band in VOICE_BANDS)]
+    return [*report["metrics"],
+            *(key for key in extra if any(row.get(key) is not None for row in report["settings"].values()))]
+
+
+def is_better(key: str, value: float, other: float) -> bool:
+    """Whether ``value`` beats ``other`` on ``key``: higher for the metrics and the speech gain, nearer 0 dB for
+    a voice band (the voice neither dulled nor boosted)."""
+    if key.startswith("voice_"):
+        return abs(value) < abs(other)
+    return value > other
 
 
 def curve_at(points: list[tuple[float, float, float]], macs: float) -> float | None:
@@ -128,7 +140,7 @@ def compare(static: tuple[str, dict], dynamic: list[tuple[str, dict]], *, metric
         for name, baseline in baselines.items():
             versus[name] = {key: {"model": row.get(key), name: baseline.get(key),
                                   "better": (row.get(key) is not None and baseline.get(key) is not None
-                                             and row[key] > baseline[key])}
+                                             and is_better(key, row[key], baseline[key]))}
                             for key in metrics}
         points.append({
             "label": label,

@@ -615,6 +615,16 @@ def test_voice_check_feeds_the_clean_speech_through_every_setting(setup, tmp_pat
     assert report["settings"]["static 1"]["voice_4_8k_db"] == pytest.approx(np.mean(expected), abs=1e-6)
     text = (tmp_path / "voice" / "evaluation.md").read_text()
     assert "voice 2-4 kHz (dB)" in text and "voice 4-8 kHz (dB)" in text and "voice check" in text
+    from adaslim_hf.cards import build_card, check_card, parse_evaluation
+    from adaslim_hf.compare import card_evaluation, compare, is_better
+
+    comparison = compare(("backbone", report), [("target", report)])  # the untrained router's routed row
+    assert comparison["dynamic"][0]["metrics"]["voice_4_8k_db"] == report["settings"]["dynamic"]["voice_4_8k_db"]
+    assert is_better("voice_4_8k_db", -1.0, -3.0) and not is_better("voice_4_8k_db", 4.0, -3.0)
+    card = build_card(AdaSlimConfig(hidden=8, depth=4), repo_id="org/m", evaluation=parse_evaluation(
+        card_evaluation(comparison, dataset_id="d", dataset_name="D")))
+    check_card(card)
+    assert "voice 4-8 kHz (dB)" in card.content and "voice_4_8k_db" not in card.data.metrics  # not a Hub metric
     plain = _run(setup, tmp_path / "plain", "--no_rnnoise", "--no_deepfilternet")
     assert "voice_4_8k_db" not in plain["settings"]["noisy"]
     plain_text = (tmp_path / "plain" / "evaluation.md").read_text()
