@@ -70,7 +70,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
 from .configuration_adaslim import AdaSlimConfig
-from .evaluation import DYNAMIC, current_setting_name, static_factor
+from .evaluation import DYNAMIC, VOICE_BANDS, current_setting_name, static_factor, voice_key, voice_label
 from .macs import macs_per_sample, router_macs_per_frame
 
 SCHEMA = "adaslim-card-eval/1"
@@ -92,11 +92,11 @@ METRICS = {
     "dnsmos_bak": ("DNSMOS BAK", 3),
     "dnsmos_p808": ("DNSMOS P.808", 3),
     "speech_gain": ("speech gain", 3),  # <output, clean> / <clean, clean> (adaslim_hf.evaluation.speech_gain)
-    "voice_2_4k_db": ("voice 2-4 kHz (dB)", 1),  # the clean speech through the system (evaluate --voice)
-    "voice_4_8k_db": ("voice 4-8 kHz (dB)", 1),
+    # the clean speech through the system, level change per band (adaslim_hf.evaluation, evaluate --voice)
+    **{voice_key(*band): (voice_label(*band), 1) for band in VOICE_BANDS},
 }
 # levels, not metrics of the Hub's metric list: kept out of the card's `metrics`
-NOT_HUB_METRICS = ("speech_gain", "voice_2_4k_db", "voice_4_8k_db")
+NOT_HUB_METRICS = ("speech_gain", *(voice_key(*band) for band in VOICE_BANDS))
 SETTING_KINDS = ("static", "dynamic", "baseline")
 
 # What the datasets of this package's reports are called, for cards (id = model-index dataset.type).

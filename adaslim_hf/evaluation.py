@@ -249,6 +249,11 @@ def voice_key(low: int, high: int) -> str:
     return f"voice_{low // 1000}_{high // 1000}k_db"
 
 
+def voice_label(low: int, high: int) -> str:
+    """The column name of one voice band in reports and cards: ``voice 2-4 kHz (dB)`` for (2000, 4000)."""
+    return f"voice {low / 1000:g}-{high / 1000:g} kHz (dB)"
+
+
 def band_level_change(output, clean, sample_rate: int, bands=VOICE_BANDS) -> dict[str, float | None]:
     """{voice_key(band): 10 log10(sum |Y|^2 / sum |S|^2) over the band's bins of the whole-clip spectra of
     ``output`` (Y) and ``clean`` (S)} (float64): how much louder (> 0 dB) or quieter the output carries each band.
@@ -393,7 +398,8 @@ def evaluate(model, dataset, output_dir: str | os.PathLike, *, metrics: Sequence
     and options skips them, and computes only the settings a cached item lacks. ``dry`` in [0, 1] mixes that
     share of the input into the model's output (the pipeline's ``dry``); the noisy and peer rows are never
     mixed. ``processes`` > 1 runs the items left to do in that many worker processes at once (module
-    docstring). ``voice`` adds the voice check (module docstring): one more pass of every setting per item. A peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
+    docstring). ``voice`` adds the voice check (module docstring): one more pass of every setting per item. A
+    peer whose package is missing raises ``PeerUnavailableError`` before any item is run."""
     from tqdm.auto import tqdm
 
     metrics = list(dict.fromkeys(metrics))
@@ -707,11 +713,10 @@ def markdown_table(report: dict) -> str:
     keys = report["metrics"]
     timed = any("ms_per_10s" in row for row in report["settings"].values())
     gained = any(row.get("speech_gain") is not None for row in report["settings"].values())
-    voiced = [voice_key(*band) for band in VOICE_BANDS
+    voiced = [band for band in VOICE_BANDS
               if any(row.get(voice_key(*band)) is not None for row in report["settings"].values())]
-    voice_columns = [f"voice {low / 1000:g}-{high / 1000:g} kHz (dB)" for low, high in VOICE_BANDS
-                     if voice_key(low, high) in voiced]
-    columns = ["setting", *keys, *(["speech gain"] if gained else []), *voice_columns, "MACs/sample",
+    columns = ["setting", *keys, *(["speech gain"] if gained else []), *(voice_label(*band) for band in voiced),
+               "MACs/sample",
                "mean utilization", "RTF",
                *(["ms per 10 s"] if timed else []), "inverted clips"]
     lines = [
@@ -722,7 +727,7 @@ def markdown_table(report: dict) -> str:
     ]
     for name, row in report["settings"].items():
         cells = [name, *(_fmt(row.get(key)) for key in keys), *([_fmt(row.get("speech_gain"))] if gained else []),
-                 *(_fmt(row.get(key), 1) for key in voiced),
+                 *(_fmt(row.get(voice_key(*band)), 1) for band in voiced),
                  _fmt(row["macs_per_sample"], 0),
                  _fmt(row["mean_utilization"]), _fmt(row["rtf"], 4),
                  *([_fmt(row.get("ms_per_10s"), 0)] if timed else []),
@@ -902,4 +907,4 @@ __all__ = ["DATASETS", "DEEPFILTERNET", "PEER_SETTINGS", "PeerUnavailableError",
            "input_snr", "is_inverted", "knob_monotonicity", "load_test_set", "markdown_table", "pearson",
            "plot_pareto", "plot_quality_curves", "plot_utilization_vs_snr", "rnnoise_delay", "rnnoise_enhance", "score_item",
            "score_items", "setting_name", "speech_gain", "static_factor", "static_name", "summarize",
-           "voice_key", "write_report"]
+           "voice_key", "voice_label", "write_report"]
