@@ -528,8 +528,8 @@ def loss_summary(config: AdaSlimConfig) -> str:
     "L1 + multi-resolution STFT (spectral convergence 0.1, log magnitude 0) + L_Cmp x 1 + L_PESQ x 0.1 + L_Pol x 1"."""
     terms = [f"L1 + multi-resolution STFT (spectral convergence {config.stft_sc_factor:g}, "
              f"log magnitude {config.stft_mag_factor:g})"]
-    extra = {"compressed_weight": "L_Cmp", "suppression_weight": "L_Sup", "pesq_weight": "L_PESQ",
-             "pause_weight": "L_Pause", "si_sdr_weight": "-SI-SDR", "polarity_weight": "L_Pol"}
+    extra = {"compressed_weight": "L_Cmp", "suppression_weight": "L_Sup", "voice_weight": "L_Voice",
+             "pesq_weight": "L_PESQ", "pause_weight": "L_Pause", "si_sdr_weight": "-SI-SDR", "polarity_weight": "L_Pol"}
     terms += [f"{name} x {getattr(config, field):g}" for field, name in extra.items() if getattr(config, field)]
     routed = "; the router's term takes the mean of each item's log L_SE" if config.routed_loss == "log" else ""
     return " + ".join(terms) + routed

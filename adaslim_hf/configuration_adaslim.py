@@ -15,7 +15,7 @@ from transformers import PreTrainedConfig
 # the loss weights, each >= 0; they only shape training (``training.settings.TRAINING_ONLY_FIELDS``)
 LOSS_WEIGHTS = ("efficiency_weight", "balance_weight", "min_factor_share", "share_weight", "stft_sc_factor",
                 "stft_mag_factor", "polarity_weight", "si_sdr_weight", "pause_weight", "compressed_weight",
-                "suppression_weight", "pesq_weight")
+                "suppression_weight", "voice_weight", "pesq_weight")
 # how the router's term averages L_SE over a batch (``routed_loss``): the paper's batch mean, or the mean of each
 # item's log
 ROUTED_LOSSES = ("mean", "log")
@@ -140,6 +140,10 @@ class AdaSlimConfig(PreTrainedConfig):
             the compressed-magnitude error of the bins where the output holds less than the target, squared and
             averaged; the bins that keep noise cost nothing) to L_SE, so that taking speech away costs more than
             leaving noise in; 0 keeps the loss symmetric.
+        voice_weight (`float`, defaults to 0.0): adds voice_weight * L_Voice (`losses.voice_loss`: L_Sup with
+            every frequency bin weighed alike, each bin's deficit relative to the target's level there) to L_SE,
+            so that taking away the speech's weak upper bands (2-8 kHz) costs as much as its strong low ones;
+            0 leaves it out.
         pesq_weight (`float`, defaults to 0.0): adds pesq_weight * L_PESQ (`losses.pesq_loss`: the symmetric and
             asymmetric disturbances of P.862 as a differentiable loss, from the PyPI package `torch-pesq`, which the
             `train` extra installs) to L_SE; 0 leaves it out. It is 0 for the target, about 1.3 at PESQ-WB 3.5 and 5
@@ -199,6 +203,7 @@ class AdaSlimConfig(PreTrainedConfig):
     pause_weight: float | int = 0.0
     compressed_weight: float | int = 0.0
     suppression_weight: float | int = 0.0
+    voice_weight: float | int = 0.0
     pesq_weight: float | int = 0.0
     routed_loss: str = "mean"
 

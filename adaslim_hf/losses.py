@@ -273,8 +273,9 @@ def _compressed_spectrum(signal: torch.Tensor, n_fft: int, hop: int, power: floa
 
 def compressed_spectral_terms(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
                               n_fft: int = 512, hop: int = 128, power: float = 0.3, complex_share: float = 0.3
-                              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_Cmp, L_Sup) from one pair of compressed spectra (Hann window, one resolution, exponent p = ``power``).
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(L_Cmp, L_Sup, L_Voice) from one pair of compressed spectra (Hann window, one resolution, exponent
+    p = ``power``).
 
     - L_Cmp: mean squared error between the compressed spectra, ``complex_share`` of it on the compressed complex
       values |X|^p e^{i angle X} and the rest on the compressed magnitudes |X|^p: the loss GTCRN and
@@ -285,6 +286,11 @@ def compressed_spectral_terms(estimate: torch.Tensor, target: torch.Tensor, padd
       speech dearer than keeping noise (the asymmetric loss of Eskimez et al. 2022, "Personalized speech
       enhancement", against over-suppression). 0 when the estimate holds at least the target's magnitude in
       every bin.
+    - L_Voice: L_Sup with every frequency bin of every item weighed alike, each bin's squared deficit divided
+      by the target's mean |S|^(2p) in that bin over time (plus 1% of its mean over the bins, so that a bin the
+      target leaves empty weighs little). Speech holds far less in its 2-8 kHz bins than below 1 kHz, so in
+      L_Sup those bins' deficits barely count and a loss that rewards a duller output (L_PESQ) takes them
+      away; in L_Voice they count as much as the low bins. 0 as for L_Sup, about 1 for a silent output.
 
     Args:
         estimate, target: [B, T] or [T].
@@ -301,7 +307,10 @@ def compressed_spectral_terms(estimate: torch.Tensor, target: torch.Tensor, padd
     target_values, target_magnitudes = _compressed_spectrum(target, n_fft, hop, power)
     compressed = (complex_share * F.mse_loss(values, target_values)
                   + (1 - complex_share) * F.mse_loss(magnitudes, target_magnitudes))
-    return compressed, (target_magnitudes - magnitudes).clamp(min=0).pow(2).mean()
+    deficit = (target_magnitudes - magnitudes).clamp(min=0).pow(2)  # [B, F, N]
+    level = target_magnitudes.pow(2).mean(dim=-1, keepdim=True)  # [B, F, 1]
+    level = level + 0.01 * level.mean(dim=-2, keepdim=True) + 1e-12
+    return compressed, deficit.mean(), (deficit / level).mean()
 
 
 def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -314,6 +323,12 @@ def suppression_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask:
                      **kwargs) -> torch.Tensor:
     """L_Sup alone (``compressed_spectral_terms``, whose keyword arguments it takes)."""
     return compressed_spectral_terms(estimate, target, padding_mask, **kwargs)[1]
+
+
+def voice_loss(estimate: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor | None = None,
+               **kwargs) -> torch.Tensor:
+    """L_Voice alone (``compressed_spectral_terms``, whose keyword arguments it takes)."""
+    return compressed_spectral_terms(estimate, target, padding_mask, **kwargs)[2]
 
 
 _PESQ_LOSSES = {}  # sample rate -> torch_pesq.PesqLoss, built once per process
@@ -478,7 +493,7 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
                        padding_mask: torch.Tensor | None = None, target_magnitudes=None):
     """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR, pause and compressed-spectrum terms added to
     L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``,
-    ``suppression_weight``, the two from one pair of spectra, and ``pesq_weight``). estimate, target, noisy [B, T];
+    ``suppression_weight``, ``voice_weight``, the three from one pair of spectra, and ``pesq_weight``). estimate, target, noisy [B, T];
     ``padding_mask`` [B, T] (1 = real sample) applies to every term; ``target_magnitudes``:
     ``stft_magnitudes(target)`` computed before (``AdaSlimModel.share_inputs``)."""
     se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
@@ -489,9 +504,10 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
     if config.pause_weight:
         se_loss = se_loss + config.pause_weight * pause_residual_loss(
             estimate, target, noisy, frame=config.sample_rate // 50, padding_mask=padding_mask)
-    if config.compressed_weight or config.suppression_weight:
-        compressed, suppression = compressed_spectral_terms(estimate, target, padding_mask)
-        se_loss = se_loss + config.compressed_weight * compressed + config.suppression_weight * suppression
+    if config.compressed_weight or config.suppression_weight or config.voice_weight:
+        compressed, suppression, voice = compressed_spectral_terms(estimate, target, padding_mask)
+        se_loss = (se_loss + config.compressed_weight * compressed + config.suppression_weight * suppression
+                   + config.voice_weight * voice)
     if config.pesq_weight:
         se_loss = se_loss + config.pesq_weight * pesq_loss(estimate, target, config.sample_rate, padding_mask)
     return se_loss, polarity_loss(estimate, target, padding_mask)
@@ -577,4 +593,5 @@ __all__ = [
     "stft_loss_terms",
     "stft_magnitudes",
     "suppression_loss",
+    "voice_loss",
 ]
