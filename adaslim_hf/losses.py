@@ -290,7 +290,8 @@ def compressed_spectral_terms(estimate: torch.Tensor, target: torch.Tensor, padd
       by the target's mean |S|^(2p) in that bin over time (plus 1% of its mean over the bins, so that a bin the
       target leaves empty weighs little). Speech holds far less in its 2-8 kHz bins than below 1 kHz, so in
       L_Sup those bins' deficits barely count and a loss that rewards a duller output (L_PESQ) takes them
-      away; in L_Voice they count as much as the low bins. 0 as for L_Sup, about 1 for a silent output.
+      away; in L_Voice they count as much as the low bins. 0 as for L_Sup; for a silent output, the share of
+      the bins the target fills (at most 1).
 
     Args:
         estimate, target: [B, T] or [T].

@@ -25,6 +25,7 @@ from adaslim_hf.losses import (
     stft_loss_terms,
     stft_magnitudes,
     suppression_loss,
+    voice_loss,
 )
 
 SAMPLE_RATE = 16000
@@ -464,6 +465,31 @@ def test_suppression_loss_costs_only_the_speech_taken_away():
     torch.testing.assert_close(weighted - plain, 3.0 * suppression_loss(estimate, speech))
     with pytest.raises(ValueError, match="suppression_weight"):
         AdaSlimConfig(suppression_weight=-0.5)
+
+
+def test_voice_loss_weighs_the_weak_upper_bands_like_the_strong_low_ones():
+    """L_Voice is 0 for the target and for a louder output, at most 1 for a silent one, and it charges a duller output
+    (the speech above 2 kHz taken away, a small share of its energy) far more, against taking half the level
+    everywhere, than L_Sup does; the config weight adds it to L_SE."""
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.losses import enhancement_losses
+
+    speech = harmonic_speech(1.0).float()[None].repeat(2, 1) * 0.1  # [2, T], harmonics falling as 1/k
+    spectrum = torch.fft.rfft(speech)
+    spectrum[:, torch.fft.rfftfreq(speech.shape[-1], 1 / SAMPLE_RATE) > 2000] = 0
+    duller = torch.fft.irfft(spectrum, n=speech.shape[-1])  # [2, T]
+    assert float(voice_loss(speech, speech)) == 0.0 and float(voice_loss(2.0 * speech, speech)) == 0.0
+    silent = float(voice_loss(torch.zeros_like(speech), speech))  # below 1: bins above 2.8 kHz hold no harmonic
+    assert 0.2 < silent <= 1.0 and float(voice_loss(duller, speech)) < silent
+    voice_ratio = float(voice_loss(duller, speech)) / float(voice_loss(0.5 * speech, speech))
+    sup_ratio = float(suppression_loss(duller, speech)) / float(suppression_loss(0.5 * speech, speech))
+    assert voice_ratio > 1.5 * sup_ratio  # 6.8 against 3.6 here; the steeper tilt of real speech widens it
+    estimate, noisy = 0.7 * speech, speech + 0.1 * torch.randn_like(speech)
+    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, noisy)[0]
+    weighted = enhancement_losses(AdaSlimConfig(voice_weight=2.0), estimate, speech, noisy)[0]
+    torch.testing.assert_close(weighted - plain, 2.0 * voice_loss(estimate, speech))
+    with pytest.raises(ValueError, match="voice_weight"):
+        AdaSlimConfig(voice_weight=-1.0)
 
 
 def test_pesq_loss_ranks_noise_leaves_silence_out_and_joins_l_se():
