@@ -344,6 +344,24 @@ def test_dns_stream_speed_perturbation(dns_folders):
         make(speed_factors=["fast"])
 
 
+def test_dns_stream_clean_segments(dns_folders):
+    """clean_probability leaves that share of segments without noise (the input is the target itself, SNR inf)
+    and the other segments as the stream without it mixes them."""
+    clean_dir, noise_dir = dns_folders
+    make = lambda **kw: _by_id(dns_training_stream(clean_dir, noise_dir, segment_seconds=0.5, seed=3, **kw))
+    plain, half, every = make(), make(clean_probability=0.5), make(clean_probability=1.0)
+    assert len(plain) == len(half) == len(every) > 4 and all(np.array_equal(e["noisy"], e["clean"]) and e["snr_db"] == np.inf and not e["noise_paths"]
+               for e in every.values())
+    left_clean = [key for key, e in half.items() if e["snr_db"] == np.inf]
+    assert 0 < len(left_clean) < len(half)
+    for key, example in half.items():
+        np.testing.assert_array_equal(example["clean"], plain[key]["clean"])
+        expected = example["clean"] if key in left_clean else plain[key]["noisy"]
+        np.testing.assert_array_equal(example["noisy"], expected)
+    with pytest.raises(ValueError, match=r"clean_probability must be in \[0, 1\]"):
+        make(clean_probability=1.5)
+
+
 def test_dns_eval_mixtures_and_the_test_set_layout(dns_folders, tmp_path):
     clean_dir, noise_dir = dns_folders
     mixtures = list(dns_eval_mixtures(clean_dir, noise_dir, seed=11))

@@ -202,7 +202,7 @@ def _stream_mixtures(
     shards: list[tuple[int, str]], *, noise_files: tuple[str, ...], rir_files: tuple[str, ...], seed: int,
     epoch: int, segment: int | None, stride: int | None, pad: bool, snr_range: tuple[float, float],
     level_range: tuple[float, float], rir_probability: float, sampling_rate: int, min_samples: int,
-    speed_factors: tuple[float, ...] = (),
+    speed_factors: tuple[float, ...] = (), clean_probability: float = 0.0,
 ) -> Iterator[dict]:
     """Generator behind ``dns_training_stream``: one shard = one clean file (index, path)."""
     noises = NoiseBank(noise_files, sampling_rate=sampling_rate)
@@ -228,6 +228,9 @@ def _stream_mixtures(
                 continue
             example = mix_example(rng, clean, noises, snr_db=_draw(rng, snr_range), level_range=level_range,
                                   rir_files=rir_files, rir_probability=rir_probability, sampling_rate=sampling_rate)
+            # drawn only when asked for, so that the stream without clean segments stays the same
+            if clean_probability and rng.random() < clean_probability:
+                example.update(noisy=example["clean"], snr_db=float("inf"), noise_paths=[])
             yield {"id": f"{Path(path).stem}@{offset}", "clean_path": path, "speed": speed, **example}
 
 
@@ -249,6 +252,7 @@ def dns_training_stream(
     snr_range: tuple[float, float] = SNR_RANGE,
     level_range: tuple[float, float] = LEVEL_RANGE,
     speed_factors: Sequence[float] | None = None,
+    clean_probability: float = 0.0,
     seed: int = 0,
     epoch: int = 0,
 ) -> datasets.IterableDataset:
@@ -266,6 +270,9 @@ def dns_training_stream(
         speed_factors: speed perturbation of the clean speech before mixing (``change_speed``): each segment
             plays at a factor drawn uniformly from this list, e.g. ``(0.8, 0.9, 1.0, 1.1)``; ``None`` or
             empty: off, and the stream is the same as without the argument.
+        clean_probability: the share of segments left without noise: ``noisy`` is the target itself,
+            ``snr_db`` is inf, ``noise_paths`` empty; the rest of the stream is the same as without it. The
+            model then also learns to leave a clean voice as it is.
         seed, epoch: every draw is a function of ``(seed, epoch, file index, segment index)``; build the
             stream with a new ``epoch`` for new mixtures of the same speech (``IterableDataset.set_epoch``
             only reshuffles the shard order).
@@ -291,6 +298,8 @@ def dns_training_stream(
         speeds = tuple(float(f) for f in (speed_factors or ()))
     except (TypeError, ValueError):
         raise ValueError(f"speed_factors must be numbers such as 0.9 1.0 1.1, got {speed_factors!r}.") from None
+    if not 0 <= clean_probability <= 1:
+        raise ValueError(f"clean_probability must be in [0, 1], got {clean_probability}.")
     if any(not 0.5 <= f <= 2.0 for f in speeds):
         raise ValueError(f"speed_factors must lie in [0.5, 2] (1 = unchanged), got {list(speed_factors)}.")
     segment = None if segment_seconds is None else round(segment_seconds * sampling_rate)
@@ -306,6 +315,7 @@ def dns_training_stream(
             "snr_range": tuple(snr_range), "level_range": tuple(level_range),
             "rir_probability": float(rir_probability), "sampling_rate": int(sampling_rate),
             "min_samples": round(min_seconds * sampling_rate), "speed_factors": speeds,
+            "clean_probability": float(clean_probability),
         },
     )
 

@@ -101,6 +101,7 @@ def build_datasets(settings: TrainingSettings, config: AdaSlimConfig) -> tuple:
                 speech, noise, rir_dir=settings.rir_dir,
                 rir_probability=settings.rir_probability, sampling_rate=rate, segment_seconds=settings.segment,
                 stride_seconds=settings.segment_stride, snr_range=snr_range, speed_factors=settings.speed_factors,
+                clean_probability=settings.clean_probability,
                 seed=settings.seed, epoch=epoch,
             )
             stream = stream.shuffle(seed=settings.seed, buffer_size=settings.shuffle_buffer)

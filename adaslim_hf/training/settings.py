@@ -108,6 +108,9 @@ class TrainingSettings:
         "help": "dns, corpus: speed perturbation of the clean speech before mixing: each segment plays at a factor "
               "drawn from this list, e.g. 0.8 0.9 1.0 1.1 (below 1: slower, lower-pitched, a larger-sounding "
               "talker; default off)"})
+    clean_probability: float = _setting(0.0, "dns, corpus: share of training segments left without noise (the "
+                                             "input is the clean speech), so the model learns to leave a clean "
+                                             "voice as it is; 0 (default) mixes every segment")
     shuffle_buffer: int = _setting(256, "dns: examples in the streaming shuffle buffer")
     valid_dir: str | None = _setting(None, "fixed validation mixtures (VoiceBank test layout or DNS noisy/clean "
                                            "layout); voicebank default: the held-out valid_speakers")
@@ -401,6 +404,10 @@ def check_settings(settings: TrainingSettings):
     require(0 <= settings.bandmask < 1, f"`bandmask` must lie in [0, 1), got {settings.bandmask}.")
     require(0 <= settings.revecho <= 1, f"`revecho` must lie in [0, 1], got {settings.revecho}.")
     require(settings.shift >= 0, f"`shift` must be >= 0 samples, got {settings.shift}.")
+    require(0 <= settings.clean_probability <= 1,
+            f"`clean_probability` must lie in [0, 1], got {settings.clean_probability}.")
+    require(not settings.clean_probability or settings.dataset in ("dns", "corpus"),
+            f"`clean_probability` applies to the datasets mixed on the fly (dns, corpus), not {settings.dataset!r}.")
     require(not settings.speed_factors or settings.dataset in ("dns", "corpus"),
             f"`speed_factors` applies to the datasets mixed on the fly (dns, corpus), not {settings.dataset!r}.")
     if settings.stage == "static":
