@@ -31,6 +31,19 @@ from adaslim_hf.losses import (
 SAMPLE_RATE = 16000
 
 
+def assert_weight_adds_term(field: str, term, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor):
+    """The config weight ``field`` adds ``field`` x term(estimate, target) to L_SE, and a negative weight is refused
+    with an error that names the field."""
+    from adaslim_hf import AdaSlimConfig
+    from adaslim_hf.losses import enhancement_losses
+
+    plain = enhancement_losses(AdaSlimConfig(), estimate, target, noisy)[0]
+    weighted = enhancement_losses(AdaSlimConfig(**{field: 2.0}), estimate, target, noisy)[0]
+    torch.testing.assert_close(weighted - plain, 2.0 * term(estimate, target))
+    with pytest.raises(ValueError, match=field):
+        AdaSlimConfig(**{field: -1.0})
+
+
 def harmonic_speech(seconds: float = 1.0, f0: float = 140.0, seed: int = 0) -> torch.Tensor:
     """A voiced-speech-like signal: harmonics of a gliding f0 with a syllable-rate envelope, [T] float64."""
     rng = np.random.default_rng(seed)
@@ -405,9 +418,6 @@ def test_compressed_spectral_loss_sees_level_and_sign_and_ignores_padding():
     """L_Cmp is 0 for the target itself and grows with the error; it tells an inverted estimate from the right
     one (the magnitudes alone cannot) and a halved one by (1 - 0.5^0.3)^2 on every compressed value; what lies
     past an item's end changes nothing; silence gives a finite gradient; the config weight adds it to L_SE."""
-    from adaslim_hf import AdaSlimConfig
-    from adaslim_hf.losses import enhancement_losses
-
     speech = harmonic_speech(1.0).float()[None].repeat(2, 1) * 0.1  # [2, T]
     noise = 0.02 * torch.randn(2, speech.shape[-1], generator=torch.Generator().manual_seed(0))
     assert float(compressed_spectral_loss(speech, speech)) == 0.0
@@ -428,21 +438,13 @@ def test_compressed_spectral_loss_sees_level_and_sign_and_ignores_padding():
     silent = torch.zeros_like(speech, requires_grad=True)
     compressed_spectral_loss(silent, speech).backward()
     assert torch.isfinite(silent.grad).all() and silent.grad.abs().sum() > 0
-    estimate, noisy = speech + noise, speech + 2 * noise
-    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, noisy)[0]
-    weighted = enhancement_losses(AdaSlimConfig(compressed_weight=2.0), estimate, speech, noisy)[0]
-    torch.testing.assert_close(weighted - plain, 2.0 * compressed_spectral_loss(estimate, speech))
-    with pytest.raises(ValueError, match="compressed_weight"):
-        AdaSlimConfig(compressed_weight=-1.0)
+    assert_weight_adds_term("compressed_weight", compressed_spectral_loss, speech + noise, speech, speech + 2 * noise)
 
 
 def test_suppression_loss_costs_only_the_speech_taken_away():
     """L_Sup is 0 for the target and for the target with noise added on top in bins it does not fill (more is
     never charged), grows as the speech is scaled down, equals L_Cmp's magnitude error for an estimate that
     only takes away (0.5 x speech), ignores what lies past an item's end, and the config weight adds it to L_SE."""
-    from adaslim_hf import AdaSlimConfig
-    from adaslim_hf.losses import enhancement_losses
-
     speech = harmonic_speech(1.0).float()[None].repeat(2, 1) * 0.1  # [2, T]
     assert float(suppression_loss(speech, speech)) == 0.0
     assert float(suppression_loss(2.0 * speech, speech)) == 0.0  # louder everywhere: nothing taken away
@@ -459,21 +461,14 @@ def test_suppression_loss_costs_only_the_speech_taken_away():
     quiet = (1e-5 * torch.randn_like(speech)).requires_grad_(True)  # (at exact silence a magnitude has no direction)
     suppression_loss(quiet, speech).backward()
     assert torch.isfinite(quiet.grad).all() and quiet.grad.abs().sum() > 0
-    estimate, noisy = 0.7 * speech, speech + 0.1 * torch.randn_like(speech)
-    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, noisy)[0]
-    weighted = enhancement_losses(AdaSlimConfig(suppression_weight=3.0), estimate, speech, noisy)[0]
-    torch.testing.assert_close(weighted - plain, 3.0 * suppression_loss(estimate, speech))
-    with pytest.raises(ValueError, match="suppression_weight"):
-        AdaSlimConfig(suppression_weight=-0.5)
+    assert_weight_adds_term("suppression_weight", suppression_loss, 0.7 * speech, speech,
+                            speech + 0.1 * torch.randn_like(speech))
 
 
 def test_voice_loss_weighs_the_weak_upper_bands_like_the_strong_low_ones():
     """L_Voice is 0 for the target and for a louder output, at most 1 for a silent one, and it charges a duller output
     (the speech above 2 kHz taken away, a small share of its energy) far more, against taking half the level
     everywhere, than L_Sup does; the config weight adds it to L_SE."""
-    from adaslim_hf import AdaSlimConfig
-    from adaslim_hf.losses import enhancement_losses
-
     speech = harmonic_speech(1.0).float()[None].repeat(2, 1) * 0.1  # [2, T], harmonics falling as 1/k
     spectrum = torch.fft.rfft(speech)
     spectrum[:, torch.fft.rfftfreq(speech.shape[-1], 1 / SAMPLE_RATE) > 2000] = 0
@@ -484,12 +479,7 @@ def test_voice_loss_weighs_the_weak_upper_bands_like_the_strong_low_ones():
     voice_ratio = float(voice_loss(duller, speech)) / float(voice_loss(0.5 * speech, speech))
     sup_ratio = float(suppression_loss(duller, speech)) / float(suppression_loss(0.5 * speech, speech))
     assert voice_ratio > 1.5 * sup_ratio  # 6.8 against 3.6 here; the steeper tilt of real speech widens it
-    estimate, noisy = 0.7 * speech, speech + 0.1 * torch.randn_like(speech)
-    plain = enhancement_losses(AdaSlimConfig(), estimate, speech, noisy)[0]
-    weighted = enhancement_losses(AdaSlimConfig(voice_weight=2.0), estimate, speech, noisy)[0]
-    torch.testing.assert_close(weighted - plain, 2.0 * voice_loss(estimate, speech))
-    with pytest.raises(ValueError, match="voice_weight"):
-        AdaSlimConfig(voice_weight=-1.0)
+    assert_weight_adds_term("voice_weight", voice_loss, 0.7 * speech, speech, speech + 0.1 * torch.randn_like(speech))
 
 
 def test_pesq_loss_ranks_noise_leaves_silence_out_and_joins_l_se():
