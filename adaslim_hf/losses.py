@@ -494,9 +494,9 @@ def enhancement_losses(config, estimate: torch.Tensor, target: torch.Tensor, noi
                        padding_mask: torch.Tensor | None = None, target_magnitudes=None):
     """(L_SE, L_Pol) of an enhanced batch, with the optional SI-SDR, pause and compressed-spectrum terms added to
     L_SE at the config's weights (``si_sdr_weight``, ``pause_weight``, ``compressed_weight``,
-    ``suppression_weight``, ``voice_weight``, the three from one pair of spectra, and ``pesq_weight``). estimate, target, noisy [B, T];
-    ``padding_mask`` [B, T] (1 = real sample) applies to every term; ``target_magnitudes``:
-    ``stft_magnitudes(target)`` computed before (``AdaSlimModel.share_inputs``)."""
+    ``suppression_weight``, ``voice_weight``, the three from one pair of spectra, and ``pesq_weight``).
+    estimate, target, noisy [B, T]; ``padding_mask`` [B, T] (1 = real sample) applies to every term;
+    ``target_magnitudes``: ``stft_magnitudes(target)`` computed before (``AdaSlimModel.share_inputs``)."""
     se_loss = speech_enhancement_loss(estimate, target, sc_factor=config.stft_sc_factor,
                                       mag_factor=config.stft_mag_factor, padding_mask=padding_mask,
                                       target_magnitudes=target_magnitudes)

@@ -350,7 +350,8 @@ def test_dns_stream_clean_segments(dns_folders):
     clean_dir, noise_dir = dns_folders
     make = lambda **kw: _by_id(dns_training_stream(clean_dir, noise_dir, segment_seconds=0.5, seed=3, **kw))
     plain, half, every = make(), make(clean_probability=0.5), make(clean_probability=1.0)
-    assert len(plain) == len(half) == len(every) > 4 and all(np.array_equal(e["noisy"], e["clean"]) and e["snr_db"] == np.inf and not e["noise_paths"]
+    assert len(plain) == len(half) == len(every) > 4
+    assert all(np.array_equal(e["noisy"], e["clean"]) and e["snr_db"] == np.inf and not e["noise_paths"]
                for e in every.values())
     left_clean = [key for key, e in half.items() if e["snr_db"] == np.inf]
     assert 0 < len(left_clean) < len(half)

@@ -404,8 +404,6 @@ def check_settings(settings: TrainingSettings):
     require(0 <= settings.bandmask < 1, f"`bandmask` must lie in [0, 1), got {settings.bandmask}.")
     require(0 <= settings.revecho <= 1, f"`revecho` must lie in [0, 1], got {settings.revecho}.")
     require(settings.shift >= 0, f"`shift` must be >= 0 samples, got {settings.shift}.")
-    require(0 <= settings.clean_probability <= 1,
-            f"`clean_probability` must lie in [0, 1], got {settings.clean_probability}.")
     require(not settings.clean_probability or settings.dataset in ("dns", "corpus"),
             f"`clean_probability` applies to the datasets mixed on the fly (dns, corpus), not {settings.dataset!r}.")
     require(not settings.speed_factors or settings.dataset in ("dns", "corpus"),
